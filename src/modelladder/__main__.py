@@ -1,0 +1,3 @@
+from modelladder.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,314 @@
+"""Typed configuration: RunConfig for one training run, LadderConfig for a ladder of rungs.
+
+YAML keys and `--set a.b=c` overrides map one-to-one to these fields. Every problem in a config is
+reported at once, each naming the dotted field, the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import Field, ValidationError, model_validator
+
+from modelladder.errors import InputError, did_you_mean, unknown_name
+from modelladder.registry import DATASETS, MODELS, TASKS, load_object
+from modelladder.schema import Strict
+
+# ---------------------------------------------------------------- data
+
+
+class SplitConfig(Strict):
+    test: float = Field(0.2, gt=0, lt=1)  # used only when the dataset has no official test split
+    val: float = Field(0.1, ge=0, lt=1)  # fraction of the training split held out for validation
+    stratify: bool = True
+
+
+class AugmentConfig(Strict):
+    shift: int = Field(0, ge=0)  # random shift by up to this many pixels
+    rotate: float = Field(0.0, ge=0, le=180)  # random rotation by up to this many degrees
+
+
+class DataConfig(Strict):
+    dataset: str = "digits"
+    path: Path | None = None  # the file for csv / parquet
+    label: str | None = None  # the label column for csv / parquet
+    root: Path | None = None  # where dataset files live; default $MODELLADDER_DATA
+    limit: int | None = Field(None, gt=0)  # keep at most this many training examples (stratified)
+    normalize: bool = True
+    split: SplitConfig = SplitConfig()
+    augment: AugmentConfig = AugmentConfig()
+
+
+# ---------------------------------------------------------------- task, train, eval
+
+
+class TaskConfig(Strict):
+    name: str = "classification"
+
+
+class OptimizerConfig(Strict):
+    name: Literal["sgd", "adam", "adamw", "rmsprop"] = "adamw"
+    lr: float = Field(1e-3, gt=0)
+    momentum: float = Field(0.0, ge=0, lt=1)
+    nesterov: bool = False
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = Field(1e-8, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _nesterov_needs_momentum(self):
+        if self.nesterov and (self.name != "sgd" or self.momentum <= 0):
+            raise ValueError("optimizer.nesterov needs name 'sgd' and momentum > 0")
+        return self
+
+
+class ScheduleConfig(Strict):
+    name: Literal["constant", "step", "cosine", "linear", "onecycle"] = "constant"
+    warmup_steps: int = Field(0, ge=0)  # linear warmup before any schedule
+    step_size: int = Field(1, gt=0)  # 'step': epochs between decays
+    gamma: float = Field(0.1, gt=0, le=1)  # 'step': decay factor
+    min_lr_ratio: float = Field(0.0, ge=0, le=1)  # 'cosine' / 'linear': final lr as a fraction
+    pct_start: float = Field(0.3, gt=0, lt=1)  # 'onecycle': fraction of steps spent rising
+
+
+class EarlyStoppingConfig(Strict):
+    metric: str = "val_loss"
+    mode: Literal["min", "max"] = "min"
+    patience: int = Field(3, gt=0)
+    min_delta: float = Field(0.0, ge=0)
+
+
+class TrainConfig(Strict):
+    epochs: int = Field(10, gt=0)
+    max_steps: int | None = Field(None, gt=0)  # stop after this many optimizer steps in all
+    batch_size: int = Field(64, gt=0)
+    optimizer: OptimizerConfig = OptimizerConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    l1: float = Field(0.0, ge=0)  # penalty on the sum of |w| over weight matrices
+    l2: float = Field(0.0, ge=0)  # penalty on the sum of w^2 (coupled; weight_decay is decoupled)
+    grad_clip: float | None = Field(None, gt=0)  # max global gradient norm
+    early_stopping: EarlyStoppingConfig | None = None
+    threads: int | None = Field(None, gt=0)  # torch.set_num_threads; default: leave as is
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # mixed precision is for GPUs
+    checkpoint_every: int | None = Field(None, gt=0)  # steps; a checkpoint ends every epoch too
+    log_every: int = Field(50, gt=0)  # steps between train-loss lines in metrics.jsonl
+    progress: bool = True
+
+
+class EvalConfig(Strict):
+    split: Literal["test", "val"] = "test"
+
+
+def _model_union():
+    configs = tuple(load_object(path).Config for path in MODELS.values())
+    return Annotated[Union[configs], Field(discriminator="name")]  # noqa: UP007
+
+
+ModelConfig = _model_union()
+
+
+class RunConfig(Strict):
+    name: str | None = None
+    seed: int = 0
+    data: DataConfig = DataConfig()
+    model: ModelConfig
+    task: TaskConfig = TaskConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+
+
+class RungConfig(Strict):
+    name: str
+    model: dict[str, Any]
+    train: dict[str, Any] = {}  # overrides merged onto the ladder's train section
+
+
+class LadderConfig(Strict):
+    name: str = "ladder"
+    seed: int = 0
+    data: dict[str, Any] = {}
+    task: dict[str, Any] = {}
+    train: dict[str, Any] = {}
+    eval: dict[str, Any] = {}
+    rungs: list[RungConfig] = Field(min_length=1)
+
+
+# ---------------------------------------------------------------- loading and errors
+
+
+def _dotted(loc: tuple) -> str:
+    parts = []
+    for i, p in enumerate(loc):
+        # pydantic puts the union tag into the path (model.mlp.hidden): drop it
+        if i > 0 and loc[i - 1] == "model" and isinstance(p, str) and p in MODELS:
+            continue
+        parts.append(f"[{p}]" if isinstance(p, int) else f".{p}")
+    return "".join(parts).lstrip(".")
+
+
+def _fields_at(model_cls, loc: tuple) -> list[str]:
+    """The allowed keys at `loc` (for did-you-mean on an unknown key)."""
+    cls = model_cls
+    for p in loc[:-1]:
+        if isinstance(p, int) or cls is None:
+            continue
+        if p in MODELS and hasattr(cls, "model_fields") is False:
+            continue
+        if p in MODELS:
+            cls = load_object(MODELS[p]).Config
+            continue
+        field = getattr(cls, "model_fields", {}).get(p)
+        if field is None:
+            return []
+        ann = field.annotation
+        cls = next((a for a in getattr(ann, "__args__", (ann,)) if hasattr(a, "model_fields")), None)
+    return list(getattr(cls, "model_fields", {})) if cls is not None else []
+
+
+def format_errors(err: ValidationError, model_cls, prefix: str = "") -> list[str]:
+    problems = []
+    for e in err.errors():
+        field = prefix + _dotted(e["loc"])
+        kind, value = e["type"], e.get("input")
+        if kind == "extra_forbidden":
+            hint = did_you_mean(str(e["loc"][-1]), _fields_at(model_cls, e["loc"]))
+            problems.append(f"unknown key {field}{hint}")
+        elif kind in ("union_tag_invalid", "union_tag_not_found"):
+            name = value.get("name") if isinstance(value, dict) else value
+            problems.append(unknown_name(f"{field}.name", name, MODELS))
+        elif kind == "literal_error":
+            allowed = e["ctx"]["expected"]
+            hint = did_you_mean(str(value), [a.strip("'") for a in allowed.replace(" or ", ", ").split(", ")])
+            problems.append(f"{field} must be {allowed}, got {value!r}{hint}")
+        elif kind == "missing":
+            problems.append(f"{field} is required")
+        elif kind == "value_error":
+            problems.append(f"{field or 'config'}: {e['msg'].removeprefix('Value error, ')}")
+        else:
+            problems.append(f"{field} {_lower_first(e['msg'])}, got {value!r}")
+    return problems
+
+
+def _lower_first(msg: str) -> str:
+    return msg[:1].lower() + msg[1:]
+
+
+def _check_names(raw: dict, prefix: str = "") -> list[str]:
+    problems = []
+    dataset = (raw.get("data") or {}).get("dataset", "digits")
+    if isinstance(dataset, str) and dataset not in DATASETS:
+        problems.append(unknown_name(f"{prefix}data.dataset", dataset, DATASETS))
+    task = (raw.get("task") or {}).get("name", "classification")
+    if isinstance(task, str) and task not in TASKS:
+        problems.append(unknown_name(f"{prefix}task.name", task, TASKS))
+    return problems
+
+
+def validate_run(raw: dict, prefix: str = "") -> RunConfig:
+    problems = _check_names(raw, prefix)
+    cfg = None
+    try:
+        cfg = RunConfig.model_validate(raw)
+    except ValidationError as err:
+        problems += format_errors(err, RunConfig, prefix)
+    if problems:
+        raise InputError(problems)
+    return cfg
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def rung_configs(ladder: LadderConfig) -> list[RunConfig]:
+    """One RunConfig per rung: the ladder's data, task, seed and train, the rung's model and overrides."""
+    problems, runs = [], []
+    names = [r.name for r in ladder.rungs]
+    for i, rung in enumerate(ladder.rungs):
+        if names.count(rung.name) > 1:
+            problems.append(f"rungs[{i}].name '{rung.name}' is used by more than one rung")
+        raw = {
+            "name": rung.name,
+            "seed": ladder.seed,
+            "data": ladder.data,
+            "task": ladder.task,
+            "train": deep_merge(ladder.train, rung.train),
+            "eval": ladder.eval,
+            "model": rung.model,
+        }
+        try:
+            runs.append(validate_run(raw, prefix=f"rungs[{i}]."))
+        except InputError as err:
+            problems += err.problems
+    if problems:
+        raise InputError(sorted(set(problems), key=problems.index))
+    return runs
+
+
+def validate_ladder(raw: dict) -> LadderConfig:
+    try:
+        ladder = LadderConfig.model_validate(raw)
+    except ValidationError as err:
+        raise InputError(format_errors(err, LadderConfig)) from None
+    rung_configs(ladder)  # every rung must validate too
+    return ladder
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"config file {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise InputError(f"config file {path}{where} is not valid YAML: {getattr(err, 'problem', err)}") from None
+    if not isinstance(raw, dict):
+        raise InputError(f"config file {path} must hold a mapping of keys, got {type(raw).__name__}")
+    return raw
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """`--set a.b=c`: the value is parsed as YAML (numbers, booleans, lists)."""
+    raw = copy.deepcopy(raw)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key or any(not p for p in key.split(".")):
+            raise InputError(f"--set expects KEY=VALUE with a dotted key such as train.lr=0.01, got '{item}'")
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            parsed = value
+        node = raw
+        *parents, last = key.split(".")
+        for p in parents:
+            if not isinstance(node.get(p), dict):
+                node[p] = {}
+            node = node[p]
+        node[last] = parsed
+    return raw
+
+
+def is_ladder(raw: dict) -> bool:
+    return "rungs" in raw
+
+
+def load_run_config(path: str | Path | None, overrides: list[str] = ()) -> RunConfig:
+    raw = read_yaml(path) if path else {}
+    return validate_run(apply_overrides(raw, list(overrides)))
+
+
+def load_ladder_config(path: str | Path, overrides: list[str] = ()) -> LadderConfig:
+    return validate_ladder(apply_overrides(read_yaml(path), list(overrides)))
+
+
+def to_yaml(cfg: Strict) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,1 @@
+"""Datasets: load, split, fit preprocessing on the training split only."""

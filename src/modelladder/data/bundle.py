@@ -1,0 +1,39 @@
+"""What every dataset loader returns: split arrays plus the fitted preprocessing that made them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+
+@dataclass
+class DataBundle:
+    """Preprocessed, split data held in memory.
+
+    Features are float32: images (N, C, H, W) and tabular rows (N, F). Labels are int64 class
+    indices for classification, float32 for regression. `preprocess` is the JSON-ready state that
+    turns raw inputs into features (fitted on the training split only); it is saved with the run
+    as preprocess.json so that prediction applies exactly the same transformation.
+    """
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    kind: Literal["image", "tabular"]
+    input_shape: tuple[int, ...]
+    classes: list[str] = field(default_factory=list)  # empty for regression
+    feature_names: list[str] = field(default_factory=list)
+    preprocess: dict[str, Any] = field(default_factory=dict)
+    source: str = ""  # where the data came from, for the run's records
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.classes) if self.classes else 1
+
+    def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        return getattr(self, f"X_{name}"), getattr(self, f"y_{name}")

@@ -1,0 +1,40 @@
+"""Name -> "module:attr" for every dataset loader, model and task. Imported lazily on lookup."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from modelladder.errors import InputError, unknown_name
+
+DATASETS = {
+    "digits": "modelladder.data.sources:load_digits",
+    "mnist": "modelladder.data.mnist:load_mnist",
+    "csv": "modelladder.data.tabular:load_csv",
+    "parquet": "modelladder.data.tabular:load_parquet",
+}
+
+MODELS = {
+    "mlp": "modelladder.models.mlp:MLP",
+    "cnn": "modelladder.models.cnn:CNN",
+    "logreg": "modelladder.models.classic:LogisticRegressionRung",
+    "random_forest": "modelladder.models.classic:RandomForestRung",
+    "hist_gb": "modelladder.models.classic:HistGradientBoostingRung",
+}
+
+TASKS = {
+    "classification": "modelladder.tasks.classification:Classification",
+    "regression": "modelladder.tasks.regression:Regression",
+}
+
+
+def load_object(path: str) -> Any:
+    module, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def lookup(registry: dict[str, str], field: str, name: str) -> Any:
+    """The object registered under `name`; an InputError naming `field` with did-you-mean if none."""
+    if name not in registry:
+        raise InputError(unknown_name(field, name, registry))
+    return load_object(registry[name])
