@@ -188,9 +188,20 @@ def format_errors(err: ValidationError, model_cls, prefix: str = "") -> list[str
             problems.append(f"{field} is required")
         elif kind == "value_error":
             problems.append(f"{field or 'config'}: {e['msg'].removeprefix('Value error, ')}")
+        elif kind in _BOUNDS:
+            limit = e["ctx"][_BOUNDS[kind][0]]
+            problems.append(f"{field} must be {_BOUNDS[kind][1]} {limit}, got {value!r}")
         else:
             problems.append(f"{field} {_lower_first(e['msg'])}, got {value!r}")
     return problems
+
+
+_BOUNDS = {
+    "greater_than": ("gt", ">"),
+    "greater_than_equal": ("ge", ">="),
+    "less_than": ("lt", "<"),
+    "less_than_equal": ("le", "<="),
+}
 
 
 def _lower_first(msg: str) -> str:

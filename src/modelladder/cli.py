@@ -1,0 +1,185 @@
+"""`ladder VERB ...`: argument handling only; each verb calls one function."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib.resources import files
+from pathlib import Path
+
+from modelladder.errors import InputError
+
+DEFAULT_LADDER = "digits.yaml"  # the embedded default: scikit-learn's bundled digits, no download
+
+
+def _add_config_args(p: argparse.ArgumentParser, *, optional: bool = False) -> None:
+    p.add_argument("config", nargs="?" if optional else None, help="YAML config file")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="override a config field, e.g. --set train.optimizer.lr=0.01 (repeatable)")
+
+
+def _add_runs_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--runs-dir", default="runs", help="folder that holds run folders (default: runs)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ladder", description=__doc__.split(":")[0])
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    p = verbs.add_parser("run", help="train a ladder of rungs and print the leaderboard")
+    _add_config_args(p, optional=True)
+    _add_runs_args(p)
+    p.set_defaults(func=cmd_run)
+
+    p = verbs.add_parser("train", help="train one model from a config")
+    _add_config_args(p)
+    _add_runs_args(p)
+    p.add_argument("--name", help="run name (default: config name or file stem)")
+    p.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+    p.set_defaults(func=cmd_train)
+
+    p = verbs.add_parser("evaluate", help="metrics and latency of a trained run on a split")
+    p.add_argument("run", type=Path, help="run folder")
+    p.add_argument("--split", choices=["test", "val"], default="test")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = verbs.add_parser("predict", help="predict CSV / parquet rows or image files with a trained run")
+    p.add_argument("run", type=Path, help="run folder")
+    p.add_argument("inputs", type=Path, nargs="+", help="CSV/parquet files, image files or folders of images")
+    p.add_argument("--out", type=Path, help="write predictions here as CSV (default: print them)")
+    p.set_defaults(func=cmd_predict)
+
+    p = verbs.add_parser("config", help="configuration tools")
+    sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    show = sub.add_parser("show", help="print the resolved config (defaults filled in, overrides applied)")
+    _add_config_args(show)
+    show.set_defaults(func=cmd_config_show)
+
+    p = verbs.add_parser("datasets", help="list the registered datasets")
+    p.set_defaults(func=cmd_datasets)
+    p = verbs.add_parser("models", help="list the registered models")
+    p.set_defaults(func=cmd_models)
+    return parser
+
+
+def _default_ladder() -> Path:
+    return Path(str(files("modelladder") / "recipes" / DEFAULT_LADDER))
+
+
+def cmd_run(args) -> int:
+    from rich.console import Console
+
+    from modelladder.config import load_ladder_config
+    from modelladder.ladder import leaderboard_table, run_ladder
+
+    ladder = load_ladder_config(args.config or _default_ladder(), args.overrides)
+    rows = run_ladder(ladder, args.runs_dir, overwrite=args.overwrite)
+    console = Console()
+    console.print(leaderboard_table(rows, f"{ladder.name} leaderboard"))
+    console.print(f"written: {Path(args.runs_dir) / ladder.name / 'leaderboard.csv'} (and .json)")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from modelladder.config import load_run_config
+    from modelladder.pipeline import train_run
+    from modelladder.runs import prepare, run_path
+
+    cfg = load_run_config(args.config, args.overrides)
+    name = args.name or cfg.name or Path(args.config).stem
+    run_dir = prepare(run_path(args.runs_dir, name), overwrite=args.overwrite, resume=args.resume)
+    result = train_run(cfg, run_dir, resume=args.resume)
+    _print_result(run_dir, result)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from modelladder.pipeline import evaluate_run
+
+    _print_result(args.run, evaluate_run(args.run, split=args.split))
+    return 0
+
+
+def _print_result(run_dir: Path, result: dict) -> None:
+    metrics = "  ".join(f"{k}={v:.4f}" for k, v in result["metrics"].items())
+    print(f"{run_dir} [{result['split']}, n={result['n']}]  {metrics}")
+
+
+def cmd_predict(args) -> int:
+    import pandas as pd
+
+    from modelladder.serve.predictor import Predictor
+
+    predictor = Predictor.load(args.run)
+    paths = _expand_inputs(args.inputs)
+    scores = predictor.predict_files(paths)
+    frame = pd.DataFrame({"prediction": predictor.decode(scores)})
+    if predictor.classes:
+        frame["confidence"] = scores.max(axis=1)
+    if predictor.preprocess["kind"] == "image":
+        frame.insert(0, "file", [str(p) for p in paths])
+    if args.out:
+        tmp = args.out.with_name(f".{args.out.name}.tmp")
+        frame.to_csv(tmp, index=False)
+        tmp.replace(args.out)
+        print(f"{len(frame)} predictions written to {args.out}")
+    else:
+        print(frame.to_csv(index=False), end="")
+    return 0
+
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
+
+
+def _expand_inputs(inputs: list[Path]) -> list[Path]:
+    paths = []
+    for p in inputs:
+        if p.is_dir():
+            found = sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise InputError(f"input folder {p} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            paths += found
+        elif not p.is_file():
+            raise InputError(f"input file {p} does not exist")
+        else:
+            paths.append(p)
+    return paths
+
+
+def cmd_config_show(args) -> int:
+    from modelladder.config import (is_ladder, apply_overrides, read_yaml, to_yaml, validate_ladder,
+                                    validate_run)
+
+    raw = apply_overrides(read_yaml(args.config), args.overrides)
+    print(to_yaml(validate_ladder(raw) if is_ladder(raw) else validate_run(raw)), end="")
+    return 0
+
+
+def cmd_datasets(args) -> int:
+    from modelladder.registry import DATASETS
+
+    for name, path in DATASETS.items():
+        print(f"{name:10s} {path}")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from modelladder.registry import MODELS
+
+    for name, path in MODELS.items():
+        print(f"{name:14s} {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except InputError as err:
+        for problem in err.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

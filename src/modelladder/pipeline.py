@@ -1,0 +1,110 @@
+"""One run end to end: data -> model -> train -> evaluate, written into a run folder."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from modelladder.config import RunConfig, to_yaml, validate_run
+from modelladder.data.bundle import DataBundle
+from modelladder.errors import InputError
+from modelladder.evaluate.cost import inference_latency
+from modelladder.models.build import build_model, count_params, is_neural
+from modelladder.registry import TASKS, lookup
+from modelladder.runs import environment, read_json, write_json, write_text
+from modelladder.serve.predictor import Predictor
+
+
+def make_task(cfg: RunConfig, data: DataBundle):
+    task_cls = lookup(TASKS, "task.name", cfg.task.name)
+    if cfg.task.name == "classification":
+        if not data.classes:
+            raise InputError("task.name is 'classification' but the dataset has no classes")
+        return task_cls(len(data.classes))
+    return task_cls()
+
+
+def load_run_data(cfg: RunConfig) -> DataBundle:
+    from modelladder.data.load import load_data
+
+    return load_data(cfg.data, seed=cfg.seed, task=cfg.task.name)
+
+
+def train_run(cfg: RunConfig, run_dir: Path, *, resume: bool = False, data: DataBundle | None = None) -> dict:
+    """Train the model `cfg` describes into `run_dir` (prepared by the caller) and evaluate it."""
+    data = data if data is not None else load_run_data(cfg)
+    task = make_task(cfg, data)
+    write_text(run_dir / "config.yaml", to_yaml(cfg))
+    write_json(run_dir / "preprocess.json", {
+        "kind": data.kind,
+        "input_shape": list(data.input_shape),
+        "classes": data.classes,
+        "feature_names": data.feature_names,
+        "source": data.source,
+        "transform": data.preprocess,
+    })
+    write_json(run_dir / "env.json", environment(cfg.seed))
+    model = build_model(cfg.model, data.input_shape, data.n_outputs, seed=cfg.seed, task=cfg.task.name)
+    summary = {"model": cfg.model.name, "family": "neural" if is_neural(model) else "classic",
+               "params": count_params(model)}
+    if is_neural(model):
+        from modelladder.train.loop import fit
+
+        result = fit(model, task, data, cfg.train, seed=cfg.seed, run_dir=run_dir,
+                     augment=cfg.data.augment, resume=resume)
+        summary |= {"train_seconds": result.train_seconds, "steps": result.steps,
+                    "epochs": result.epochs, "stopped_early": result.stopped_early}
+    else:
+        start = time.perf_counter()
+        model.fit(data.X_train, data.y_train)
+        summary["train_seconds"] = time.perf_counter() - start
+        model.save(run_dir / "model.skops")
+    summary["train_examples"] = int(len(data.y_train))
+    write_json(run_dir / "summary.json", summary)
+    predictor = Predictor(cfg, model, read_json(run_dir / "preprocess.json"), run_dir)
+    return summary | evaluate_run(run_dir, split=cfg.eval.split, data=data, predictor=predictor)
+
+
+def evaluate_run(run_dir: Path, *, split: str = "test", data: DataBundle | None = None,
+                 predictor: Predictor | None = None) -> dict:
+    """Metrics and latency on one split, saved as eval_<split>.json and predictions_<split>.csv."""
+    predictor = predictor or Predictor.load(run_dir)
+    cfg = predictor.cfg
+    data = data if data is not None else load_run_data(cfg)
+    X, y = data.split(split)
+    if len(y) == 0:
+        raise InputError(f"split '{split}' of run {run_dir} is empty (data.split.val is 0?)")
+    task = make_task(cfg, data)
+    scores = predictor.scores(X)
+    metrics = task.metrics(y, scores)
+    record = {"split": split, "n": int(len(y)), "metrics": metrics,
+              "latency": inference_latency(predictor.scores, X)}
+    if data.classes:
+        from modelladder.evaluate.metrics import confusion
+
+        record["confusion"] = confusion(y, task.decode(scores), len(data.classes))
+    write_json(run_dir / f"eval_{split}.json", record)
+    _write_predictions(run_dir / f"predictions_{split}.csv", y, scores, data.classes)
+    return record
+
+
+def _write_predictions(path: Path, y: np.ndarray, scores: np.ndarray, classes: list[str]) -> None:
+    import pandas as pd
+
+    if classes:
+        frame = pd.DataFrame(scores, columns=[f"proba_{c}" for c in classes])
+        frame.insert(0, "predicted", np.asarray(classes, dtype=object)[scores.argmax(axis=1)])
+        frame.insert(0, "true", np.asarray(classes, dtype=object)[y])
+    else:
+        frame = pd.DataFrame({"true": y, "predicted": scores})
+    tmp = path.with_name(f".{path.name}.tmp")
+    frame.to_csv(tmp, index_label="row")
+    tmp.replace(path)
+
+
+def load_config_of(run_dir: Path) -> RunConfig:
+    import yaml
+
+    return validate_run(yaml.safe_load((run_dir / "config.yaml").read_text()))

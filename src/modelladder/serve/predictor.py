@@ -1,0 +1,128 @@
+"""Predictor.load(run_dir): any rung, neural or scikit-learn, behind one predict API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from modelladder.config import RunConfig, validate_run
+from modelladder.errors import InputError
+from modelladder.models.build import build_model, is_neural
+from modelladder.registry import MODELS, lookup
+from modelladder.runs import read_json
+
+import yaml
+
+
+class Predictor:
+    """A trained model plus the preprocessing it was trained with.
+
+    `predict` / `predict_proba` take raw input: a pandas DataFrame of the original columns for
+    tabular runs, an array of images in the original pixel scale for image runs. `scores` takes
+    features already preprocessed (what DataBundle holds).
+    """
+
+    def __init__(self, cfg: RunConfig, model, preprocess: dict, run_dir: Path | None = None):
+        self.cfg = cfg
+        self.model = model
+        self.preprocess = preprocess
+        self.run_dir = run_dir
+        self.classes: list[str] = preprocess.get("classes", [])
+        if is_neural(model):
+            model.eval()
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> Predictor:
+        run_dir = Path(run_dir)
+        if not run_dir.is_dir():
+            raise InputError(f"run folder {run_dir} does not exist")
+        config_file = run_dir / "config.yaml"
+        if not config_file.is_file():
+            raise InputError(f"{config_file} is missing: is {run_dir} a ModelLadder run folder?")
+        try:
+            raw = yaml.safe_load(config_file.read_text())
+        except yaml.YAMLError as err:
+            raise InputError(f"{config_file} is not valid YAML: {err}") from None
+        cfg = validate_run(raw if isinstance(raw, dict) else {})
+        preprocess = read_json(run_dir / "preprocess.json")
+        shape = tuple(preprocess["input_shape"])
+        n_outputs = len(preprocess["classes"]) or 1
+        model = build_model(cfg.model, shape, n_outputs, seed=cfg.seed, task=cfg.task.name)
+        if is_neural(model):
+            from modelladder.train.checkpoint import load_weights
+
+            load_weights(_existing(run_dir / "model.safetensors"), model)
+        else:
+            rung_cls = lookup(MODELS, "model.name", cfg.model.name)
+            model = rung_cls.load(_existing(run_dir / "model.skops"), cfg.model, shape, n_outputs,
+                                  task=cfg.task.name)
+        return cls(cfg, model, preprocess, run_dir)
+
+    # ---------------------------------------------------------------- features in
+
+    def scores(self, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        """Class probabilities (N, n_classes) or regression values (N,) for preprocessed features."""
+        if not is_neural(self.model):
+            if self.classes:
+                return self.model.predict_proba(X)
+            return self.model.predict(X).astype(np.float32)
+        outs = []
+        with torch.inference_mode():
+            for i in range(0, len(X), batch_size):
+                out = self.model(torch.from_numpy(np.ascontiguousarray(X[i : i + batch_size])))
+                outs.append(out.softmax(-1) if self.classes else out.squeeze(-1))
+        if not outs:
+            return np.zeros((0, len(self.classes)) if self.classes else (0,), np.float32)
+        return torch.cat(outs).numpy()
+
+    # ---------------------------------------------------------------- raw input in
+
+    def features(self, raw) -> np.ndarray:
+        from modelladder.data.load import transform_raw
+
+        return transform_raw(self.preprocess["transform"], raw)
+
+    def predict_proba(self, raw) -> np.ndarray:
+        if not self.classes:
+            raise InputError("predict_proba needs a classification run; this run is a regression")
+        return self.scores(self.features(raw))
+
+    def predict(self, raw) -> np.ndarray:
+        """Class names for classification, values for regression."""
+        scores = self.scores(self.features(raw))
+        return self.decode(scores)
+
+    def decode(self, scores: np.ndarray) -> np.ndarray:
+        if self.classes:
+            return np.asarray(self.classes, dtype=object)[scores.argmax(axis=1)]
+        return scores
+
+    def predict_files(self, paths: list[Path]) -> np.ndarray:
+        """Scores for image files (PNG / JPEG) or for the rows of CSV / parquet files."""
+        from modelladder.data.load import load_image_files
+
+        if self.preprocess["kind"] == "image":
+            return self.scores(load_image_files(paths, self.preprocess["transform"]))
+        frames = [_read_table(p) for p in paths]
+        import pandas as pd
+
+        return self.scores(self.features(pd.concat(frames, ignore_index=True)))
+
+
+def _existing(path: Path) -> Path:
+    if not path.is_file():
+        raise InputError(f"{path} is missing: the run folder has no trained model (did training finish?)")
+    return path
+
+
+def _read_table(path: Path):
+    import pandas as pd
+
+    if not path.is_file():
+        raise InputError(f"input file {path} does not exist")
+    try:
+        return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except (ValueError, OSError, pd.errors.ParserError) as err:
+        raise InputError(f"input file {path} could not be read as a table: {err}") from None

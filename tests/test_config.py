@@ -1,0 +1,139 @@
+"""Config: strict keys, every problem at once, dotted fields, did-you-mean, --set overrides."""
+
+from __future__ import annotations
+
+import pytest
+
+from modelladder.config import (apply_overrides, load_ladder_config, load_run_config, read_yaml,
+                                rung_configs, to_yaml, validate_ladder, validate_run)
+from modelladder.errors import InputError
+
+MLP = {"name": "mlp", "hidden": [128]}
+
+
+def problems_of(raw: dict) -> list[str]:
+    with pytest.raises(InputError) as err:
+        validate_run(raw)
+    return err.value.problems
+
+
+def test_defaults_fill_in():
+    cfg = validate_run({"model": MLP})
+    assert cfg.data.dataset == "digits"
+    assert cfg.train.optimizer.name == "adamw" and cfg.train.optimizer.lr == 1e-3
+    assert cfg.model.hidden == [128]
+
+
+def test_unknown_key_with_did_you_mean():
+    assert problems_of({"model": MLP, "trian": {}}) == ["unknown key trian (did you mean 'train'?)"]
+    assert problems_of({"model": MLP, "train": {"optimizer": {"lrr": 0.1}}}) == [
+        "unknown key train.optimizer.lrr (did you mean 'lr'?)"
+    ]
+
+
+def test_unknown_key_inside_model_names_the_models_fields():
+    (problem,) = problems_of({"model": {"name": "mlp", "hiden": [3]}})
+    assert problem == "unknown key model.hiden (did you mean 'hidden'?)"
+
+
+def test_negative_learning_rate_names_field_value_and_bound():
+    assert problems_of({"model": MLP, "train": {"optimizer": {"lr": -0.1}}}) == [
+        "train.optimizer.lr must be > 0, got -0.1"
+    ]
+
+
+def test_unknown_names_get_did_you_mean():
+    (problem,) = problems_of({"model": {"name": "mlpp"}})
+    assert problem.startswith("model.name must be one of [") and "got 'mlpp' (did you mean 'mlp'?)" in problem
+    (problem,) = problems_of({"model": MLP, "data": {"dataset": "minst"}})
+    assert "data.dataset must be one of" in problem and "(did you mean 'mnist'?)" in problem
+    (problem,) = problems_of({"model": MLP, "train": {"optimizer": {"name": "adamm"}}})
+    assert problem.startswith("train.optimizer.name must be 'sgd', 'adam', 'adamw' or 'rmsprop', got 'adamm'")
+    assert problem.endswith("(did you mean 'adam'?)")
+
+
+def test_all_problems_reported_at_once():
+    problems = problems_of({
+        "model": MLP,
+        "data": {"dataset": "minst"},
+        "train": {"epochs": 0, "batch_size": -4, "optimizer": {"lr": -1}},
+    })
+    assert len(problems) == 4
+    assert any(p.startswith("data.dataset") for p in problems)
+    assert "train.epochs must be > 0, got 0" in problems
+    assert "train.batch_size must be > 0, got -4" in problems
+    assert "train.optimizer.lr must be > 0, got -1" in problems
+
+
+def test_missing_model_is_required():
+    assert problems_of({}) == ["model is required"]
+
+
+def test_set_overrides_parse_yaml_values():
+    raw = apply_overrides({"model": MLP}, ["train.epochs=3", "train.optimizer.lr=0.01",
+                                           "model.hidden=[64, 32]", "data.normalize=false"])
+    cfg = validate_run(raw)
+    assert cfg.train.epochs == 3 and cfg.train.optimizer.lr == 0.01
+    assert cfg.model.hidden == [64, 32] and cfg.data.normalize is False
+
+
+@pytest.mark.parametrize("bad", ["train.epochs", "=3", "a..b=1"])
+def test_set_override_syntax_errors(bad):
+    with pytest.raises(InputError, match="--set expects KEY=VALUE"):
+        apply_overrides({}, [bad])
+
+
+def test_yaml_round_trip(tmp_path):
+    cfg = validate_run({"model": MLP, "train": {"epochs": 2}})
+    path = tmp_path / "c.yaml"
+    path.write_text(to_yaml(cfg))
+    assert load_run_config(path) == cfg
+
+
+def test_bad_yaml_names_file_and_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("model:\n  name: mlp\n  hidden: [1, 2\n")
+    with pytest.raises(InputError, match=r"bad.yaml line \d+ is not valid YAML"):
+        read_yaml(path)
+    with pytest.raises(InputError, match="does not exist"):
+        read_yaml(tmp_path / "nope.yaml")
+
+
+LADDER = {
+    "name": "t",
+    "data": {"dataset": "digits"},
+    "train": {"epochs": 5, "optimizer": {"lr": 0.01}},
+    "rungs": [
+        {"name": "lr", "model": {"name": "logreg"}},
+        {"name": "mlp", "model": MLP, "train": {"optimizer": {"name": "sgd"}}},
+    ],
+}
+
+
+def test_ladder_rungs_merge_train_overrides():
+    runs = rung_configs(validate_ladder(LADDER))
+    assert [r.name for r in runs] == ["lr", "mlp"]
+    assert runs[1].train.optimizer.name == "sgd" and runs[1].train.optimizer.lr == 0.01
+    assert runs[1].train.epochs == 5 and runs[0].train.optimizer.name == "adamw"
+
+
+def test_ladder_rung_errors_are_prefixed():
+    bad = {**LADDER, "rungs": [{"name": "a", "model": {"name": "mlp", "dropout": 3}},
+                               {"name": "a", "model": {"name": "forest"}}]}
+    with pytest.raises(InputError) as err:
+        validate_ladder(bad)
+    text = "\n".join(err.value.problems)
+    assert "rungs[0].model.dropout must be < 1, got 3" in text
+    assert "rungs[1].model.name must be one of" in text
+    assert "rungs[1].name 'a' is used by more than one rung" in text
+
+
+def test_shipped_ladders_validate():
+    from pathlib import Path
+
+    from modelladder.cli import _default_ladder
+
+    for path in [_default_ladder(), *Path(__file__).resolve().parents[1].glob("configs/**/*.yaml")]:
+        raw = read_yaml(path)
+        (validate_ladder if "rungs" in raw else validate_run)(raw)
+    assert load_ladder_config(_default_ladder()).name == "digits"
