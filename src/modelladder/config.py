@@ -190,6 +190,7 @@ def format_errors(err: ValidationError, model_cls, prefix: str = "") -> list[str
             problems.append(f"{field or 'config'}: {e['msg'].removeprefix('Value error, ')}")
         elif kind in _BOUNDS:
             limit = e["ctx"][_BOUNDS[kind][0]]
+            limit = int(limit) if isinstance(limit, float) and limit.is_integer() else limit
             problems.append(f"{field} must be {_BOUNDS[kind][1]} {limit}, got {value!r}")
         else:
             problems.append(f"{field} {_lower_first(e['msg'])}, got {value!r}")
