@@ -75,7 +75,7 @@ def cmd_run(args) -> int:
 
     ladder = load_ladder_config(args.config or _default_ladder(), args.overrides)
     rows = run_ladder(ladder, args.runs_dir, overwrite=args.overwrite)
-    console = Console()
+    console = Console(width=max(Console().width, 120))  # a leaderboard must not be cut when piped
     console.print(leaderboard_table(rows, f"{ladder.name} leaderboard"))
     console.print(f"written: {Path(args.runs_dir) / ladder.name / 'leaderboard.csv'} (and .json)")
     return 0

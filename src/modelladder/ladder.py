@@ -52,12 +52,20 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
     tmp.replace(path)
 
 
+HEADERS = {"params": "params", "train_seconds": "train s", "latency_ms_p50": "latency ms",
+           "batch_ms_per_sample": "batch ms/sample"}
+
+
 def leaderboard_table(rows: list[dict], title: str) -> Table:
     metric_cols = [k for k in rows[0] if k.startswith(("test_", "val_"))]
     headline = [c for c in metric_cols if c.endswith(("_accuracy", "_f1_macro", "_r2", "_mse"))] or metric_cols[:2]
     table = Table(title=title)
-    for col in ["rung", "model", *headline, *COST_COLUMNS]:
-        table.add_column(col, justify="left" if col in ("rung", "model") else "right")
+    table.add_column("rung")
+    table.add_column("model")
+    for col in headline:
+        table.add_column(col.replace("_", " "), justify="right")
+    for col in COST_COLUMNS:
+        table.add_column(HEADERS[col], justify="right")
     for row in rows:
         table.add_row(row["rung"], row["model"], *(_fmt(row.get(c)) for c in headline + COST_COLUMNS))
     return table

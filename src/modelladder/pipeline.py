@@ -47,8 +47,7 @@ def train_run(cfg: RunConfig, run_dir: Path, *, resume: bool = False, data: Data
     })
     write_json(run_dir / "env.json", environment(cfg.seed))
     model = build_model(cfg.model, data.input_shape, data.n_outputs, seed=cfg.seed, task=cfg.task.name)
-    summary = {"model": cfg.model.name, "family": "neural" if is_neural(model) else "classic",
-               "params": count_params(model)}
+    summary = {"model": cfg.model.name, "family": "neural" if is_neural(model) else "classic"}
     if is_neural(model):
         from modelladder.train.loop import fit
 
@@ -61,6 +60,7 @@ def train_run(cfg: RunConfig, run_dir: Path, *, resume: bool = False, data: Data
         model.fit(data.X_train, data.y_train)
         summary["train_seconds"] = time.perf_counter() - start
         model.save(run_dir / "model.skops")
+    summary["params"] = count_params(model)  # trees have nodes only once fitted
     summary["train_examples"] = int(len(data.y_train))
     write_json(run_dir / "summary.json", summary)
     predictor = Predictor(cfg, model, read_json(run_dir / "preprocess.json"), run_dir)

@@ -1,0 +1,17 @@
+"""python -m benchmarks NAME [--quick] [...]: run one benchmark module's main()."""
+
+import importlib
+import sys
+
+BENCHMARKS = {"train_overhead": "benchmarks.train_overhead"}
+
+
+def main() -> int:
+    if len(sys.argv) < 2 or sys.argv[1] not in BENCHMARKS:
+        print(f"usage: python -m benchmarks {{{','.join(BENCHMARKS)}}} [--quick]", file=sys.stderr)
+        return 2
+    module = importlib.import_module(BENCHMARKS[sys.argv[1]])
+    return module.main(sys.argv[2:])
+
+
+raise SystemExit(main())

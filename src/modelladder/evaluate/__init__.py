@@ -1,0 +1,1 @@
+"""Evaluation: metrics for every task, and what each rung costs."""

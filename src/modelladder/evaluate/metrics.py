@@ -1,0 +1,53 @@
+"""Classification and regression metrics, computed by scikit-learn and returned as plain floats."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn import metrics
+
+
+def classification_metrics(y_true: np.ndarray, proba: np.ndarray, n_classes: int) -> dict[str, float]:
+    """Accuracy, macro precision / recall / F1, log loss and ROC AUC from class probabilities (N, C).
+
+    ROC AUC is one-vs-rest macro over the classes present in `y_true` (for two classes: on the
+    positive column); it is left out when `y_true` holds a single class, where it is undefined.
+    """
+    y_true = np.asarray(y_true)
+    proba = np.asarray(proba, dtype=np.float64)
+    proba = proba / proba.sum(axis=1, keepdims=True)  # float32 softmax rows may miss 1 by an ulp
+    y_pred = proba.argmax(axis=1)
+    precision, recall, f1, _ = metrics.precision_recall_fscore_support(
+        y_true, y_pred, average="macro", zero_division=0
+    )
+    out = {
+        "accuracy": metrics.accuracy_score(y_true, y_pred),
+        "precision_macro": precision,
+        "recall_macro": recall,
+        "f1_macro": f1,
+        "log_loss": metrics.log_loss(y_true, proba, labels=list(range(n_classes))),
+    }
+    present = np.unique(y_true)
+    if len(present) >= 2:
+        if n_classes == 2:
+            out["roc_auc"] = metrics.roc_auc_score(y_true, proba[:, 1])
+        else:
+            one_hot = y_true[:, None] == present[None, :]
+            out["roc_auc"] = metrics.roc_auc_score(one_hot, proba[:, present], average="macro")
+    return {k: float(v) for k, v in out.items()}
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> list[list[int]]:
+    """The confusion matrix over all `n_classes` classes: rows are true classes, columns predicted."""
+    matrix = metrics.confusion_matrix(y_true, y_pred, labels=list(range(n_classes)))
+    return [[int(v) for v in row] for row in matrix]
+
+
+def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """Mean squared error, mean absolute error and R^2."""
+    y_true = np.asarray(y_true, dtype=np.float64).reshape(-1)
+    y_pred = np.asarray(y_pred, dtype=np.float64).reshape(-1)
+    return {
+        "mse": float(metrics.mean_squared_error(y_true, y_pred)),
+        "mae": float(metrics.mean_absolute_error(y_true, y_pred)),
+        "r2": float(metrics.r2_score(y_true, y_pred)),
+    }

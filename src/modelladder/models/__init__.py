@@ -1,0 +1,1 @@
+"""One architecture per file, each a plain nn.Module (or a wrapped scikit-learn rung) with its config above it."""

@@ -1,0 +1,192 @@
+"""scikit-learn baselines wrapped as rungs, so the ladder, evaluation and serving treat them like any model.
+
+A rung flattens its inputs to (N, features), fits one scikit-learn estimator (a classifier, or the
+matching regressor for task 'regression') and is saved with skops, never pickle: loading trusts only
+the scikit-learn types that rung itself saves.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import zipfile
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import skops.io as sio
+from pydantic import Field
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LogisticRegression, Ridge
+
+from modelladder.errors import InputError
+from modelladder.schema import Strict
+
+TASKS = ("classification", "regression")
+# what a truncated or foreign file makes skops raise while reading it
+UNREADABLE = (OSError, zipfile.BadZipFile, KeyError, ValueError, TypeError, EOFError)
+
+
+class ClassicRung(ABC):
+    """fit / predict_proba / predict / save / load / n_params around one scikit-learn estimator."""
+
+    family = "classic"
+    trusted_types: tuple[str, ...] = ()  # types outside skops' safe defaults that this rung's files hold
+
+    def __init__(self, cfg: Strict, input_shape: tuple[int, ...], n_outputs: int, *, seed: int = 0,
+                 task: str = "classification"):
+        if task not in TASKS:
+            raise InputError(f"model {cfg.name} supports task {' or '.join(map(repr, TASKS))}, got {task!r}")
+        self.cfg, self.input_shape, self.n_outputs = cfg, tuple(input_shape), n_outputs
+        self.seed, self.task = seed, task
+
+    def _fitted(self):
+        if not hasattr(self, "estimator_"):
+            raise NotFittedError(f"model {self.cfg.name} is not fitted yet: call fit or load first")
+        return self.estimator_
+
+    @abstractmethod
+    def _make_estimator(self):
+        """The unfitted scikit-learn estimator for this config and task."""
+
+    def _flat(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(X).reshape(len(X), math.prod(self.input_shape))
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> ClassicRung:
+        if self.task == "classification":
+            y = np.asarray(y)
+            if y.size and (y.min() < 0 or y.max() >= self.n_outputs):
+                raise ValueError(f"class labels must lie in [0, {self.n_outputs}), got {y.min()}..{y.max()}")
+        self.estimator_ = self._make_estimator().fit(self._flat(X), y)
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """(N, n_outputs) probabilities; a class absent from the training labels gets probability 0."""
+        if self.task != "classification":
+            raise ValueError(f"predict_proba needs task 'classification', this rung was built for {self.task!r}")
+        estimator = self._fitted()
+        proba = estimator.predict_proba(self._flat(X))
+        out = np.zeros((len(proba), self.n_outputs), dtype=proba.dtype)
+        out[:, estimator.classes_.astype(int)] = proba
+        return out
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Class indices for classification, values for regression."""
+        out = self._fitted().predict(self._flat(X))
+        return out.astype(np.int64) if self.task == "classification" else out
+
+    @abstractmethod
+    def n_params(self) -> int:
+        """The fitted model's size, the counterpart of a network's parameter count."""
+
+    def save(self, path: Path) -> None:
+        """skops file, written under a temporary name and renamed, so a crash leaves no half file."""
+        estimator = self._fitted()
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        try:
+            sio.dump(estimator, tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    @classmethod
+    def load(cls, path: Path, cfg: Strict, input_shape: tuple[int, ...], n_outputs: int, *,
+             task: str = "classification") -> ClassicRung:
+        path = Path(path)
+        rung = cls(cfg, input_shape, n_outputs, task=task)
+        try:
+            untrusted = sio.get_untrusted_types(file=path)
+        except UNREADABLE as err:
+            raise InputError(f"model file {path} is not a readable skops file: {err}") from None
+        refused = sorted(set(untrusted) - set(cls.trusted_types))
+        if refused:
+            raise InputError(f"model file {path} holds types that model {cfg.name} does not trust: {refused}")
+        try:
+            estimator = sio.load(path, trusted=untrusted)
+        except UNREADABLE as err:
+            raise InputError(f"model file {path} is not a readable skops file: {err}") from None
+        expected = type(rung._make_estimator())
+        if type(estimator) is not expected:
+            raise InputError(f"model file {path} holds a {type(estimator).__name__}, "
+                             f"model {cfg.name} for task {task!r} expects a {expected.__name__}")
+        if task == "classification" and estimator.classes_.max() >= n_outputs:
+            raise InputError(f"model file {path} predicts class {estimator.classes_.max()}, "
+                             f"but the data has only {n_outputs} classes")
+        rung.estimator_ = estimator
+        return rung
+
+
+class LogisticRegressionConfig(Strict):
+    name: Literal["logreg"] = "logreg"
+    C: float = Field(1.0, gt=0)  # inverse regularisation strength
+    max_iter: int = Field(1000, gt=0)
+
+
+class LogisticRegressionRung(ClassicRung):
+    """Logistic regression; for regression, Ridge with alpha = 1 / (2C), the same L2 penalty per sample loss."""
+
+    Config = LogisticRegressionConfig
+
+    def _make_estimator(self):
+        if self.task == "regression":
+            return Ridge(alpha=1 / (2 * self.cfg.C))
+        return LogisticRegression(C=self.cfg.C, max_iter=self.cfg.max_iter, random_state=self.seed)
+
+    def n_params(self) -> int:
+        """Weights plus intercepts."""
+        estimator = self._fitted()
+        return int(estimator.coef_.size + np.size(estimator.intercept_))
+
+
+class RandomForestConfig(Strict):
+    name: Literal["random_forest"] = "random_forest"
+    n_estimators: int = Field(200, gt=0)
+    max_depth: int | None = Field(None, gt=0)  # None grows each tree until its leaves are pure
+    min_samples_leaf: int = Field(1, gt=0)
+    n_jobs: int = Field(2, gt=0)  # worker processes; a fixed number so timings compare across machines
+
+
+class RandomForestRung(ClassicRung):
+    Config = RandomForestConfig
+    trusted_types = ("sklearn.tree._tree.Tree",)
+
+    def _make_estimator(self):
+        cls = RandomForestRegressor if self.task == "regression" else RandomForestClassifier
+        cfg = self.cfg
+        return cls(n_estimators=cfg.n_estimators, max_depth=cfg.max_depth, min_samples_leaf=cfg.min_samples_leaf,
+                   n_jobs=cfg.n_jobs, random_state=self.seed)
+
+    def n_params(self) -> int:
+        """For trees the "parameters" are the nodes: the total node count over all trees."""
+        return int(sum(tree.tree_.node_count for tree in self._fitted().estimators_))
+
+
+class HistGradientBoostingConfig(Strict):
+    name: Literal["hist_gb"] = "hist_gb"
+    learning_rate: float = Field(0.1, gt=0)
+    max_iter: int = Field(200, gt=0)  # boosting rounds
+    max_leaf_nodes: int = Field(31, ge=2)
+    early_stopping: Literal["auto", True, False] = "auto"  # 'auto': on when there are over 10,000 samples
+
+
+class HistGradientBoostingRung(ClassicRung):
+    Config = HistGradientBoostingConfig
+    trusted_types = ("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",)
+
+    def _make_estimator(self):
+        cls = HistGradientBoostingRegressor if self.task == "regression" else HistGradientBoostingClassifier
+        cfg = self.cfg
+        return cls(learning_rate=cfg.learning_rate, max_iter=cfg.max_iter, max_leaf_nodes=cfg.max_leaf_nodes,
+                   early_stopping=cfg.early_stopping, random_state=self.seed)
+
+    def n_params(self) -> int:
+        """For trees the "parameters" are the nodes: the total node count over all boosted trees."""
+        return int(sum(len(tree.nodes) for round_ in self._fitted()._predictors for tree in round_))

@@ -1,0 +1,1 @@
+"""Tasks: the objective a model is trained for (loss, scores, decoded predictions, metrics)."""

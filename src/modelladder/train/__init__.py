@@ -1,0 +1,1 @@
+"""Training: the one loop (fit), optimizers and schedules, checkpoints with bitwise resume."""

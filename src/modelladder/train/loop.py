@@ -1,0 +1,445 @@
+"""The one training loop: fit(model, task, data, cfg) trains any network on any task.
+
+Batches are gathered from tensors held in memory with a per-epoch permutation drawn from
+(seed, epoch), so a run is fully described by its step, epoch, position in the epoch and RNG
+states; checkpoints hold exactly that, and a run resumed from any checkpoint ends with the same
+weights and the same metrics.jsonl, bit for bit on CPU, as the run that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from modelladder.config import AugmentConfig, TrainConfig
+from modelladder.data.bundle import DataBundle
+from modelladder.errors import InputError, did_you_mean
+from modelladder.train.checkpoint import (latest_checkpoint, load_checkpoint, rng_states, save_best, save_checkpoint,
+                                          save_weights, set_rng_states)
+from modelladder.train.optim import build_optimizer, lr_multiplier, with_penalty
+
+HOOKS = ("on_fit_start", "on_log", "on_epoch_end", "on_checkpoint", "on_fit_end")
+
+
+@dataclass
+class FitResult:
+    history: list[dict]  # one record per epoch: train_loss, lr, val_<metric> ...
+    steps: int
+    epochs: int  # completed epochs
+    train_seconds: float
+    stopped_early: bool
+    best: dict | None  # the early-stopping best: metric, value, epoch, step
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the weights became NaN or infinite."""
+
+
+def fit(model: nn.Module, task, data: DataBundle, cfg: TrainConfig, *, seed: int, run_dir: Path,
+        augment: AugmentConfig | None = None, resume: bool = False, callbacks: Sequence = ()) -> FitResult:
+    """Train `model` (moved to cfg.device) on `data.X_train` for `task`, logging to run_dir/metrics.jsonl,
+    checkpointing into run_dir/checkpoints and writing the final (or early-stopping best) weights to
+    run_dir/model.safetensors. With `resume`, training continues from the newest checkpoint.
+
+    Callbacks are objects with any of: on_fit_start({"step", "total_steps"}), on_log(train record),
+    on_epoch_end(history record), on_checkpoint(path), on_fit_end(FitResult). The caller's random
+    state and thread count are left as they were.
+    """
+    device = resolve_device(cfg.device)
+    cuda = [device.index or 0] if device.type == "cuda" else []
+    with _num_threads(cfg.threads), torch.random.fork_rng(devices=cuda), _progress_bar(cfg, task) as bars:
+        torch.default_generator.manual_seed(seed)
+        if cuda:
+            torch.cuda.manual_seed(seed)
+        loop = _Loop(model.to(device), task, data, cfg, seed, Path(run_dir), device, augment, [*callbacks, *bars])
+        if resume:
+            loop.restore()
+        else:
+            loop.start()
+        return loop.run()
+
+
+class _Loop:
+    def __init__(self, model, task, data, cfg, seed, run_dir, device, augment, callbacks):
+        if len(data.X_train) == 0:
+            raise InputError("the training split has no rows: nothing to train on")
+        self.model, self.task, self.cfg, self.seed, self.device = model, task, cfg, seed, device
+        self.X, self.y = _to_tensors(data.X_train, data.y_train, task.target_dtype, device)
+        self.X_val, self.y_val = data.X_val, data.y_val
+        self.optimizer = build_optimizer(model, cfg.optimizer)
+        self.params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        self.loss_fn = with_penalty(task.loss, model, cfg.l1, cfg.l2)
+        self.autocast, self.scaler = _precision(cfg.precision, device)
+        self.augment, self.generators = _augmenter(augment, seed, device, _global_generators(device))
+        self.steps_per_epoch = math.ceil(len(self.X) / cfg.batch_size)
+        self.total_steps = min(cfg.epochs * self.steps_per_epoch, cfg.max_steps or math.inf)
+        self.run_dir, self.ckpt_dir, self.metrics_path = run_dir, run_dir / "checkpoints", run_dir / "metrics.jsonl"
+        self.hooks = {name: [getattr(cb, name) for cb in callbacks if hasattr(cb, name)] for name in HOOKS}
+        # everything below is saved in checkpoints
+        self.step = self.epoch = self.position = 0
+        self.lr = cfg.optimizer.lr
+        self.pending: list[Tensor] = []  # detached losses not yet added to the sums below
+        self.window = [0.0, 0]  # loss sum and steps since the last train record
+        self.epoch_loss = [0.0, 0]  # loss sum and steps in this epoch
+        self.history: list[dict] = []
+        self.best: dict | None = None
+        self.bad_epochs = 0
+        self.stopped_early = False
+        self.seconds_before = 0.0
+        self.saved_step = -1
+
+    # ------------------------------------------------------------ the loop
+
+    def run(self) -> FitResult:
+        self.started = self.window_start = time.perf_counter()
+        self.window_samples = 0
+        self._emit("on_fit_start", {"step": self.step, "total_steps": self.total_steps})
+        self.model.train()
+        while self.step < self.total_steps and not self.stopped_early:
+            self._run_epoch()
+        return self._finish()
+
+    def _run_epoch(self) -> None:
+        order = torch.randperm(len(self.X), generator=_generator(self.seed, 0, self.epoch)).to(self.device)
+        for x, y in _batches(self.X, self.y, order, self.position * self.cfg.batch_size, self.cfg.batch_size):
+            self.pending.append(self._train_step(self.augment(x), y))
+            self.window_samples += len(y)
+            self.position += 1
+            self.step += 1
+            if self.step % self.cfg.log_every == 0:
+                self._log_train()
+            epoch_done = self.position == self.steps_per_epoch
+            if epoch_done:
+                self._end_epoch()
+            if epoch_done or (self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0):
+                self._checkpoint()
+            if self.step >= self.total_steps or self.stopped_early:
+                return
+
+    def _train_step(self, x: Tensor, y: Tensor) -> Tensor:
+        with self.autocast():
+            loss, _ = self.loss_fn(self.model, x, y)
+        self.scaler.scale(loss).backward()
+        if self.cfg.grad_clip is not None:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip, foreach=True)
+        multiplier = lr_multiplier(self.cfg.schedule, self.step, self.total_steps, self.steps_per_epoch)
+        self.lr = self.cfg.optimizer.lr * multiplier
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss.detach()
+
+    def _log_train(self) -> None:
+        self._add_pending()
+        now = time.perf_counter()
+        loss, steps = self.window
+        record = {"step": self.step, "epoch": self.epoch + 1, "split": "train", "loss": loss / steps, "lr": self.lr,
+                  "samples_per_s": self.window_samples / max(now - self.window_start, 1e-9)}
+        _append_jsonl(self.metrics_path, record)
+        self._emit("on_log", record)
+        self.window, self.window_samples, self.window_start = [0.0, 0], 0, now
+
+    def _end_epoch(self) -> None:
+        record = self._epoch_record()
+        self.epoch, self.position = self.epoch + 1, 0
+        if self.cfg.early_stopping is not None:
+            self._early_stopping(record)
+        self._emit("on_epoch_end", record)
+
+    def _epoch_record(self) -> dict:
+        """Train loss over the epoch and, when there is a validation split, its metrics and loss."""
+        self._add_pending()
+        loss, steps = self.epoch_loss
+        record = {"epoch": self.epoch + 1, "step": self.step, "train_loss": loss / steps, "lr": self.lr}
+        self.epoch_loss = [0.0, 0]
+        if len(self.X_val):
+            # no activations are kept for backward, so a larger batch fits
+            val = evaluate(self.model, self.task, self.X_val, self.y_val, batch_size=4 * self.cfg.batch_size,
+                           autocast=self.autocast)
+            _append_jsonl(self.metrics_path, {"epoch": self.epoch + 1, "step": self.step, "split": "val", **val})
+            record.update({f"val_{k}": v for k, v in val.items()})
+        self.history.append(record)
+        return record
+
+    def _early_stopping(self, record: dict) -> None:
+        es = self.cfg.early_stopping
+        available = [k for k in record if k not in ("epoch", "step", "lr")]
+        if es.metric not in available:
+            raise InputError(f"train.early_stopping.metric must be one of {available}, got '{es.metric}'"
+                             + did_you_mean(es.metric, available))
+        value = record[es.metric]
+        best = None if self.best is None else self.best["value"]
+        if best is None or (value < best - es.min_delta if es.mode == "min" else value > best + es.min_delta):
+            self.best = {"metric": es.metric, "value": value, "epoch": record["epoch"], "step": self.step}
+            self.bad_epochs = 0
+            save_best(self.ckpt_dir, self.model, self.best)
+        else:
+            self.bad_epochs += 1
+            self.stopped_early = self.bad_epochs >= es.patience
+
+    def _finish(self) -> FitResult:
+        if self.saved_step != self.step:
+            self._checkpoint()
+        if self.position:  # stopped by max_steps inside an epoch: still report where it got to
+            self._epoch_record()
+        if self.best is not None:
+            self._restore_best()
+        weights = "best" if self.best is not None else "final"
+        save_weights(self.run_dir / "model.safetensors", self.model, {"step": str(self.step), "weights": weights})
+        result = FitResult(self.history, self.step, self.epoch, self._seconds(), self.stopped_early, self.best)
+        self._emit("on_fit_end", result)
+        return result
+
+    def _emit(self, hook: str, arg) -> None:
+        for fn in self.hooks[hook]:
+            fn(arg)
+
+    # ------------------------------------------------------------ losses and divergence
+
+    def _add_pending(self) -> None:
+        """Fold the pending losses into the window and epoch sums (one host sync, not one per step)."""
+        if not self.pending:
+            return
+        losses = self._finite_losses()
+        total = losses.sum().item()
+        self.window = [self.window[0] + total, self.window[1] + len(losses)]
+        self.epoch_loss = [self.epoch_loss[0] + total, self.epoch_loss[1] + len(losses)]
+        self.pending = []
+
+    def _finite_losses(self) -> Tensor:
+        losses = torch.stack(self.pending).double() if self.pending else torch.zeros(0, dtype=torch.float64)
+        bad = (~torch.isfinite(losses)).nonzero()
+        if len(bad):
+            first = int(bad[0])
+            self._diverged(f"the loss is {losses[first].item()} at step {self.step - len(losses) + first + 1}")
+        return losses
+
+    def _diverged(self, what: str) -> None:
+        last = latest_checkpoint(self.ckpt_dir)
+        kept = f"the last good checkpoint is {last}" if last else "no checkpoint was written before it"
+        raise TrainingDiverged(f"training diverged: {what} (epoch {self.epoch + 1}); {kept}. "
+                               "Lower train.optimizer.lr or set train.grad_clip.")
+
+    # ------------------------------------------------------------ checkpoints and resume
+
+    def _checkpoint(self) -> None:
+        pending = self._finite_losses().tolist()
+        if not all(torch.isfinite(p).all() for p in self.params):
+            self._diverged(f"the weights hold NaN or infinite values after step {self.step}")
+        state = {
+            "step": self.step, "epoch": self.epoch, "position": self.position, "lr": self.lr,
+            "seed": self.seed, "batch_size": self.cfg.batch_size, "n_train": len(self.X),
+            "rng": rng_states(self.generators),
+            "losses": {"pending": pending, "window": self.window, "epoch": self.epoch_loss},
+            "history": self.history, "best": self.best, "bad_epochs": self.bad_epochs,
+            "stopped_early": self.stopped_early, "scaler": self.scaler.state_dict(),
+            "metrics_bytes": self.metrics_path.stat().st_size, "train_seconds": self._seconds(),
+        }
+        path = save_checkpoint(self.ckpt_dir, self.model, self.optimizer, state)
+        self.saved_step = self.step
+        self._emit("on_checkpoint", path)
+
+    def start(self) -> None:
+        used = [p for p in (self.metrics_path, self.ckpt_dir) if p.exists() and (p.is_file() or any(p.iterdir()))]
+        if used:
+            raise InputError(f"run folder {self.run_dir} already holds a training run ({used[0].name}); "
+                             "resume it or choose a new folder")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.metrics_path.write_bytes(b"")
+
+    def restore(self) -> None:
+        path = latest_checkpoint(self.ckpt_dir)
+        if path is None:
+            raise InputError(f"cannot resume: {self.ckpt_dir} holds no checkpoint (step-NNNNNN folders)")
+        state = load_checkpoint(path, self.model, self.optimizer)
+        same = (("seed", "seed", self.seed), ("batch_size", "train.batch_size", self.cfg.batch_size),
+                ("n_train", "the training split's size", len(self.X)))
+        for key, field, now in same:
+            if state[key] != now:
+                raise InputError(f"cannot resume from {path}: it was made with {field} {state[key]}, "
+                                 f"this run has {now}")
+        size = self.metrics_path.stat().st_size if self.metrics_path.exists() else -1
+        if size < state["metrics_bytes"]:
+            raise InputError(f"cannot resume: {self.metrics_path} is shorter than when {path} was written")
+        os.truncate(self.metrics_path, state["metrics_bytes"])  # drop records written after the checkpoint
+        self.step, self.epoch, self.position, self.lr = state["step"], state["epoch"], state["position"], state["lr"]
+        self.pending = list(torch.tensor(state["losses"]["pending"], dtype=torch.float32, device=self.device))
+        self.window, self.epoch_loss = state["losses"]["window"], state["losses"]["epoch"]
+        self.history, self.best, self.bad_epochs = state["history"], state["best"], state["bad_epochs"]
+        self.stopped_early, self.seconds_before = state["stopped_early"], state["train_seconds"]
+        if state["scaler"]:
+            self.scaler.load_state_dict(state["scaler"])
+        set_rng_states(state["rng"], self.generators)
+        self.saved_step = self.step
+
+    def _restore_best(self) -> None:
+        state = load_checkpoint(self.ckpt_dir / "best", self.model, None)
+        if state["step"] != self.best["step"]:
+            raise InputError(f"{self.ckpt_dir / 'best'} holds step {state['step']}, "
+                             f"but this run's best is step {self.best['step']}")
+
+    def _seconds(self) -> float:
+        return self.seconds_before + time.perf_counter() - self.started
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, task, X: np.ndarray, y: np.ndarray, *, batch_size: int = 256,
+             autocast=nullcontext) -> dict[str, float]:
+    """The task's metrics on (X, y), plus the mean loss under "loss"; the model is left in its mode."""
+    if len(X) == 0:
+        raise InputError("cannot evaluate on a split with no rows")
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    X_t, y_t = _to_tensors(X, y, task.target_dtype, device)
+    total, scores = 0.0, []
+    for i in range(0, len(X_t), batch_size):
+        with autocast():
+            loss, outputs = task.loss(model, X_t[i : i + batch_size], y_t[i : i + batch_size])
+        total += loss.double() * len(outputs)
+        scores.append(task.scores(outputs))
+    model.train(was_training)
+    metrics = task.metrics(y, torch.cat(scores).cpu().numpy())
+    return {**metrics, "loss": float(total / len(X_t))}
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> cuda when available, else cpu; 'cuda' without a GPU is an InputError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("train.device is 'cuda' but no CUDA device is available; use 'cpu' or 'auto'")
+    return torch.device(name)
+
+
+def _to_tensors(X: np.ndarray, y: np.ndarray, target_dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
+    # from_numpy shares memory on CPU; np.require copies only read-only or non-contiguous arrays
+    X_t = torch.from_numpy(np.require(X, np.float32, ["C", "W"])).to(device)
+    return X_t, torch.from_numpy(np.require(y, requirements=["C", "W"])).to(device, target_dtype)
+
+
+def _batches(X: Tensor, y: Tensor, order: Tensor, start: int, batch_size: int):
+    for i in range(start, len(order), batch_size):
+        idx = order[i : i + batch_size]
+        yield X.index_select(0, idx), y.index_select(0, idx)
+
+
+def _generator(seed: int, *stream: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A generator for one independent stream of the run's randomness (SeedSequence keeps them apart)."""
+    state = np.random.SeedSequence(seed % 2**64, spawn_key=stream).generate_state(1, np.uint64)[0]
+    return torch.Generator(device=device).manual_seed(int(state))
+
+
+def _global_generators(device: torch.device) -> dict[str, torch.Generator]:
+    """The generators dropout and other in-model randomness draw from."""
+    if device.type == "cuda":
+        return {"torch": torch.default_generator, "cuda": torch.cuda.default_generators[device.index or 0]}
+    return {"torch": torch.default_generator}
+
+
+def _precision(precision: str, device: torch.device):
+    """An autocast context factory and a GradScaler (a no-op unless fp16 on CUDA)."""
+    if precision != "fp32" and device.type != "cuda":
+        warnings.warn(f"train.precision '{precision}': mixed precision is for GPUs; running fp32 on {device.type}",
+                      stacklevel=4)
+        precision = "fp32"
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    if precision == "fp32":
+        return nullcontext, scaler
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return partial(torch.autocast, device.type, dtype=dtype), scaler
+
+
+def _augmenter(cfg: AugmentConfig | None, seed: int, device: torch.device, generators: dict):
+    """The per-batch augmentation (or the identity) and every generator the run draws from."""
+    if cfg is None or (cfg.shift == 0 and cfg.rotate == 0):
+        return (lambda x: x), generators
+    from modelladder.data.images import augment
+
+    rng = _generator(seed, 1, device=device)
+    return partial(augment, shift=cfg.shift, rotate=cfg.rotate, generator=rng), {**generators, "augment": rng}
+
+
+def _append_jsonl(path: Path, record: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+@contextmanager
+def _num_threads(threads: int | None):
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        if threads:
+            torch.set_num_threads(before)
+
+
+@contextmanager
+def _progress_bar(cfg: TrainConfig, task):
+    """A rich progress bar as a callback when asked for and stderr is a terminal; nothing otherwise."""
+    if not (cfg.progress and sys.stderr.isatty()):
+        yield []
+        return
+    bar = ProgressBar(f"val_{task.monitor[0]}")
+    try:
+        yield [bar]
+    finally:
+        bar.progress.stop()  # also when training raised
+
+
+class ProgressBar:
+    """Steps done and to go, the latest train loss, validation metric and samples/s (on stderr)."""
+
+    def __init__(self, val_metric: str, console=None):
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.val_metric, self.info = val_metric, {}
+        self.progress = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                                 TextColumn("{task.fields[info]}"), console=console or Console(stderr=True))
+
+    def on_fit_start(self, info: dict) -> None:
+        self.progress.start()
+        self.bar = self.progress.add_task("train", total=info["total_steps"], completed=info["step"], info="")
+
+    def on_log(self, record: dict) -> None:
+        self.info["loss"] = f"loss {record['loss']:.4g}"
+        self.info["speed"] = f"{record['samples_per_s']:,.0f} samples/s"
+        self._show(record["step"])
+
+    def on_epoch_end(self, record: dict) -> None:
+        if self.val_metric in record:
+            self.info["val"] = f"{self.val_metric} {record[self.val_metric]:.4g}"
+        self._show(record["step"])
+
+    def on_fit_end(self, result: FitResult) -> None:
+        self._show(result.steps)
+        self.progress.stop()
+
+    def _show(self, step: int) -> None:
+        self.progress.update(self.bar, completed=step, info="  ".join(self.info.values()))
