@@ -15,8 +15,15 @@ from modelladder.runs import git_sha
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def alternate(contenders: dict[str, Callable[[], dict]], rounds: int) -> dict[str, list[dict]]:
-    """Run each contender once per round, in turn (A B C A B C ...), so drift hits all alike."""
+def alternate(contenders: dict[str, Callable[[], dict]], rounds: int, warmup: bool = True) -> dict[str, list[dict]]:
+    """Run each contender once per round, in turn (A B C A B C ...), so drift hits all alike.
+
+    With `warmup`, each runs once first, untimed: one-off costs (lazy imports such as torch._dynamo
+    on the first optimizer, allocator growth) land on nobody.
+    """
+    if warmup:
+        for run in contenders.values():
+            run()
     out: dict[str, list[dict]] = {name: [] for name in contenders}
     for r in range(rounds):
         for name, run in contenders.items():
