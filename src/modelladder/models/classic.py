@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import skops.io as sio
 from pydantic import Field
 from sklearn.ensemble import (
     HistGradientBoostingClassifier,
@@ -88,6 +87,8 @@ class ClassicRung(ABC):
 
     def save(self, path: Path) -> None:
         """skops file, written under a temporary name and renamed, so a crash leaves no half file."""
+        import skops.io as sio  # imported here: it takes ~2 s, and only saving and loading need it
+
         estimator = self._fitted()
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
@@ -100,6 +101,8 @@ class ClassicRung(ABC):
     @classmethod
     def load(cls, path: Path, cfg: Strict, input_shape: tuple[int, ...], n_outputs: int, *,
              task: str = "classification") -> ClassicRung:
+        import skops.io as sio
+
         path = Path(path)
         rung = cls(cfg, input_shape, n_outputs, task=task)
         try:
