@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from modelladder.config import RunConfig, to_yaml, validate_run
+from modelladder.config import RunConfig, to_yaml
 from modelladder.data.bundle import DataBundle
 from modelladder.errors import InputError
 from modelladder.evaluate.cost import inference_latency
@@ -103,8 +103,3 @@ def _write_predictions(path: Path, y: np.ndarray, scores: np.ndarray, classes: l
     frame.to_csv(tmp, index_label="row")
     tmp.replace(path)
 
-
-def load_config_of(run_dir: Path) -> RunConfig:
-    import yaml
-
-    return validate_run(yaml.safe_load((run_dir / "config.yaml").read_text()))

@@ -6,14 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 from modelladder.config import RunConfig, validate_run
 from modelladder.errors import InputError
 from modelladder.models.build import build_model, is_neural
 from modelladder.registry import MODELS, lookup
 from modelladder.runs import read_json
-
-import yaml
 
 
 class Predictor:
