@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 import time
 import warnings
 from collections.abc import Sequence
@@ -29,7 +28,8 @@ from modelladder.data.bundle import DataBundle
 from modelladder.errors import InputError, did_you_mean
 from modelladder.train.checkpoint import (latest_checkpoint, load_checkpoint, rng_states, save_best, save_checkpoint,
                                           save_weights, set_rng_states)
-from modelladder.train.optim import build_optimizer, lr_multiplier, with_penalty
+from modelladder.train.optim import build_optimizer, lr_multiplier, unhooked_step, with_penalty
+from modelladder.train.progress import ProgressBar, progress_bar  # noqa: F401 (ProgressBar: importable from here, as before)
 
 HOOKS = ("on_fit_start", "on_log", "on_epoch_end", "on_checkpoint", "on_fit_end")
 
@@ -60,7 +60,7 @@ def fit(model: nn.Module, task, data: DataBundle, cfg: TrainConfig, *, seed: int
     """
     device = resolve_device(cfg.device)
     cuda = [device.index or 0] if device.type == "cuda" else []
-    with _num_threads(cfg.threads), torch.random.fork_rng(devices=cuda), _progress_bar(cfg, task) as bars:
+    with _num_threads(cfg.threads), torch.random.fork_rng(devices=cuda), progress_bar(cfg, task) as bars:
         torch.default_generator.manual_seed(seed)
         if cuda:
             torch.cuda.manual_seed(seed)
@@ -83,6 +83,9 @@ class _Loop:
         self.params = [p for group in self.optimizer.param_groups for p in group["params"]]
         self.loss_fn = with_penalty(task.loss, model, cfg.l1, cfg.l2)
         self.autocast, self.scaler = _precision(cfg.precision, device)
+        # chosen once: the loss-scaling calls cost Python time every step even when they do nothing
+        self._train_step = self._scaled_step if self.scaler.is_enabled() else self._plain_step
+        self.optimizer_step = unhooked_step(self.optimizer)
         self.augment, self.generators = _augmenter(augment, seed, device, _global_generators(device))
         self.steps_per_epoch = math.ceil(len(self.X) / cfg.batch_size)
         self.total_steps = min(cfg.epochs * self.steps_per_epoch, cfg.max_steps or math.inf)
@@ -129,21 +132,37 @@ class _Loop:
             if self.step >= self.total_steps or self.stopped_early:
                 return
 
-    def _train_step(self, x: Tensor, y: Tensor) -> Tensor:
+    def _plain_step(self, x: Tensor, y: Tensor) -> Tensor:
+        with self.autocast():
+            loss, _ = self.loss_fn(self.model, x, y)
+        loss.backward()
+        if self.cfg.grad_clip is not None:
+            nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip, foreach=True)
+        self._set_lr()
+        self.optimizer_step()
+        _clear_grads(self.params)
+        return loss.detach()
+
+    def _scaled_step(self, x: Tensor, y: Tensor) -> Tensor:
+        """The step with fp16's loss scaling: gradients are unscaled before clipping, steps with inf skipped."""
         with self.autocast():
             loss, _ = self.loss_fn(self.model, x, y)
         self.scaler.scale(loss).backward()
         if self.cfg.grad_clip is not None:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip, foreach=True)
-        multiplier = lr_multiplier(self.cfg.schedule, self.step, self.total_steps, self.steps_per_epoch)
-        self.lr = self.cfg.optimizer.lr * multiplier
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.lr
+        self._set_lr()
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        self.optimizer.zero_grad(set_to_none=True)
+        _clear_grads(self.params)
         return loss.detach()
+
+    def _set_lr(self) -> None:
+        lr = self.cfg.optimizer.lr * lr_multiplier(self.cfg.schedule, self.step, self.total_steps, self.steps_per_epoch)
+        if lr != self.lr:  # the param groups always hold self.lr, also after restore()
+            self.lr = lr
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
 
     def _log_train(self) -> None:
         self._add_pending()
@@ -382,6 +401,12 @@ def _augmenter(cfg: AugmentConfig | None, seed: int, device: torch.device, gener
     return partial(augment, shift=cfg.shift, rotate=cfg.rotate, generator=rng), {**generators, "augment": rng}
 
 
+def _clear_grads(params: list[Tensor]) -> None:
+    # what optimizer.zero_grad(set_to_none=True) does, without its profiler label
+    for p in params:
+        p.grad = None
+
+
 def _append_jsonl(path: Path, record: dict) -> None:
     with open(path, "a") as f:
         f.write(json.dumps(record) + "\n")
@@ -397,49 +422,3 @@ def _num_threads(threads: int | None):
     finally:
         if threads:
             torch.set_num_threads(before)
-
-
-@contextmanager
-def _progress_bar(cfg: TrainConfig, task):
-    """A rich progress bar as a callback when asked for and stderr is a terminal; nothing otherwise."""
-    if not (cfg.progress and sys.stderr.isatty()):
-        yield []
-        return
-    bar = ProgressBar(f"val_{task.monitor[0]}")
-    try:
-        yield [bar]
-    finally:
-        bar.progress.stop()  # also when training raised
-
-
-class ProgressBar:
-    """Steps done and to go, the latest train loss, validation metric and samples/s (on stderr)."""
-
-    def __init__(self, val_metric: str, console=None):
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.val_metric, self.info = val_metric, {}
-        self.progress = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                                 TextColumn("{task.fields[info]}"), console=console or Console(stderr=True))
-
-    def on_fit_start(self, info: dict) -> None:
-        self.progress.start()
-        self.bar = self.progress.add_task("train", total=info["total_steps"], completed=info["step"], info="")
-
-    def on_log(self, record: dict) -> None:
-        self.info["loss"] = f"loss {record['loss']:.4g}"
-        self.info["speed"] = f"{record['samples_per_s']:,.0f} samples/s"
-        self._show(record["step"])
-
-    def on_epoch_end(self, record: dict) -> None:
-        if self.val_metric in record:
-            self.info["val"] = f"{self.val_metric} {record[self.val_metric]:.4g}"
-        self._show(record["step"])
-
-    def on_fit_end(self, result: FitResult) -> None:
-        self._show(result.steps)
-        self.progress.stop()
-
-    def _show(self, step: int) -> None:
-        self.progress.update(self.bar, completed=step, info="  ".join(self.info.values()))

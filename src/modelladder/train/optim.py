@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from types import MethodType
 
 import torch
 from torch import Tensor, nn
@@ -30,6 +32,18 @@ def build_optimizer(model: nn.Module, cfg: OptimizerConfig) -> torch.optim.Optim
     if cfg.name == "adamw":
         return torch.optim.AdamW(params, betas=cfg.betas, eps=cfg.eps, fused=True, **common)
     return torch.optim.RMSprop(params, momentum=cfg.momentum, eps=cfg.eps, foreach=True, **common)
+
+
+def unhooked_step(optimizer: torch.optim.Optimizer) -> Callable[[], None]:
+    """`optimizer.step` without the wrapper torch puts around every Optimizer subclass's step (a
+    profiler label, step pre/post hooks: ~30 us of a 650 us step on a small MLP). The update, the
+    state and state_dict() are the optimizer's own; only registered step hooks are not called.
+    """
+    step = type(optimizer).step
+    # torch 2.x wraps it once with functools.wraps and marks it `hooked`; __wrapped__ is the class's step
+    if getattr(step, "hooked", False) and hasattr(step, "__wrapped__"):
+        return MethodType(step.__wrapped__, optimizer)
+    return optimizer.step
 
 
 def lr_multiplier(cfg: ScheduleConfig, step: int, total_steps: int, steps_per_epoch: int) -> float:
