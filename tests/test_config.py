@@ -20,7 +20,8 @@ def problems_of(raw: dict) -> list[str]:
 def test_defaults_fill_in():
     cfg = validate_run({"model": MLP})
     assert cfg.data.dataset == "digits"
-    assert cfg.train.optimizer.name == "adamw" and cfg.train.optimizer.lr == 1e-3
+    assert cfg.train.optimizer.name == "adamw" and cfg.train.optimizer.lr == 3e-3
+    assert cfg.train.schedule.name == "cosine"
     assert cfg.model.hidden == [128]
 
 

@@ -59,7 +59,7 @@ def ours(cfg: ScheduleConfig, steps: int, per_epoch: int = 10) -> list[float]:
 
 def test_schedules_match_pytorch_schedulers():
     sched = torch.optim.lr_scheduler
-    assert ours(ScheduleConfig(), 20) == [1.0] * 20
+    assert ours(ScheduleConfig(name="constant"), 20) == [1.0] * 20
     assert ours(ScheduleConfig(name="step", step_size=2, gamma=0.5), 60) == pytest.approx(
         torch_lrs(lambda o: sched.StepLR(o, step_size=2, gamma=0.5), 60, per_epoch=10))
     assert ours(ScheduleConfig(name="cosine", min_lr_ratio=0.1), 50) == pytest.approx(
