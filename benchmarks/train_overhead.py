@@ -91,6 +91,7 @@ def ours(data, Xt, yt, batch_size, epochs, seed):
     torch.manual_seed(seed)
     model = MLP(MLP.Config(hidden=[128]), data.input_shape, 10)
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, optimizer={"name": "sgd", "lr": LR},
+                      schedule={"name": "constant"},  # the tutorial keeps its lr fixed
                       progress=False)
     with tempfile.TemporaryDirectory() as run_dir:
         start = time.perf_counter()
