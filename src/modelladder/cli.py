@@ -83,13 +83,16 @@ def cmd_run(args) -> int:
 
 def cmd_train(args) -> int:
     from modelladder.config import load_run_config
-    from modelladder.pipeline import train_run
+    from modelladder.pipeline import load_run_data, train_run
     from modelladder.runs import prepare, run_path
 
     cfg = load_run_config(args.config, args.overrides)
-    name = args.name or cfg.name or Path(args.config).stem
-    run_dir = prepare(run_path(args.runs_dir, name), overwrite=args.overwrite, resume=args.resume)
-    result = train_run(cfg, run_dir, resume=args.resume)
+    path = run_path(args.runs_dir, args.name or cfg.name or Path(args.config).stem)
+    if path.exists() and not (args.overwrite or args.resume):
+        prepare(path)  # refuses, before the data is loaded
+    data = load_run_data(cfg)  # bad data fails here, before any folder is created or replaced
+    run_dir = prepare(path, overwrite=args.overwrite, resume=args.resume)
+    result = train_run(cfg, run_dir, resume=args.resume, data=data)
     _print_result(run_dir, result)
     return 0
 

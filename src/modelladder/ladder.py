@@ -21,9 +21,12 @@ def run_ladder(ladder: LadderConfig, runs_dir: str | Path, *, overwrite: bool = 
     rungs = rung_configs(ladder)
     for cfg in rungs:
         check_name(cfg.name, "rung name")
-    root = prepare(run_path(runs_dir, ladder.name), overwrite=overwrite)
-    write_text(root / "ladder.yaml", to_yaml(ladder))
+    path = run_path(runs_dir, ladder.name)
+    if path.exists() and not overwrite:
+        prepare(path)  # refuses, before the data is loaded
     data = load_run_data(rungs[0])  # every rung shares data, seed and split: load once
+    root = prepare(path, overwrite=overwrite)  # only once the data is known to be good
+    write_text(root / "ladder.yaml", to_yaml(ladder))
     console.print(f"[bold]{ladder.name}[/]: {len(rungs)} rungs on {data.source} "
                   f"({len(data.y_train)} train / {len(data.y_val)} val / {len(data.y_test)} test)")
     rows = []

@@ -38,7 +38,7 @@ def test_missing_data_file(tmp_path):
     name = write(tmp_path / "t.yaml", {"data": {"dataset": "csv", "path": "missing.csv", "label": "y"},
                                        "model": {"name": "logreg"}})
     assert_refused(ladder("train", name, cwd=tmp_path), "missing.csv")
-    assert not (tmp_path / "runs" / "t").exists() or not any((tmp_path / "runs" / "t").iterdir())
+    assert not (tmp_path / "runs" / "t").exists()  # no empty run folder left to block the next try
 
 
 def test_wrong_label_column(tmp_path):
@@ -97,3 +97,13 @@ def test_corrupted_idx_file(tmp_path):
 def test_evaluate_and_predict_on_missing_run(tmp_path):
     assert_refused(ladder("evaluate", "runs/nothing", cwd=tmp_path), "runs/nothing does not exist")
     assert_refused(ladder("predict", "runs/nothing", "x.csv", cwd=tmp_path), "does not exist")
+
+
+def test_overwrite_with_bad_data_keeps_the_existing_run(tmp_path):
+    rows = "\n".join(f"{i},{'a' if i % 2 else 'b'}" for i in range(40))
+    name = csv_config(tmp_path, f"x,label\n{rows}\n")
+    assert ladder("train", name, cwd=tmp_path).returncode == 0
+    weights = (tmp_path / "runs" / "t" / "model.skops").read_bytes()
+    (tmp_path / "d.csv").write_text("x,label\n")  # the data file is now empty
+    assert_refused(ladder("train", name, "--overwrite", cwd=tmp_path), "d.csv")
+    assert (tmp_path / "runs" / "t" / "model.skops").read_bytes() == weights
