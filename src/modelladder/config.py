@@ -157,9 +157,7 @@ def _fields_at(model_cls, loc: tuple) -> list[str]:
     for p in loc[:-1]:
         if isinstance(p, int) or cls is None:
             continue
-        if p in MODELS and hasattr(cls, "model_fields") is False:
-            continue
-        if p in MODELS:
+        if p in MODELS:  # the union tag in the path: the keys are that model's config fields
             cls = load_object(MODELS[p]).Config
             continue
         field = getattr(cls, "model_fields", {}).get(p)
