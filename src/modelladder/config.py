@@ -24,6 +24,19 @@ class SplitConfig(Strict):
     test: float = Field(0.2, gt=0, lt=1)  # used only when the dataset has no official test split
     val: float = Field(0.1, ge=0, lt=1)  # fraction of the training split held out for validation
     stratify: bool = True
+    # cross-validation: with folds set, fold `fold` (0-based) of a seeded k-fold split of the
+    # training data is the validation split, and preprocessing is fitted on the other folds
+    folds: int | None = Field(None, ge=2)
+    fold: int | None = Field(None, ge=0)
+    repeat: int = Field(0, ge=0)  # which shuffling of the folds (repeated k-fold)
+
+    @model_validator(mode="after")
+    def _fold_in_range(self):
+        if (self.folds is None) != (self.fold is None):
+            raise ValueError("folds and fold are set together, or neither")
+        if self.folds is not None and self.fold >= self.folds:
+            raise ValueError(f"fold must be < folds ({self.folds}), got {self.fold}")
+        return self
 
 
 class AugmentConfig(Strict):
@@ -31,10 +44,18 @@ class AugmentConfig(Strict):
     rotate: float = Field(0.0, ge=0, le=180)  # random rotation by up to this many degrees
 
 
+class TextCleanConfig(Strict):
+    html: bool = True  # drop HTML tags such as IMDB's <br />
+    unicode: Literal["NFC", "NFKC"] | None = "NFKC"  # unicode normalisation form
+    lower: bool = False
+
+
 class DataConfig(Strict):
     dataset: str = "digits"
-    path: Path | None = None  # the file for csv / parquet
-    label: str | None = None  # the label column for csv / parquet
+    path: Path | None = None  # the file or folder for csv / parquet / text
+    label: str | None = None  # the label column for csv / parquet / text files
+    text: str | None = None  # the text column for text files (CSV / JSONL)
+    clean: TextCleanConfig = TextCleanConfig()  # text datasets only
     root: Path | None = None  # where dataset files live; default $MODELLADDER_DATA
     limit: int | None = Field(None, gt=0)  # keep at most this many training examples (stratified)
     normalize: bool = True
@@ -98,6 +119,7 @@ class TrainConfig(Strict):
     checkpoint_every: int | None = Field(None, gt=0)  # steps; a checkpoint ends every epoch too
     log_every: int = Field(50, gt=0)  # steps between train-loss lines in metrics.jsonl
     progress: bool = True
+    loggers: list[Literal["tensorboard"]] = []  # extra experiment trackers fed by the loop
 
 
 class EvalConfig(Strict):
@@ -128,9 +150,16 @@ class RungConfig(Strict):
     train: dict[str, Any] = {}  # overrides merged onto the ladder's train section
 
 
+class ProtocolConfig(Strict):
+    kind: Literal["holdout", "kfold"] = "holdout"
+    folds: int = Field(5, ge=2)  # kfold only
+    repeats: int = Field(1, ge=1)  # kfold only: reshufflings of the folds
+
+
 class LadderConfig(Strict):
     name: str = "ladder"
     seed: int = 0
+    protocol: ProtocolConfig = ProtocolConfig()
     data: dict[str, Any] = {}
     task: dict[str, Any] = {}
     train: dict[str, Any] = {}

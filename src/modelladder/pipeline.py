@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from modelladder.data.bundle import DataBundle
 from modelladder.errors import InputError
 from modelladder.evaluate.cost import inference_latency
 from modelladder.models.build import build_model, count_params, is_neural
-from modelladder.registry import TASKS, lookup
+from modelladder.registry import MODELS, TASKS, lookup
 from modelladder.runs import environment, read_json, write_json, write_text
 from modelladder.serve.predictor import Predictor
 
@@ -29,7 +30,40 @@ def make_task(cfg: RunConfig, data: DataBundle):
 def load_run_data(cfg: RunConfig) -> DataBundle:
     from modelladder.data.load import load_data
 
-    return load_data(cfg.data, seed=cfg.seed, task=cfg.task.name)
+    data = load_data(cfg.data, seed=cfg.seed, task=cfg.task.name)
+    check_model_fits_data(cfg, data)
+    return data
+
+
+def check_model_fits_data(cfg: RunConfig, data: DataBundle) -> None:
+    """Text rungs need text data and every other rung needs arrays: say so before anything is trained."""
+    wants = getattr(lookup(MODELS, "model.name", cfg.model.name), "input_kind", None)
+    if (wants == "text") != (data.kind == "text"):
+        needs = "text data" if wants == "text" else "image or tabular data"
+        raise InputError(f"model.name '{cfg.model.name}' needs {needs}, but data.dataset "
+                         f"'{cfg.data.dataset}' is {data.kind} data")
+
+
+def text_encoder(cfg: RunConfig, data: DataBundle, run_dir: Path):
+    """A text network's tokenizer, made from the training texts only and saved as tokenizer.json;
+    None for other data."""
+    if data.kind != "text":
+        return None
+    encoder = lookup(MODELS, "model.name", cfg.model.name).make_encoder(cfg.model, data.X_train)
+    encoder.save(run_dir / "tokenizer.json")
+    return encoder
+
+
+def encoded(data: DataBundle, encoder) -> DataBundle:
+    """The bundle with its train and val texts as token sequences (what the training loop batches)."""
+    if encoder is None:
+        return data
+    from modelladder.train.batches import TokenSequences
+
+    def tokens(texts):
+        return TokenSequences(encoder.encode(list(texts)), encoder.pad_id)
+
+    return replace(data, X_train=tokens(data.X_train), X_val=tokens(data.X_val))
 
 
 def train_run(cfg: RunConfig, run_dir: Path, *, resume: bool = False, data: DataBundle | None = None) -> dict:
@@ -48,10 +82,12 @@ def train_run(cfg: RunConfig, run_dir: Path, *, resume: bool = False, data: Data
     write_json(run_dir / "env.json", environment(cfg.seed))
     model = build_model(cfg.model, data.input_shape, data.n_outputs, seed=cfg.seed, task=cfg.task.name)
     summary = {"model": cfg.model.name, "family": "neural" if is_neural(model) else "classic"}
+    encoder = None
     if is_neural(model):
         from modelladder.train.loop import fit
 
-        result = fit(model, task, data, cfg.train, seed=cfg.seed, run_dir=run_dir,
+        encoder = text_encoder(cfg, data, run_dir)
+        result = fit(model, task, encoded(data, encoder), cfg.train, seed=cfg.seed, run_dir=run_dir,
                      augment=cfg.data.augment, resume=resume)
         summary |= {"train_seconds": result.train_seconds, "steps": result.steps,
                     "epochs": result.epochs, "stopped_early": result.stopped_early}
@@ -63,7 +99,7 @@ def train_run(cfg: RunConfig, run_dir: Path, *, resume: bool = False, data: Data
     summary["params"] = count_params(model)  # trees have nodes only once fitted
     summary["train_examples"] = int(len(data.y_train))
     write_json(run_dir / "summary.json", summary)
-    predictor = Predictor(cfg, model, read_json(run_dir / "preprocess.json"), run_dir)
+    predictor = Predictor(cfg, model, read_json(run_dir / "preprocess.json"), run_dir, encoder=encoder)
     return summary | evaluate_run(run_dir, split=cfg.eval.split, data=data, predictor=predictor)
 
 

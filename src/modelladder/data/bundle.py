@@ -12,7 +12,8 @@ import numpy as np
 class DataBundle:
     """Preprocessed, split data held in memory.
 
-    Features are float32: images (N, C, H, W) and tabular rows (N, F). Labels are int64 class
+    Features are float32: images (N, C, H, W) and tabular rows (N, F); text is a 1-D object array
+    of cleaned strings (input_shape ()), tokenised by each rung with its own tokenizer. Labels are int64 class
     indices for classification, float32 for regression. `preprocess` is the JSON-ready state that
     turns raw inputs into features (fitted on the training split only); it is saved with the run
     as preprocess.json so that prediction applies exactly the same transformation.
@@ -24,7 +25,7 @@ class DataBundle:
     y_val: np.ndarray
     X_test: np.ndarray
     y_test: np.ndarray
-    kind: Literal["image", "tabular"]
+    kind: Literal["image", "tabular", "text"]
     input_shape: tuple[int, ...]
     classes: list[str] = field(default_factory=list)  # empty for regression
     feature_names: list[str] = field(default_factory=list)

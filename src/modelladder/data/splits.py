@@ -91,11 +91,19 @@ def check_class_counts(y: np.ndarray, *, minimum: int, splitting: str) -> None:
 
 def train_val(y, cfg: DataConfig, *, seed: int, task: str):
     """(train_idx, val_idx) into a training split: `data.limit` keeps a subsample, then
-    `data.split.val` of it is held out for validation. Stratified for classification."""
-    stratify = task == "classification" and cfg.split.stratify
+    `data.split.val` of it is held out for validation, or, with `data.split.folds` set, fold
+    `data.split.fold` of a seeded k-fold split is (the same indices for every rung of a ladder).
+    Stratified for classification."""
+    split = cfg.split
+    stratify = task == "classification" and split.stratify
     y = np.asarray(y)
     kept = np.arange(len(y))
     if cfg.limit is not None:
         kept = subsample(y, cfg.limit, seed=seed, stratify=stratify, name="data.limit")
-    train, val = holdout(y[kept], cfg.split.val, seed=seed, stratify=stratify, name="data.split.val")
+    if split.folds is not None:
+        folds = kfold(y[kept], split.folds, seed=seed, stratify=stratify, repeats=split.repeat + 1,
+                      name="data.split.folds")
+        train, val = folds[split.repeat * split.folds + split.fold]
+        return kept[np.sort(train)], kept[np.sort(val)]
+    train, val = holdout(y[kept], split.val, seed=seed, stratify=stratify, name="data.split.val")
     return kept[train], kept[val]

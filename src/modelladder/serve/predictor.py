@@ -23,11 +23,12 @@ class Predictor:
     features already preprocessed (what DataBundle holds).
     """
 
-    def __init__(self, cfg: RunConfig, model, preprocess: dict, run_dir: Path | None = None):
+    def __init__(self, cfg: RunConfig, model, preprocess: dict, run_dir: Path | None = None, encoder=None):
         self.cfg = cfg
         self.model = model
         self.preprocess = preprocess
         self.run_dir = run_dir
+        self.encoder = encoder  # a text network's TextEncoder (the run's tokenizer.json)
         self.classes: list[str] = preprocess.get("classes", [])
         if is_neural(model):
             model.eval()
@@ -49,32 +50,43 @@ class Predictor:
         shape = tuple(preprocess["input_shape"])
         n_outputs = len(preprocess["classes"]) or 1
         model = build_model(cfg.model, shape, n_outputs, seed=cfg.seed, task=cfg.task.name)
+        encoder = None
         if is_neural(model):
             from modelladder.train.checkpoint import load_weights
 
             load_weights(_existing(run_dir / "model.safetensors"), model)
+            if preprocess["kind"] == "text":
+                from modelladder.data.tokenize import TextEncoder
+
+                encoder = TextEncoder.load(_existing(run_dir / "tokenizer.json"))
         else:
             rung_cls = lookup(MODELS, "model.name", cfg.model.name)
             model = rung_cls.load(_existing(run_dir / "model.skops"), cfg.model, shape, n_outputs,
                                   task=cfg.task.name)
-        return cls(cfg, model, preprocess, run_dir)
+        return cls(cfg, model, preprocess, run_dir, encoder)
 
     # ---------------------------------------------------------------- features in
 
     def scores(self, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-        """Class probabilities (N, n_classes) or regression values (N,) for preprocessed features."""
+        """Class probabilities (N, n_classes) or regression values (N,) for preprocessed features
+        (cleaned texts for a text run)."""
         if not is_neural(self.model):
             if self.classes:
                 return self.model.predict_proba(X)
             return self.model.predict(X).astype(np.float32)
-        outs = []
-        with torch.inference_mode():
-            for i in range(0, len(X), batch_size):
-                out = self.model(torch.from_numpy(np.ascontiguousarray(X[i : i + batch_size])))
-                outs.append(out.softmax(-1) if self.classes else out.squeeze(-1))
-        if not outs:
+        if len(X) == 0:
             return np.zeros((0, len(self.classes)) if self.classes else (0,), np.float32)
-        return torch.cat(outs).numpy()
+        from modelladder.train.batches import TokenSequences, make_source, unsort
+
+        if self.encoder is not None:
+            X = TokenSequences(self.encoder.encode(list(X)), self.encoder.pad_id)
+        source = make_source(X, None, torch.float32, next(self.model.parameters()).device)
+        batches, outs = source.in_order(batch_size), []
+        with torch.inference_mode():
+            for idx in batches:
+                out = self.model(source.take(idx)[0])
+                outs.append(out.softmax(-1) if self.classes else out.squeeze(-1))
+        return unsort(batches, outs).cpu().numpy()
 
     # ---------------------------------------------------------------- raw input in
 

@@ -1,7 +1,7 @@
 """The one training loop: fit(model, task, data, cfg) trains any network on any task.
 
-Batches are gathered from tensors held in memory with a per-epoch permutation drawn from
-(seed, epoch), so a run is fully described by its step, epoch, position in the epoch and RNG
+Batches come from a source (train/batches.py: dense tensors, or token sequences bucketed by
+length) as a per-epoch list of index tensors drawn from (seed, epoch), so a run is fully described by its step, epoch, position in the epoch and RNG
 states; checkpoints hold exactly that, and a run resumed from any checkpoint ends with the same
 weights and the same metrics.jsonl, bit for bit on CPU, as the run that was never interrupted.
 """
@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from modelladder.config import AugmentConfig, TrainConfig
 from modelladder.data.bundle import DataBundle
 from modelladder.errors import InputError, did_you_mean
+from modelladder.train.batches import make_source, unsort
 from modelladder.train.checkpoint import (latest_checkpoint, load_checkpoint, rng_states, save_best, save_checkpoint,
                                           save_weights, set_rng_states)
 from modelladder.train.optim import build_optimizer, lr_multiplier, unhooked_step, with_penalty
@@ -77,7 +78,7 @@ class _Loop:
         if len(data.X_train) == 0:
             raise InputError("the training split has no rows: nothing to train on")
         self.model, self.task, self.cfg, self.seed, self.device = model, task, cfg, seed, device
-        self.X, self.y = _to_tensors(data.X_train, data.y_train, task.target_dtype, device)
+        self.source = make_source(data.X_train, data.y_train, task.target_dtype, device)
         self.X_val, self.y_val = data.X_val, data.y_val
         self.optimizer = build_optimizer(model, cfg.optimizer)
         self.params = [p for group in self.optimizer.param_groups for p in group["params"]]
@@ -87,7 +88,7 @@ class _Loop:
         self._train_step = self._scaled_step if self.scaler.is_enabled() else self._plain_step
         self.optimizer_step = unhooked_step(self.optimizer)
         self.augment, self.generators = _augmenter(augment, seed, device, _global_generators(device))
-        self.steps_per_epoch = math.ceil(len(self.X) / cfg.batch_size)
+        self.steps_per_epoch = math.ceil(len(self.source) / cfg.batch_size)
         self.total_steps = min(cfg.epochs * self.steps_per_epoch, cfg.max_steps or math.inf)
         self.run_dir, self.ckpt_dir, self.metrics_path = run_dir, run_dir / "checkpoints", run_dir / "metrics.jsonl"
         self.hooks = {name: [getattr(cb, name) for cb in callbacks if hasattr(cb, name)] for name in HOOKS}
@@ -116,8 +117,10 @@ class _Loop:
         return self._finish()
 
     def _run_epoch(self) -> None:
-        order = torch.randperm(len(self.X), generator=_generator(self.seed, 0, self.epoch)).to(self.device)
-        for x, y in _batches(self.X, self.y, order, self.position * self.cfg.batch_size, self.cfg.batch_size):
+        take = self.source.take
+        batches = self.source.epoch(_generator(self.seed, 0, self.epoch), self.cfg.batch_size)
+        for idx in batches[self.position :]:
+            x, y = take(idx)
             self.pending.append(self._train_step(self.augment(x), y))
             self.window_samples += len(y)
             self.position += 1
@@ -263,7 +266,7 @@ class _Loop:
             self._diverged(f"the weights hold NaN or infinite values after step {self.step}")
         state = {
             "step": self.step, "epoch": self.epoch, "position": self.position, "lr": self.lr,
-            "seed": self.seed, "batch_size": self.cfg.batch_size, "n_train": len(self.X),
+            "seed": self.seed, "batch_size": self.cfg.batch_size, "n_train": len(self.source),
             "rng": rng_states(self.generators),
             "losses": {"pending": pending, "window": self.window, "epoch": self.epoch_loss},
             "history": self.history, "best": self.best, "bad_epochs": self.bad_epochs,
@@ -288,7 +291,7 @@ class _Loop:
             raise InputError(f"cannot resume: {self.ckpt_dir} holds no checkpoint (step-NNNNNN folders)")
         state = load_checkpoint(path, self.model, self.optimizer)
         same = (("seed", "seed", self.seed), ("batch_size", "train.batch_size", self.cfg.batch_size),
-                ("n_train", "the training split's size", len(self.X)))
+                ("n_train", "the training split's size", len(self.source)))
         for key, field, now in same:
             if state[key] != now:
                 raise InputError(f"cannot resume from {path}: it was made with {field} {state[key]}, "
@@ -321,24 +324,25 @@ class _Loop:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, task, X: np.ndarray, y: np.ndarray, *, batch_size: int = 256,
+def evaluate(model: nn.Module, task, X, y: np.ndarray, *, batch_size: int = 256,
              autocast=nullcontext) -> dict[str, float]:
-    """The task's metrics on (X, y), plus the mean loss under "loss"; the model is left in its mode."""
+    """The task's metrics on (X, y), plus the mean loss under "loss"; the model is left in its mode.
+    X is an array of features or TokenSequences."""
     if len(X) == 0:
         raise InputError("cannot evaluate on a split with no rows")
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
-    X_t, y_t = _to_tensors(X, y, task.target_dtype, device)
+    source = make_source(X, y, task.target_dtype, next(model.parameters()).device)
+    batches = source.in_order(batch_size)
     total, scores = 0.0, []
-    for i in range(0, len(X_t), batch_size):
+    for idx in batches:
         with autocast():
-            loss, outputs = task.loss(model, X_t[i : i + batch_size], y_t[i : i + batch_size])
-        total += loss.double() * len(outputs)
+            loss, outputs = task.loss(model, *source.take(idx))
+        total += loss.double() * len(idx)
         scores.append(task.scores(outputs))
     model.train(was_training)
-    metrics = task.metrics(y, torch.cat(scores).cpu().numpy())
-    return {**metrics, "loss": float(total / len(X_t))}
+    metrics = task.metrics(y, unsort(batches, scores).cpu().numpy())
+    return {**metrics, "loss": float(total / len(source))}
 
 
 # ---------------------------------------------------------------- helpers
@@ -351,18 +355,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise InputError("train.device is 'cuda' but no CUDA device is available; use 'cpu' or 'auto'")
     return torch.device(name)
-
-
-def _to_tensors(X: np.ndarray, y: np.ndarray, target_dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
-    # from_numpy shares memory on CPU; np.require copies only read-only or non-contiguous arrays
-    X_t = torch.from_numpy(np.require(X, np.float32, ["C", "W"])).to(device)
-    return X_t, torch.from_numpy(np.require(y, requirements=["C", "W"])).to(device, target_dtype)
-
-
-def _batches(X: Tensor, y: Tensor, order: Tensor, start: int, batch_size: int):
-    for i in range(start, len(order), batch_size):
-        idx = order[i : i + batch_size]
-        yield X.index_select(0, idx), y.index_select(0, idx)
 
 
 def _generator(seed: int, *stream: int, device: torch.device | str = "cpu") -> torch.Generator:

@@ -1,0 +1,68 @@
+"""Batch sources: token sequences pad per batch, bucketing covers every example once and pads less."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from modelladder.config import DataConfig
+from modelladder.data.splits import train_val
+from modelladder.train.batches import TokenSequences, make_source, unsort
+
+
+def _sequences(n: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(1, 50, size=rng.integers(1, 200)) for _ in range(n)]
+
+
+def test_take_pads_to_the_longest_in_the_batch_and_masks_padding():
+    seqs = [np.array([5, 6, 7]), np.array([8]), np.array([9, 10])]
+    ids, mask = TokenSequences(seqs, pad_id=0).take(torch.tensor([1, 2]))
+    assert ids.tolist() == [[8, 0], [9, 10]]
+    assert mask.tolist() == [[True, False], [True, True]]
+
+
+def test_empty_sequences_are_refused():
+    with pytest.raises(ValueError, match="at least one token"):
+        TokenSequences([np.array([1]), np.array([], dtype=np.int64)], pad_id=0)
+
+
+def test_bucketed_epoch_covers_every_example_once_and_pads_less_than_random():
+    seqs = _sequences(3000)
+    source = make_source(TokenSequences(seqs, 0), np.zeros(3000), torch.long, torch.device("cpu"))
+    batches = source.epoch(torch.Generator().manual_seed(1), 32)
+    assert len(batches) == math.ceil(3000 / 32)
+    assert sorted(torch.cat(batches).tolist()) == list(range(3000))
+    lengths = source.X.lengths
+    padded = sum(int(lengths[b].max()) * len(b) for b in batches)
+    random_batches = torch.randperm(3000, generator=torch.Generator().manual_seed(1)).split(32)
+    padded_random = sum(int(lengths[b].max()) * len(b) for b in random_batches)
+    assert padded < 0.6 * padded_random
+
+
+def test_epochs_are_a_function_of_the_generator_seed():
+    source = make_source(TokenSequences(_sequences(500), 0), None, torch.long, torch.device("cpu"))
+    first = source.epoch(torch.Generator().manual_seed(7), 16)
+    again = source.epoch(torch.Generator().manual_seed(7), 16)
+    other = source.epoch(torch.Generator().manual_seed(8), 16)
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    assert not all(torch.equal(a, b) for a, b in zip(first, other))
+
+
+def test_in_order_outputs_come_back_in_example_order():
+    source = make_source(TokenSequences(_sequences(100), 0), None, torch.long, torch.device("cpu"))
+    batches = source.in_order(16)
+    outputs = [source.X.lengths[b].float() for b in batches]
+    assert torch.equal(unsort(batches, outputs), source.X.lengths.float())
+
+
+def test_cv_folds_are_disjoint_and_cover_the_training_data():
+    y = np.repeat(np.arange(3), 20)
+    vals = []
+    for fold in range(4):
+        cfg = DataConfig.model_validate({"split": {"folds": 4, "fold": fold}})
+        train, val = train_val(y, cfg, seed=0, task="classification")
+        assert not set(train) & set(val) and len(train) + len(val) == 60
+        vals.append(val)
+    assert sorted(np.concatenate(vals).tolist()) == list(range(60))
