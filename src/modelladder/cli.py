@@ -44,9 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=["test", "val"], default="test")
     p.set_defaults(func=cmd_evaluate)
 
-    p = verbs.add_parser("predict", help="predict CSV / parquet rows or image files with a trained run")
+    p = verbs.add_parser("predict", help="predict rows, images or texts with a trained run")
     p.add_argument("run", type=Path, help="run folder")
-    p.add_argument("inputs", type=Path, nargs="+", help="CSV/parquet files, image files or folders of images")
+    p.add_argument("inputs", type=Path, nargs="*",
+                   help="CSV/parquet files, image files or folders of images; for text runs .txt files "
+                        "(one text per line) or CSV/JSONL files with the run's text column")
+    p.add_argument("--text", action="append", default=[], dest="texts", metavar="TEXT",
+                   help="a text to classify with a text run (repeatable)")
     p.add_argument("--out", type=Path, help="write predictions here as CSV (default: print them)")
     p.set_defaults(func=cmd_predict)
 
@@ -110,13 +114,21 @@ def _print_result(run_dir: Path, result: dict) -> None:
 
 
 def cmd_predict(args) -> int:
+    import numpy as np
     import pandas as pd
 
     from modelladder.serve.predictor import Predictor
 
+    if not args.inputs and not args.texts:
+        raise InputError("predict needs input files or --text")
     predictor = Predictor.load(args.run)
+    if args.texts and predictor.preprocess["kind"] != "text":
+        raise InputError(f"--text needs a run trained on text; {args.run} was trained on "
+                         f"{predictor.preprocess['kind']} data")
     paths = _expand_inputs(args.inputs)
-    scores = predictor.predict_files(paths)
+    scores = predictor.predict_files(paths) if paths else np.zeros((0, len(predictor.classes)), np.float32)
+    if args.texts:
+        scores = np.concatenate([scores, predictor.predict_proba(args.texts)])
     frame = pd.DataFrame({"prediction": predictor.decode(scores)})
     if predictor.classes:
         frame["confidence"] = scores.max(axis=1)

@@ -111,11 +111,15 @@ class Predictor:
         return scores
 
     def predict_files(self, paths: list[Path]) -> np.ndarray:
-        """Scores for image files (PNG / JPEG) or for the rows of CSV / parquet files."""
+        """Scores for image files (PNG / JPEG), the rows of CSV / parquet files, or texts: the lines of
+        .txt files and the text column of CSV / JSONL files."""
         from modelladder.data.load import load_image_files
 
         if self.preprocess["kind"] == "image":
             return self.scores(load_image_files(paths, self.preprocess["transform"]))
+        if self.preprocess["kind"] == "text":
+            column = self.cfg.data.text or "text"
+            return self.scores(self.features([t for p in paths for t in _read_texts(p, column)]))
         frames = [_read_table(p) for p in paths]
         import pandas as pd
 
@@ -126,6 +130,27 @@ def _existing(path: Path) -> Path:
     if not path.is_file():
         raise InputError(f"{path} is missing: the run folder has no trained model (did training finish?)")
     return path
+
+
+def _read_texts(path: Path, column: str) -> list[str]:
+    """One text per non-empty line of a .txt file, or the `column` of a CSV / JSONL file."""
+    import pandas as pd
+
+    if not path.is_file():
+        raise InputError(f"input file {path} does not exist")
+    if path.suffix.lower() not in (".txt", ".csv", ".jsonl"):
+        raise InputError(f"input file {path}: a text run reads .txt, .csv or .jsonl files")
+    try:
+        if path.suffix.lower() == ".txt":
+            return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        frame = pd.read_json(path, lines=True) if path.suffix.lower() == ".jsonl" else pd.read_csv(path)
+    except UnicodeDecodeError as err:
+        raise InputError(f"input file {path} is not valid UTF-8 (byte {err.start})") from None
+    except (ValueError, OSError, pd.errors.ParserError) as err:
+        raise InputError(f"input file {path} could not be read: {err}") from None
+    if column not in frame.columns:
+        raise InputError(f"input file {path} has no text column '{column}' (it has {list(frame.columns)})")
+    return frame[column].tolist()
 
 
 def _read_table(path: Path):
