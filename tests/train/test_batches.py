@@ -8,7 +8,7 @@ import torch
 
 from modelladder.config import DataConfig
 from modelladder.data.splits import train_val
-from modelladder.train.batches import TokenSequences, make_source, unsort
+from modelladder.train.batches import TokenSequences, TokenWindows, make_source, unsort
 
 
 def _sequences(n: int, seed: int = 0) -> list[np.ndarray]:
@@ -66,3 +66,20 @@ def test_cv_folds_are_disjoint_and_cover_the_training_data():
         assert not set(train) & set(val) and len(train) + len(val) == 60
         vals.append(val)
     assert sorted(np.concatenate(vals).tolist()) == list(range(60))
+
+
+def test_token_windows_give_next_token_targets_and_cover_the_stream_in_order():
+    tokens = np.arange(1000, dtype=np.uint16)
+    source = make_source(TokenWindows(tokens, context=16), None, torch.long, torch.device("cpu"))
+    assert len(source) == 999 // 16
+    batches = source.in_order(8)
+    x, y = source.take(batches[0])
+    assert x.shape == (8, 16) and x.dtype == torch.long
+    assert torch.equal(y, x + 1) and x[1, 0] == 16
+    starts = torch.cat(source.epoch(torch.Generator().manual_seed(0), 8))
+    assert len(starts) == len(source) and int(starts.max()) + 16 < 1000
+
+
+def test_a_stream_shorter_than_one_window_is_refused():
+    with pytest.raises(ValueError, match="shorter than one window"):
+        TokenWindows(np.arange(10), context=16)

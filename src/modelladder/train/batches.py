@@ -1,4 +1,5 @@
-"""Where the loop's batches come from: dense features held as one tensor, or token sequences.
+"""Where the loop's batches come from: dense features held as one tensor, token sequences, or
+random windows of a token stream (language-model pretraining).
 
 Both sources hand out an epoch as a list of index tensors drawn from one seeded generator, so a
 batch is fully described by (seed, epoch, position) and a resumed run sees the same batches. Text
@@ -43,10 +44,35 @@ class TokenSequences:
         return self.ids[where].masked_fill_(~mask, self.pad_id), mask
 
 
+class TokenWindows:
+    """A token stream (often a memory-mapped uint16 / uint32 file, so it need not fit in memory) read as
+    windows of `context` + 1 tokens: the inputs and, shifted by one, the next-token targets.
+
+    An epoch is as many windows as the stream holds without overlap; training draws their starts at
+    random (as nanoGPT does), evaluation reads the non-overlapping windows in order.
+    """
+
+    def __init__(self, tokens: np.ndarray, context: int):
+        if len(tokens) < context + 1:
+            raise ValueError(f"a token stream of {len(tokens)} tokens is shorter than one window ({context} + 1)")
+        self.tokens, self.context = tokens, context
+
+    def __len__(self) -> int:
+        return (len(self.tokens) - 1) // self.context
+
+    def take(self, starts: Tensor) -> tuple[Tensor, Tensor]:
+        rows = starts.numpy()[:, None] + np.arange(self.context + 1)
+        windows = torch.from_numpy(self.tokens[rows].astype(np.int64))
+        return windows[:, :-1], windows[:, 1:]
+
+
 def make_source(X, y: np.ndarray | None, target_dtype: torch.dtype, device: torch.device):
-    """The batch source for features `X`: TokenSequences -> TokenSource, an array -> DenseSource."""
+    """The batch source for features `X`: TokenSequences -> TokenSource, TokenWindows -> WindowSource,
+    an array -> DenseSource."""
     if isinstance(X, TokenSequences):
         return TokenSource(X, y, target_dtype, device)
+    if isinstance(X, TokenWindows):
+        return WindowSource(X, device)
     return DenseSource(X, y, target_dtype, device)
 
 
@@ -105,6 +131,27 @@ class TokenSource:
         ids, mask = self.X.take(idx)
         x = (ids.to(self.device, non_blocking=True), mask.to(self.device, non_blocking=True))
         return x, None if self.y is None else self.y[idx].to(self.device, non_blocking=True)
+
+
+class WindowSource:
+    """Windows of a token stream: x is (B, context) token ids, y the same shifted by one token."""
+
+    def __init__(self, X: TokenWindows, device: torch.device):
+        self.X, self.device = X, device
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+    def epoch(self, generator: torch.Generator, batch_size: int) -> list[Tensor]:
+        last_start = len(self.X.tokens) - self.X.context - 1
+        return list(torch.randint(0, last_start + 1, (len(self.X),), generator=generator).split(batch_size))
+
+    def in_order(self, batch_size: int) -> list[Tensor]:
+        return list((torch.arange(len(self.X)) * self.X.context).split(batch_size))
+
+    def take(self, starts: Tensor) -> tuple[Tensor, Tensor]:
+        x, y = self.X.take(starts)
+        return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
 
 def unsort(batches: list[Tensor], outputs: list[Tensor]) -> Tensor:
