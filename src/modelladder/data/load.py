@@ -12,6 +12,7 @@ from modelladder import registry
 from modelladder.data.bundle import DataBundle
 from modelladder.data.images import read_image_files, transform_images
 from modelladder.data.tabular import transform_table
+from modelladder.data.text import clean_texts
 from modelladder.errors import InputError
 
 if TYPE_CHECKING:
@@ -35,13 +36,16 @@ def transform_raw(preprocess: dict, raw) -> np.ndarray:
 
     Tables: a pandas DataFrame with the training feature columns (the label may be absent).
     Images: an array (N, H, W) or (N, C, H, W) in the dataset's original pixel scale.
+    Texts: a list (or 1-D array) of raw strings, cleaned as the training texts were.
     """
     kind = preprocess.get("kind")
     if kind == "tabular":
         return transform_table(preprocess, raw if isinstance(raw, pd.DataFrame) else pd.DataFrame(raw))
     if kind == "image":
         return transform_images(preprocess, raw)
-    raise InputError(f"preprocess kind must be 'image' or 'tabular', got {kind!r}")
+    if kind == "text":
+        return clean_texts(raw, preprocess["clean"])
+    raise InputError(f"preprocess kind must be 'image', 'tabular' or 'text', got {kind!r}")
 
 
 def load_image_files(paths: list[Path], preprocess: dict) -> np.ndarray:
