@@ -4,6 +4,7 @@ TORCH ?= torch==2.13.0
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+CHROMIUM := $(VENV)/.chromium
 
 .PHONY: demo test install bench clean
 
@@ -21,10 +22,16 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
+# headless Chromium and its driver for the report's browser test; apt only when they are missing
+$(CHROMIUM): $(BIN)/python
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		{ apt-get update -q && apt-get install -y -q chromium chromium-driver; }
+	touch $(CHROMIUM)
+
 demo: $(STAMP)
 	$(BIN)/ladder run --overwrite
 
-test: $(STAMP)
+test: $(STAMP) $(CHROMIUM)
 	HF_HUB_OFFLINE=1 MODELLADDER_DATA=$${MODELLADDER_DATA:-$(abspath ../shared/data)} $(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -54,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="write predictions here as CSV (default: print them)")
     p.set_defaults(func=cmd_predict)
 
+    p = verbs.add_parser("report", help="write report.html for a run or ladder folder")
+    p.add_argument("folder", type=Path, help="a run folder or a ladder folder")
+    p.set_defaults(func=cmd_report)
+
     p = verbs.add_parser("config", help="configuration tools")
     sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     show = sub.add_parser("show", help="print the resolved config (defaults filled in, overrides applied)")
@@ -81,7 +85,19 @@ def cmd_run(args) -> int:
     rows = run_ladder(ladder, args.runs_dir, overwrite=args.overwrite)
     console = Console(width=max(Console().width, 120))  # a leaderboard must not be cut when piped
     console.print(leaderboard_table(rows, f"{ladder.name} leaderboard"))
-    console.print(f"written: {Path(args.runs_dir) / ladder.name / 'leaderboard.csv'} (and .json)")
+    root = Path(args.runs_dir) / ladder.name
+    console.print(f"written: {root / 'leaderboard.csv'} (and .json), {_report(root)}")
+    return 0
+
+
+def _report(folder: Path) -> Path:
+    from modelladder.report import write_report
+
+    return write_report(folder)
+
+
+def cmd_report(args) -> int:
+    print(f"written: {_report(args.folder)}")
     return 0
 
 
@@ -98,6 +114,7 @@ def cmd_train(args) -> int:
     run_dir = prepare(path, overwrite=args.overwrite, resume=args.resume)
     result = train_run(cfg, run_dir, resume=args.resume, data=data)
     _print_result(run_dir, result)
+    print(f"written: {_report(run_dir)}")
     return 0
 
 

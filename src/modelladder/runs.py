@@ -49,16 +49,17 @@ def prepare(path: Path, *, overwrite: bool = False, resume: bool = False) -> Pat
 
 
 def write_json(path: Path, obj) -> None:
-    """Write to a temporary name, then rename: a crash never leaves half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
 
 
 def write_text(path: Path, text: str) -> None:
+    """Write to a temporary name, then rename: a crash never leaves half a file."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def read_json(path: Path) -> dict:

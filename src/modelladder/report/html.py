@@ -1,0 +1,303 @@
+"""`ladder report`: one self-contained HTML file (plots inlined as data URIs) from a run or ladder folder."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from modelladder.errors import InputError
+from modelladder.report import plots
+from modelladder.runs import read_json, write_text
+
+IDENTITY = ("rung", "model", "family")
+SPLITS = ("test", "val")
+METRIC_NAMES = {"accuracy", "precision_macro", "recall_macro", "f1_macro", "log_loss", "roc_auc", "mse", "mae", "r2"}
+HEADLINE = ("accuracy", "f1_macro", "r2", "mse")  # the metric the cost plots put on the y axis
+# a cost is a count of parameters or operations, a time, an energy or a memory size
+COST = re.compile(r"^(params|flops|macs)|seconds|latency|_ms|energy|kwh|memory|bytes")
+PICTURE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
+NOT_SIGNIFICANT = "†"
+
+
+def write_report(folder: str | Path) -> Path:
+    """Write folder/report.html for a ladder folder (leaderboard.json) or a run folder; return its path."""
+    folder = Path(folder)
+    try:
+        return _write(folder)
+    except OSError as err:  # a file that cannot be read, or a folder that cannot be written
+        raise InputError(f"report: {err.filename2 or err.filename or folder}: {err.strerror or err}") from None
+
+
+def _write(folder: Path) -> Path:
+    if (folder / "leaderboard.json").is_file():
+        context = ladder_context(folder)
+    elif _is_run(folder):
+        run = run_context(folder)
+        context = {"title": folder.name, "kind": "run", "runs": [run], "leaderboard": None,
+                   "cost_plots": [], "ladder_config": None, "legend": None}
+    elif not folder.exists():
+        raise InputError(f"report: folder {folder} does not exist; expected a ladder folder "
+                         "(with leaderboard.json) or a run folder (with config.yaml and summary.json)")
+    else:
+        raise InputError(f"report: {folder} is neither a ladder folder (no leaderboard.json) nor a run "
+                         "folder (config.yaml and summary.json): pass a folder that `ladder run` or "
+                         "`ladder train` wrote")
+    path = folder / "report.html"
+    write_text(path, render(context))
+    return path
+
+
+def render(context: dict) -> str:
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("modelladder", "report/templates"),
+                             autoescape=True, undefined=jinja2.StrictUndefined,
+                             trim_blocks=True, lstrip_blocks=True)
+    return env.get_template("report.html.j2").render(**context)
+
+
+def _is_run(folder: Path) -> bool:
+    return (folder / "config.yaml").is_file() and (folder / "summary.json").is_file()
+
+
+# ---------------------------------------------------------------- ladder
+
+
+def ladder_context(folder: Path) -> dict:
+    rows = read_json(folder / "leaderboard.json")
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) and "rung" in r for r in rows):
+        raise InputError(f"{folder / 'leaderboard.json'} must hold a non-empty list of rows, each with a "
+                         "'rung' key")
+    columns = table_columns(rows)
+    headline = headline_metric(columns)
+    table = {"columns": columns, "rows": [_leaderboard_row(r, columns, headline) for r in rows]}
+    ladder_yaml = folder / "ladder.yaml"
+    return {
+        "title": folder.name,
+        "kind": "ladder",
+        "leaderboard": table,
+        "legend": _legend(rows, columns, headline),
+        "cost_plots": cost_plots(rows, columns, headline),
+        "ladder_config": ladder_yaml.read_text() if ladder_yaml.is_file() else None,
+        "runs": [run_context(folder / str(r["rung"])) if _is_run(folder / str(r["rung"]))
+                 else _missing_run(folder / str(r["rung"])) for r in rows],
+    }
+
+
+def table_columns(rows: list[dict]) -> list[str]:
+    """Every key the rows carry, in order; `<c>_mean` and `<c>_std` fold into one column `<c>`."""
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    columns = []
+    for key in keys:
+        if key == "significant" or key.endswith("_significant"):
+            continue  # shown as a marker on the metric, not as a column
+        base = re.sub(r"_(mean|std)$", "", key)
+        if base != key and f"{base}_mean" in keys and f"{base}_std" in keys:
+            key = base
+        if key not in columns:
+            columns.append(key)
+    return columns
+
+
+def is_metric(column: str) -> bool:
+    return column.startswith(tuple(f"{s}_" for s in SPLITS)) or column in METRIC_NAMES
+
+
+def headline_metric(columns: list[str]) -> str | None:
+    metrics = [c for c in columns if is_metric(c)]
+    for name in HEADLINE:
+        for column in metrics:
+            if column == name or column.endswith(f"_{name}"):
+                return column
+    return metrics[0] if metrics else None
+
+
+def value(row: dict, column: str):
+    return row.get(f"{column}_mean", row.get(column))
+
+
+def cost_columns(rows: list[dict], columns: list[str]) -> list[str]:
+    return [c for c in columns if c not in IDENTITY and not is_metric(c) and COST.search(c)
+            and any(_is_number(value(r, c)) for r in rows)]
+
+
+def _leaderboard_row(row: dict, columns: list[str], headline: str | None) -> list[dict]:
+    cells = []
+    for column in columns:
+        if f"{column}_mean" in row:
+            text = f"{fmt(row[f'{column}_mean'])} ± {fmt(row.get(f'{column}_std'))}"
+        else:
+            text = fmt(row.get(column))
+        marked = _not_significant(row, column, headline)
+        cells.append({"text": text + (f" {NOT_SIGNIFICANT}" if marked else ""), "marked": marked,
+                      "number": _is_number(value(row, column))})
+    return cells
+
+
+def _not_significant(row: dict, column: str, headline: str | None) -> bool:
+    """`<c>_significant: false` marks column c; a row's plain `significant: false` marks its headline."""
+    return row.get(f"{column}_significant") is False or (column == headline and row.get("significant") is False)
+
+
+def _legend(rows: list[dict], columns: list[str], headline: str | None) -> str | None:
+    if not any(_not_significant(r, c, headline) for r in rows for c in columns):
+        return None
+    return (f"{NOT_SIGNIFICANT} the difference is not statistically significant "
+            "(the row's `significant` value is false)")
+
+
+def cost_plots(rows: list[dict], columns: list[str], headline: str | None) -> list[dict]:
+    if headline is None:
+        return []
+    out = []
+    for cost in cost_columns(rows, columns):
+        points = [(str(r["rung"]), float(value(r, cost)), float(value(r, headline))) for r in rows
+                  if _is_number(value(r, cost)) and _is_number(value(r, headline))]
+        if points:
+            names, costs, scores = zip(*points)
+            out.append({"id": f"cost/{cost}", "title": f"{headline} vs {cost}",
+                        "uri": plots.metric_vs_cost(list(names), list(costs), list(scores), cost, headline)})
+    return out
+
+
+# ---------------------------------------------------------------- one run
+
+
+def run_context(run_dir: Path) -> dict:
+    name = run_dir.name
+    summary = read_json(run_dir / "summary.json")
+    split = next((s for s in SPLITS if (run_dir / f"eval_{s}.json").is_file()), None)
+    evaluation = read_json(run_dir / f"eval_{split}.json") if split else {}
+    figures, per_class, notes = [], None, []
+    records = read_jsonl(run_dir / "metrics.jsonl")
+    curves = plots.learning_curves(records) if records else None
+    if curves:
+        figures.append({"id": f"{name}/learning-curves", "title": "learning curves", "uri": curves})
+    else:
+        notes.append("no learning curves: this run has no metrics.jsonl (scikit-learn rungs fit in one call)")
+    if split and (run_dir / f"predictions_{split}.csv").is_file():
+        frame = read_predictions(run_dir / f"predictions_{split}.csv")
+        per_class = _prediction_figures(name, frame, evaluation, figures)
+    elif split:
+        notes.append(f"no predictions_{split}.csv: no per-class table or ROC curve")
+    else:
+        notes.append("not evaluated yet: no eval_test.json or eval_val.json")
+    env_path = run_dir / "env.json"
+    return {
+        "name": name,
+        "split": split,
+        "summary": {k: fmt(v) for k, v in summary.items()},
+        "metrics": {k: fmt(v) for k, v in {**evaluation.get("metrics", {}), **evaluation.get("latency", {})}.items()},
+        "figures": figures,
+        "per_class": per_class,
+        "notes": notes,
+        "pictures": pictures(run_dir),
+        "config": (run_dir / "config.yaml").read_text(),
+        "env": flatten(read_json(env_path)) if env_path.is_file() else {},
+    }
+
+
+def _missing_run(run_dir: Path) -> dict:
+    """A leaderboard row without a run folder still gets its section, saying what is missing."""
+    note = f"no run folder {run_dir} with config.yaml and summary.json: only its leaderboard row is known"
+    return {"name": run_dir.name, "split": None, "summary": {}, "metrics": {}, "figures": [], "per_class": None,
+            "notes": [note], "pictures": [], "config": None, "env": {}}
+
+
+def _prediction_figures(name: str, frame, evaluation: dict, figures: list[dict]) -> list[dict] | None:
+    """Confusion matrix, ROC and the per-class table for classes; predicted vs true otherwise."""
+    classes = [c.removeprefix("proba_") for c in frame.columns if c.startswith("proba_")]
+    if not classes:
+        figures.append({"id": f"{name}/predicted-vs-true", "title": "predicted vs true",
+                        "uri": plots.predicted_vs_true(frame["true"].to_numpy(), frame["predicted"].to_numpy())})
+        return None
+    if "confusion" in evaluation:
+        figures.append({"id": f"{name}/confusion", "title": "confusion matrix",
+                        "uri": plots.confusion_matrix(evaluation["confusion"], classes)})
+    proba = frame[[f"proba_{c}" for c in classes]].to_numpy(dtype=np.float64)
+    roc = plots.roc_curves(frame["true"].to_numpy(), proba, classes)
+    if roc:
+        figures.append({"id": f"{name}/roc", "title": "ROC curve", "uri": roc})
+    return per_class_table(frame["true"], frame["predicted"], classes)
+
+
+def per_class_table(y_true, y_pred, classes: list[str]) -> list[dict]:
+    from sklearn.metrics import classification_report
+
+    report = classification_report(y_true, y_pred, labels=classes, output_dict=True, zero_division=0)
+    return [{"label": label, "precision": fmt(v["precision"]), "recall": fmt(v["recall"]),
+             "f1": fmt(v["f1-score"]), "support": fmt(int(v["support"]))}
+            for label, v in report.items() if isinstance(v, dict)]
+
+
+def read_predictions(path: Path):
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path, dtype={"true": str, "predicted": str})
+        if not {"true", "predicted"} <= set(frame.columns):
+            raise ValueError("it needs the columns 'true' and 'predicted'")
+        if not any(c.startswith("proba_") for c in frame.columns):  # regression: numbers
+            frame[["true", "predicted"]] = frame[["true", "predicted"]].astype(float)
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise InputError(f"{path} is not a predictions table written by ModelLadder: {err}") from None
+    return frame
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    records = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise InputError(f"{path} line {number} is not valid JSON: {err.msg}") from None
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+def pictures(run_dir: Path) -> list[dict]:
+    """Images a run folder holds (its own *.png, or anything in pictures/), inlined as data URIs."""
+    found = sorted(run_dir.glob("*.png")) + sorted(p for p in (run_dir / "pictures").glob("*") if p.is_file())
+    return [{"name": str(p.relative_to(run_dir)),
+             "uri": f"data:{PICTURE_TYPES[p.suffix.lower()]};base64," + base64.b64encode(p.read_bytes()).decode("ascii")}
+            for p in found if p.suffix.lower() in PICTURE_TYPES]
+
+
+# ---------------------------------------------------------------- formatting
+
+
+def flatten(obj, prefix: str = "") -> dict[str, str]:
+    """{'versions': {'torch': '2.3'}} -> {'versions.torch': '2.3'}: env.json as one table."""
+    if not isinstance(obj, dict):
+        return {prefix: fmt(obj)}
+    out = {}
+    for key, val in obj.items():
+        out |= flatten(val, f"{prefix}.{key}" if prefix else str(key))
+    return out
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+
+
+def fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        return f"{v:.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
+    if isinstance(v, list):
+        return " ".join(fmt(x) for x in v)
+    return str(v)

@@ -1,0 +1,134 @@
+"""The report's plots, each drawn with matplotlib's Agg canvas and returned as a PNG data URI.
+
+No pyplot: every figure is a plain `Figure` on its own Agg canvas, so drawing a report touches no
+global backend state and needs no display.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+
+DPI = 90
+# metrics.jsonl keys that are bookkeeping or a loss, not a validation metric to plot by epoch
+NOT_METRICS = {"epoch", "step", "split", "lr", "samples_per_s", "loss", "log_loss"}
+
+
+def _figure(width: float, height: float, ncols: int = 1):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)  # the Agg backend, chosen here and for this figure only
+    axes = fig.subplots(1, ncols, squeeze=False)[0]
+    return fig, axes
+
+
+def data_uri(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def learning_curves(records: list[dict]) -> str | None:
+    """Train (and validation) loss by step on the left, validation metrics by epoch on the right."""
+    train = [r for r in records if r.get("split") == "train" and "loss" in r]
+    val = [r for r in records if r.get("split") == "val"]
+    if not train and not val:
+        return None
+    fig, (loss_ax, metric_ax) = _figure(9, 3.4, ncols=2)
+    if train:
+        loss_ax.plot([r["step"] for r in train], [r["loss"] for r in train], label="train loss")
+    if any("loss" in r for r in val):
+        loss_ax.plot([r["step"] for r in val if "loss" in r], [r["loss"] for r in val if "loss" in r],
+                     marker="o", markersize=3, label="val loss")
+    loss_ax.set(xlabel="step", ylabel="loss", title="loss")
+    loss_ax.legend()
+    names = [k for k in val[0] if k not in NOT_METRICS and isinstance(val[0][k], (int, float))] if val else []
+    for name in names:
+        epochs = [r["epoch"] for r in val if name in r]
+        metric_ax.plot(epochs, [r[name] for r in val if name in r], marker="o", markersize=3, label=name)
+    metric_ax.set(xlabel="epoch", title="validation metrics")
+    if names:
+        metric_ax.legend(fontsize="small")
+    else:
+        metric_ax.text(0.5, 0.5, "no validation split", ha="center", va="center", transform=metric_ax.transAxes)
+    return data_uri(fig)
+
+
+def confusion_matrix(matrix: list[list[int]], classes: list[str]) -> str:
+    counts = np.asarray(matrix)
+    size = min(3 + 0.3 * len(classes), 10)
+    fig, (ax,) = _figure(size + 1, size)
+    image = ax.imshow(counts, cmap="Blues")
+    fig.colorbar(image, ax=ax)
+    ticks = range(len(classes))
+    ax.set(xticks=ticks, yticks=ticks, xlabel="predicted", ylabel="true", title="confusion matrix")
+    ax.set_xticklabels(classes, rotation=90 if len(classes) > 12 else 0)
+    ax.set_yticklabels(classes)
+    if len(classes) <= 20:  # numbers in the cells stay readable up to about 20 classes
+        threshold = counts.max() / 2 if counts.size else 0
+        for (i, j), value in np.ndenumerate(counts):
+            ax.text(j, i, str(value), ha="center", va="center", fontsize="small",
+                    color="white" if value > threshold else "black")
+    return data_uri(fig)
+
+
+def roc_curves(y_true: np.ndarray, proba: np.ndarray, classes: list[str]) -> str | None:
+    """One-vs-rest ROC curve per class present in `y_true`; for two classes, one curve for the second."""
+    from sklearn.metrics import auc, roc_curve
+
+    y_true = np.asarray(y_true)
+    targets = [1] if len(classes) == 2 else range(len(classes))
+    curves = []
+    for k in targets:
+        positive = y_true == classes[k]
+        if positive.all() or not positive.any():
+            continue  # the curve is undefined without both positives and negatives
+        fpr, tpr, _ = roc_curve(positive, proba[:, k])
+        curves.append((classes[k], fpr, tpr))
+    if not curves:
+        return None
+    fig, (ax,) = _figure(5, 4.2)
+    for name, fpr, tpr in curves:
+        ax.plot(fpr, tpr, label=f"{name} (AUC {auc(fpr, tpr):.3f})")
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=0.8)
+    title = f"ROC, positive class {curves[0][0]}" if len(classes) == 2 else "ROC, one vs rest"
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title)
+    ax.legend(fontsize="x-small", loc="lower right")
+    return data_uri(fig)
+
+
+def predicted_vs_true(y_true: np.ndarray, y_pred: np.ndarray) -> str:
+    fig, (ax,) = _figure(4.5, 4.2)
+    ax.scatter(y_true, y_pred, s=8, alpha=0.5)
+    low, high = float(min(y_true.min(), y_pred.min())), float(max(y_true.max(), y_pred.max()))
+    ax.plot([low, high], [low, high], linestyle="--", color="grey", linewidth=0.8, label="y = x")
+    ax.set(xlabel="true", ylabel="predicted", title="predicted vs true")
+    ax.legend()
+    return data_uri(fig)
+
+
+def metric_vs_cost(names: list[str], costs: list[float], values: list[float], cost: str, metric: str) -> str:
+    """One point per rung, cost on a log x axis (symmetric-log when a cost is 0)."""
+    fig, (ax,) = _figure(4, 3.2)
+    ax.scatter(costs, values)
+    for name, x, y in zip(names, costs, values):
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize="small")
+    positive = [c for c in costs if c > 0]
+    if len(positive) == len(costs):
+        from matplotlib.ticker import NullFormatter
+
+        ax.set_xscale("log")
+        low, high = min(costs), max(costs)
+        # reach the powers of ten around the points: labelled decade ticks, no crowded minor labels
+        ax.set_xlim(min(low / 2, 10 ** np.floor(np.log10(low))), max(high * 2, 10 ** np.ceil(np.log10(high))))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    else:
+        ax.set_xscale("symlog", linthresh=min(positive, default=1.0))
+        ax.margins(x=0.15)
+    ax.set(xlabel=f"{cost} (log)", ylabel=metric, title=f"{metric} vs {cost}")
+    ax.margins(y=0.15)
+    return data_uri(fig)

@@ -1,0 +1,102 @@
+"""A real headless Chromium opens a ladder report: every plot decodes, nothing logs an error.
+
+Chromium and chromedriver come from the Debian packages `chromium` and `chromium-driver` (`make test`
+installs them). Without them the test fails under CI=true and skips elsewhere.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from rich.console import Console
+
+from modelladder.config import validate_ladder
+from modelladder.ladder import run_ladder
+from modelladder.report import write_report
+
+COSTS = ["params", "train_seconds", "latency_ms_p50", "latency_ms_p95", "batch_ms_per_sample"]
+EXPECTED_PLOTS = [f"cost/{c}" for c in COSTS] + [
+    "logreg/confusion", "logreg/roc", "mlp/learning-curves", "mlp/confusion", "mlp/roc"]
+WINDOW = (1280, 2000)
+
+
+def _missing(reason: str):
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}: CI must run the browser test (`make test` installs chromium)")
+    pytest.skip(reason)
+
+
+def chrome_driver(profile: Path):
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        _missing("selenium is not installed (pip install selenium)")
+    binary, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not binary or not chromedriver:
+        _missing("chromium or chromedriver is missing (apt-get install -y chromium chromium-driver)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--no-first-run", f"--user-data-dir={profile}"]:
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
+
+
+@pytest.fixture
+def driver(tmp_path):
+    """Checked and started before the ladder is trained: a missing browser fails or skips at once."""
+    browser = chrome_driver(tmp_path / "profile")
+    yield browser
+    browser.quit()
+
+
+@pytest.fixture
+def report(tmp_path) -> Path:
+    """A real two-rung ladder on digits, with one extra picture in the MLP's folder."""
+    ladder = validate_ladder({
+        "name": "browser",
+        "data": {"dataset": "digits", "limit": 200},
+        "train": {"epochs": 1, "batch_size": 32, "progress": False},
+        "rungs": [{"name": "logreg", "model": {"name": "logreg"}},
+                  {"name": "mlp", "model": {"name": "mlp", "hidden": [16]}}],
+    })
+    run_ladder(ladder, tmp_path / "runs", console=Console(file=io.StringIO()))
+    folder = tmp_path / "runs" / "browser"
+    (folder / "mlp" / "pictures").mkdir()
+    Image.fromarray(np.eye(8, dtype=np.uint8) * 255).save(folder / "mlp" / "pictures" / "samples.png")
+    return write_report(folder)
+
+
+def test_chromium_renders_the_report_without_errors(driver, report):
+    driver.set_page_load_timeout(60)
+    driver.set_window_size(*WINDOW)
+    driver.get(report.as_uri())
+    screenshot = report.with_name("report.png")
+    assert driver.save_screenshot(str(screenshot))
+    images = driver.execute_script(
+        "return Array.from(document.images).map(i => ({cls: i.className, plot: i.dataset.plot || null,"
+        " complete: i.complete, width: i.naturalWidth}))")
+    rows = driver.execute_script("return document.querySelectorAll('table.leaderboard tbody tr').length")
+    headers = driver.execute_script(
+        "return Array.from(document.querySelectorAll('table.leaderboard th')).map(t => t.textContent)")
+    console = driver.get_log("browser")
+
+    assert screenshot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    with Image.open(screenshot) as shot:
+        assert shot.size[0] > 0 and shot.size[1] > 0
+        low, high = shot.convert("L").getextrema()
+        assert high - low > 100  # something is drawn, not a blank page
+    assert rows == 2 and headers[:3] == ["rung", "model", "family"] and "test_accuracy" in headers
+    assert [i["plot"] for i in images if i["cls"] == "plot"] == EXPECTED_PLOTS
+    assert [i["cls"] for i in images].count("picture") == 1
+    broken = [i for i in images if not i["complete"] or i["width"] == 0]
+    assert not broken, broken
+    assert not [e for e in console if e["level"] == "SEVERE"], console
