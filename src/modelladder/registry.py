@@ -12,6 +12,10 @@ DATASETS = {
     "mnist": "modelladder.data.mnist:load_mnist",
     "csv": "modelladder.data.tabular:load_csv",
     "parquet": "modelladder.data.tabular:load_parquet",
+    "imdb": "modelladder.data.text_sources:load_imdb",
+    "sst2": "modelladder.data.text_sources:load_sst2",
+    "rt_polarity": "modelladder.data.text_sources:load_rt_polarity",
+    "text": "modelladder.data.text:load_text",
 }
 
 MODELS = {
@@ -20,6 +24,10 @@ MODELS = {
     "logreg": "modelladder.models.classic:LogisticRegressionRung",
     "random_forest": "modelladder.models.classic:RandomForestRung",
     "hist_gb": "modelladder.models.classic:HistGradientBoostingRung",
+    "rnn": "modelladder.models.rnn:RNN",
+    "transformer": "modelladder.models.transformer:Transformer",
+    "tfidf_logreg": "modelladder.models.text_classic:TfidfLogRegRung",
+    "tfidf_svm": "modelladder.models.text_classic:TfidfSVMRung",
 }
 
 TASKS = {

@@ -24,6 +24,7 @@ from sklearn.ensemble import (
 )
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.pipeline import Pipeline
 
 from modelladder.errors import InputError
 from modelladder.schema import Strict
@@ -116,15 +117,26 @@ class ClassicRung(ABC):
             estimator = sio.load(path, trusted=untrusted)
         except UNREADABLE as err:
             raise InputError(f"model file {path} is not a readable skops file: {err}") from None
-        expected = type(rung._make_estimator())
-        if type(estimator) is not expected:
-            raise InputError(f"model file {path} holds a {type(estimator).__name__}, "
-                             f"model {cfg.name} for task {task!r} expects a {expected.__name__}")
+        expected = _types(rung._make_estimator())
+        if _types(estimator) != expected:
+            raise InputError(f"model file {path} holds a {_names(_types(estimator))}, "
+                             f"model {cfg.name} for task {task!r} expects a {_names(expected)}")
         if task == "classification" and estimator.classes_.max() >= n_outputs:
             raise InputError(f"model file {path} predicts class {estimator.classes_.max()}, "
                              f"but the data has only {n_outputs} classes")
         rung.estimator_ = estimator
         return rung
+
+
+def _types(estimator) -> tuple[type, ...]:
+    """The estimator's class, or its steps' classes for a Pipeline (so a file's steps must match too)."""
+    if isinstance(estimator, Pipeline):
+        return tuple(type(step) for _, step in estimator.steps)
+    return (type(estimator),)
+
+
+def _names(types: tuple[type, ...]) -> str:
+    return " + ".join(t.__name__ for t in types)
 
 
 class LogisticRegressionConfig(Strict):
