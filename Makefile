@@ -34,8 +34,10 @@ demo: $(STAMP)
 test: $(STAMP) $(CHROMIUM)
 	HF_HUB_OFFLINE=1 MODELLADDER_DATA=$${MODELLADDER_DATA:-$(abspath ../shared/data)} $(BIN)/python -m pytest -q
 
+# make bench BENCH=finetune (or lm_pretrain): one benchmark, ratios against its peer
+BENCH ?= train_overhead
 bench: $(STAMP)
-	HF_HUB_OFFLINE=1 MODELLADDER_DATA=$${MODELLADDER_DATA:-$(abspath ../shared/data)} $(BIN)/python -m benchmarks train_overhead
+	HF_HUB_OFFLINE=1 MODELLADDER_DATA=$${MODELLADDER_DATA:-$(abspath ../shared/data)} $(BIN)/python -m benchmarks $(BENCH)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

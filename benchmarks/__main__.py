@@ -3,7 +3,7 @@
 import importlib
 import sys
 
-BENCHMARKS = {"train_overhead": "benchmarks.train_overhead"}
+BENCHMARKS = {"train_overhead": "benchmarks.train_overhead", "finetune": "benchmarks.finetune"}
 
 
 def main() -> int:

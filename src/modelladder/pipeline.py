@@ -70,6 +70,8 @@ def train_run(cfg: RunConfig, run_dir: Path, *, resume: bool = False, data: Data
     """Train the model `cfg` describes into `run_dir` (prepared by the caller) and evaluate it."""
     data = data if data is not None else load_run_data(cfg)
     task = make_task(cfg, data)
+    # built before anything is written: a model that cannot be built leaves no half-made run folder
+    model = build_model(cfg.model, data.input_shape, data.n_outputs, seed=cfg.seed, task=cfg.task.name)
     write_text(run_dir / "config.yaml", to_yaml(cfg))
     write_json(run_dir / "preprocess.json", {
         "kind": data.kind,
@@ -80,7 +82,6 @@ def train_run(cfg: RunConfig, run_dir: Path, *, resume: bool = False, data: Data
         "transform": data.preprocess,
     })
     write_json(run_dir / "env.json", environment(cfg.seed))
-    model = build_model(cfg.model, data.input_shape, data.n_outputs, seed=cfg.seed, task=cfg.task.name)
     summary = {"model": cfg.model.name, "family": "neural" if is_neural(model) else "classic"}
     encoder = None
     if is_neural(model):

@@ -28,6 +28,7 @@ MODELS = {
     "transformer": "modelladder.models.transformer:Transformer",
     "tfidf_logreg": "modelladder.models.text_classic:TfidfLogRegRung",
     "tfidf_svm": "modelladder.models.text_classic:TfidfSVMRung",
+    "hf": "modelladder.models.hf:HFClassifier",
 }
 
 TASKS = {

