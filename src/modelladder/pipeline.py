@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import numpy as np
 from modelladder.config import RunConfig, to_yaml
 from modelladder.data.bundle import DataBundle
 from modelladder.errors import InputError
-from modelladder.evaluate.cost import inference_latency
+from modelladder.evaluate.cost import inference_latency, measure_training, one_batch, training_flops
 from modelladder.models.build import build_model, count_params, is_neural
 from modelladder.registry import MODELS, TASKS, lookup
 from modelladder.runs import environment, read_json, write_json, write_text
@@ -85,18 +84,26 @@ def train_run(cfg: RunConfig, run_dir: Path, *, resume: bool = False, data: Data
     summary = {"model": cfg.model.name, "family": "neural" if is_neural(model) else "classic"}
     encoder = None
     if is_neural(model):
-        from modelladder.train.loop import fit
+        from modelladder.train.loggers import make_loggers
+        from modelladder.train.loop import fit, resolve_device
 
         encoder = text_encoder(cfg, data, run_dir)
-        result = fit(model, task, encoded(data, encoder), cfg.train, seed=cfg.seed, run_dir=run_dir,
-                     augment=cfg.data.augment, resume=resume)
+        train_data = encoded(data, encoder)
+        device = resolve_device(cfg.train.device)
+        with measure_training(device) as cost:
+            result = fit(model, task, train_data, cfg.train, seed=cfg.seed, run_dir=run_dir,
+                         augment=cfg.data.augment, resume=resume, callbacks=make_loggers(cfg.train, run_dir))
         summary |= {"train_seconds": result.train_seconds, "steps": result.steps,
                     "epochs": result.epochs, "stopped_early": result.stopped_early}
+        x, y = one_batch(train_data.X_train, train_data.y_train, task, cfg.train.batch_size, device)
+        summary["flops_train"] = training_flops(model, task, x, y, steps=result.steps)
     else:
-        start = time.perf_counter()
-        model.fit(data.X_train, data.y_train)
-        summary["train_seconds"] = time.perf_counter() - start
+        with measure_training() as cost:
+            model.fit(data.X_train, data.y_train)
+        summary["train_seconds"] = cost.wall_s
+        summary["flops_train"] = None  # scikit-learn's work is not a tensor program: not counted
         model.save(run_dir / "model.skops")
+    summary |= cost.record()
     summary["params"] = count_params(model)  # trees have nodes only once fitted
     summary["train_examples"] = int(len(data.y_train))
     write_json(run_dir / "summary.json", summary)

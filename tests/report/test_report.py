@@ -20,7 +20,7 @@ from modelladder.ladder import run_ladder
 from modelladder.report import plots, write_report
 
 PNG = b"\x89PNG\r\n\x1a\n"
-COSTS = ["params", "train_seconds", "latency_ms_p50", "latency_ms_p95", "batch_ms_per_sample"]
+COSTS = ["params", "flops_train", "train_seconds", "energy_kwh", "latency_ms_p50", "latency_ms_p95", "batch_ms_per_sample"]
 
 
 def tiny_ladder(runs_dir: Path, task: str = "classification") -> Path:

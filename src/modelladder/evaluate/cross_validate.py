@@ -1,0 +1,217 @@
+"""k-fold cross-validation: each model trained on every (repeat, fold), summarised as mean ± std over
+the folds, and compared with the best model by the corrected resampled t-test.
+
+Fold k of repeat r is the validation split of run fold-r-k (data.split.folds/fold/repeat), with
+preprocessing fitted on the other folds. The folds come from the seed alone, so every model sees
+the same ones; folds.json records their indices into the training pool (the training split after
+data.limit), and each fold's data is loaded once and shared by every model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from modelladder.config import RunConfig, deep_merge, to_yaml, validate_run
+from modelladder.errors import InputError
+from modelladder.evaluate.cost import COST_COLUMNS
+from modelladder.pipeline import check_model_fits_data, load_run_data, train_run
+from modelladder.registry import TASKS, lookup
+from modelladder.runs import prepare, run_path, write_json, write_text
+
+ALPHA = 0.05  # a difference with p below this is called significant
+
+
+def fold_name(repeat: int, fold: int) -> str:
+    return f"fold-{repeat}-{fold}"
+
+
+def fold_config(cfg: RunConfig, folds: int, fold: int, repeat: int) -> RunConfig:
+    """`cfg` trained on the other folds and evaluated on fold `fold` of repeat `repeat`."""
+    split = {"folds": folds, "fold": fold, "repeat": repeat}
+    return validate_run(deep_merge(cfg.model_dump(mode="json"), {"data": {"split": split}, "eval": {"split": "val"}}))
+
+
+def fold_plan(cfgs: list[RunConfig], folds: int, repeats: int, *, name: str = "folds") -> dict:
+    """The validation indices of every (repeat, fold) into the training pool, for configs that share
+    their data section, seed and task (a ladder's rungs); checks that every model fits the data.
+
+    Loads the pool once (data.split.val 0, no folds) and splits its labels as splits.train_val
+    does. `name` is the setting that chose `folds`, for error messages.
+    """
+    from modelladder.data.splits import kfold
+
+    for setting, value, low in ((name, folds, 2), ("repeats", repeats, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise InputError(f"{setting} must be an int >= {low}, got {value!r}")
+    cfg = cfgs[0]
+    no_folds = {"data": {"split": {"val": 0, "folds": None, "fold": None, "repeat": 0}}}
+    pool = load_run_data(validate_run(deep_merge(cfg.model_dump(mode="json"), no_folds)))
+    for other in cfgs:
+        check_model_fits_data(other, pool)
+    stratify = cfg.task.name == "classification" and cfg.data.split.stratify
+    splits = kfold(pool.y_train, folds, seed=cfg.seed, stratify=stratify, repeats=repeats, name=name)
+    return {
+        "folds": folds, "repeats": repeats, "seed": cfg.seed, "stratified": stratify,
+        "n_pool": len(pool.y_train), "source": pool.source, "y_pool": pool.y_train,
+        "splits": [(i // folds, i % folds, np.sort(val)) for i, (_, val) in enumerate(splits)],
+    }
+
+
+def write_plan(path: Path, plan: dict) -> None:
+    """folds.json: the plan's settings and, per fold-r-k, its validation indices into the pool."""
+    settings = {k: v for k, v in plan.items() if k not in ("splits", "y_pool")}
+    indices = {fold_name(repeat, fold): val.tolist() for repeat, fold, val in plan["splits"]}
+    write_json(path, settings | {"val_indices": indices})
+
+
+def run_folds(cfgs: list[RunConfig], folders: list[Path], plan: dict, *, console,
+              after_run: Callable[[RunConfig, Path, str | None], None] | None = None) -> list[list[dict]]:
+    """Train every config on every fold into folders[i]/fold-r-k; per config, one record per fold.
+    `after_run(cfg, run_dir, fold_name)` is called after each run (e.g. to log it to MLflow)."""
+    results: list[list[dict]] = [[] for _ in cfgs]
+    for repeat, fold, val in plan["splits"]:
+        name = fold_name(repeat, fold)
+        data = load_run_data(fold_config(cfgs[0], plan["folds"], fold, repeat))
+        if not np.array_equal(data.y_val, plan["y_pool"][val]):
+            raise RuntimeError(f"{name}: the loader's validation fold is not the one in the fold plan")
+        for cfg, folder, out in zip(cfgs, folders, results):
+            console.print(f"-> {cfg.name or cfg.model.name} {name} ({len(data.y_train)} train / {len(val)} val)")
+            run_dir = prepare(folder / name)
+            result = train_run(fold_config(cfg, plan["folds"], fold, repeat), run_dir, data=data)
+            out.append(fold_record(repeat, fold, result))
+            if after_run is not None:
+                after_run(cfg, run_dir, name)
+    return results
+
+
+def fold_record(repeat: int, fold: int, result: dict) -> dict:
+    """What the summary needs of one fold's train_run result: sizes, metrics and costs."""
+    return {"repeat": repeat, "fold": fold, "n_train": result["train_examples"], "n_val": result["n"],
+            "family": result["family"], "metrics": result["metrics"]} | cost_values(result)
+
+
+def cost_values(result: dict) -> dict:
+    """The COST_COLUMNS of a train_run result (latency sits in its own dict); None where it has none."""
+    flat = result | result.get("latency", {})
+    return {k: flat.get(k) for k in COST_COLUMNS}
+
+
+def summarize(name: str, model: str, records: list[dict]) -> dict:
+    """One leaderboard row: val_<metric>_mean / _std over the folds (sample std), costs averaged
+    (None when any fold has none, as for a scikit-learn rung's FLOPs)."""
+    row = {"rung": name, "model": model, "family": records[0]["family"], "folds": len(records)}
+    for metric in records[0]["metrics"]:
+        values = np.array([r["metrics"][metric] for r in records], dtype=np.float64)
+        row[f"val_{metric}_mean"] = round(float(values.mean()), 4)
+        row[f"val_{metric}_std"] = round(float(values.std(ddof=1)), 4)
+    return row | {key: mean_cost([r[key] for r in records]) for key in COST_COLUMNS}
+
+
+def mean_cost(values: list) -> float | None:
+    """The mean over folds; a whole number for counts (params, FLOPs); None if any fold has none."""
+    if any(v is None for v in values):
+        return None
+    mean = float(np.mean(values))
+    return round(mean) if all(isinstance(v, int) for v in values) else round_cost(mean)
+
+
+def round_cost(value: float | None) -> float | None:
+    """4 significant digits for a measured float; counts and None as they are."""
+    return float(f"{value:.4g}") if isinstance(value, float) else value
+
+
+def compare_to_best(rows: list[dict], records: list[list[dict]], metric: str, mode: str) -> None:
+    """Add p_value (corrected resampled t-test), wilcoxon_p and significant (p < ALPHA) to every row,
+    pairing its fold values of `metric` with the best row's (highest mean for mode 'max', lowest for
+    'min'); the best row gets None for all three."""
+    means = [row[f"val_{metric}_mean"] for row in rows]
+    best = int(np.argmax(means) if mode == "max" else np.argmin(means))
+    ref = records[best]
+    n_train = float(np.mean([r["n_train"] for r in ref]))
+    n_test = float(np.mean([r["n_val"] for r in ref]))
+    for i, (row, recs) in enumerate(zip(rows, records)):
+        if i == best:
+            row |= {"p_value": None, "wilcoxon_p": None, "significant": None}
+            continue
+        a = [r["metrics"][metric] for r in ref]
+        b = [r["metrics"][metric] for r in recs]
+        _, p = corrected_ttest(a, b, n_train=n_train, n_test=n_test)
+        row |= {"p_value": round(p, 4), "wilcoxon_p": round(wilcoxon_p(a, b), 4), "significant": p < ALPHA}
+
+
+def corrected_ttest(a, b, *, n_train: float, n_test: float) -> tuple[float, float]:
+    """(t, two-sided p) of the corrected resampled t-test (Nadeau & Bengio, 2003) on paired fold scores.
+
+    With d_j = a_j - b_j over J folds: t = mean(d) / sqrt((1/J + n_test/n_train) * var(d)), var with
+    ddof 1, on J - 1 degrees of freedom. The n_test/n_train term accounts for the overlap of the
+    training sets, which makes the plain paired t-test far too eager. Identical scores give
+    p = 1; a constant non-zero difference gives p = 0.
+    """
+    from scipy import stats
+
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    if len(d) < 2:
+        raise ValueError(f"the corrected t-test needs at least 2 paired scores, got {len(d)}")
+    mean, var = d.mean(), d.var(ddof=1)
+    if var == 0:
+        return (0.0, 1.0) if mean == 0 else (math.copysign(math.inf, mean), 0.0)
+    t = mean / math.sqrt((1 / len(d) + n_test / n_train) * var)
+    return float(t), float(2 * stats.t.sf(abs(t), df=len(d) - 1))
+
+
+def wilcoxon_p(a, b) -> float:
+    """Two-sided p of the Wilcoxon signed-rank test on paired scores (1 when they are all equal)."""
+    from scipy import stats
+
+    if np.array_equal(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)):
+        return 1.0
+    return float(stats.wilcoxon(a, b).pvalue)
+
+
+def headline(cfg: RunConfig) -> tuple[str, str]:
+    """The metric rungs are compared on and its better direction: the task's monitor."""
+    return lookup(TASKS, "task.name", cfg.task.name).monitor
+
+
+def cross_validate(cfg: RunConfig, folds: int, repeats: int, runs_dir: str | Path, *, name: str | None = None,
+                   overwrite: bool = False, console=None, mlflow: str | None = None) -> dict:
+    """`ladder cv`: train `cfg` on every fold into <runs_dir>/<name>/fold-r-k/ and return its summary
+    row (val_<metric>_mean / _std, mean costs); also written there as cv.json with every fold."""
+    from rich.console import Console
+
+    console = console or Console(stderr=True)
+    name = name or cfg.name
+    if name is None:
+        raise InputError("cross-validation needs a run name: set name in the config or pass --name")
+    path = run_path(runs_dir, name)
+    if path.exists() and not overwrite:
+        prepare(path)  # refuses, before the data is loaded
+    plan = fold_plan([cfg], folds, repeats)
+    root = prepare(path, overwrite=overwrite)
+    write_text(root / "config.yaml", to_yaml(cfg))
+    write_plan(root / "folds.json", plan)
+    console.print(f"[bold]{name}[/]: {repeats} x {folds}-fold cross-validation on {plan['source']} "
+                  f"({plan['n_pool']} training examples)")
+    log = mlflow_logger(mlflow, experiment=name) if mlflow else None
+    [records] = run_folds([cfg], [root], plan, console=console, after_run=log)
+    row = summarize(name, cfg.model.name, records)
+    write_json(root / "cv.json", {"summary": row, "folds": records})
+    return row
+
+
+def mlflow_logger(uri: str, *, experiment: str) -> Callable[[RunConfig, Path, str | None], None]:
+    """An after_run for run_folds (and the holdout ladder, with fold None): each run logged to MLflow
+    in `experiment`, named and tagged with its rung and fold."""
+    from modelladder.train.loggers import log_run_to_mlflow
+
+    def log(cfg: RunConfig, run_dir: Path, fold: str | None) -> None:
+        rung = cfg.name or cfg.model.name
+        tags = {"modelladder.rung": rung} | ({"modelladder.fold": fold} if fold else {})
+        log_run_to_mlflow(run_dir, uri, experiment=experiment, run_name=f"{rung}/{fold}" if fold else rung,
+                          tags=tags)
+
+    return log
