@@ -23,6 +23,7 @@ from modelladder.config import RunConfig, to_yaml, validate_run
 from modelladder.errors import InputError
 from modelladder.models.build import build_model, count_params, is_neural
 from modelladder.registry import MODELS, load_object
+from tests.models.problems import text_problem
 
 
 def float_problem(n: int = 96, seed: int = 0):
@@ -31,23 +32,6 @@ def float_problem(n: int = 96, seed: int = 0):
     y = np.arange(n) % 3
     X = patterns[y] + 0.8 * rng.normal(size=(n, 1, 8, 8))
     return X.astype(np.float32), y.astype(np.int64), (1, 8, 8), 3
-
-
-TOPICS = [["goal", "match", "team", "score"], ["vote", "party", "law", "election"],
-          ["chip", "code", "cpu", "software"]]
-FILLER = ["the", "a", "of", "and", "to", "is", "in", "it"]
-
-
-def text_problem(n: int = 96, seed: int = 0):
-    """Three classes of short texts: filler words plus at least one word from the class's own topic."""
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) % 3
-    texts = []
-    for label in y:
-        words = [rng.choice(TOPICS[label] if rng.random() < 0.5 else FILLER) for _ in range(rng.integers(3, 12))]
-        words[rng.integers(len(words))] = rng.choice(TOPICS[label])
-        texts.append(" ".join(words))
-    return np.array(texts, dtype=object), y.astype(np.int64), (), 3
 
 
 PROBLEMS = {"float": float_problem, "text": text_problem}

@@ -15,22 +15,8 @@ from modelladder.models.build import build_model, count_params
 from modelladder.models.rnn import RNN, RNNConfig
 from modelladder.models.text_classic import TfidfLogRegRung, TfidfSVMRung
 from modelladder.models.transformer import Transformer, TransformerBackbone, TransformerConfig
+from tests.models.problems import text_problem
 
-TOPICS = [["goal", "match", "team", "score"], ["vote", "party", "law", "election"],
-          ["chip", "code", "cpu", "software"]]
-FILLER = ["the", "a", "of", "and", "to", "is", "in", "it"]
-
-
-def text_problem(n: int = 96, seed: int = 0):
-    """Three classes of short texts: filler words plus at least one word from the class's own topic."""
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) % 3
-    texts = []
-    for label in y:
-        words = [rng.choice(TOPICS[label] if rng.random() < 0.5 else FILLER) for _ in range(rng.integers(3, 12))]
-        words[rng.integers(len(words))] = rng.choice(TOPICS[label])
-        texts.append(" ".join(words))
-    return np.array(texts, dtype=object), y.astype(np.int64), (), 3
 
 
 def batch(sequences: list[np.ndarray], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
