@@ -3,7 +3,11 @@
 import importlib
 import sys
 
-BENCHMARKS = {"train_overhead": "benchmarks.train_overhead", "finetune": "benchmarks.finetune"}
+BENCHMARKS = {
+    "train_overhead": "benchmarks.train_overhead",
+    "finetune": "benchmarks.finetune",
+    "lm_pretrain": "benchmarks.lm_pretrain",
+}
 
 
 def main() -> int:

@@ -56,6 +56,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_mlflow_arg(p)
     p.set_defaults(func=cmd_train)
 
+    p = verbs.add_parser("pretrain", help="pretrain a language model (task causal_lm or masked_lm) on a text corpus")
+    _add_config_args(p)
+    _add_runs_args(p)
+    p.add_argument("--name", help="run name (default: config name or file stem)")
+    p.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+    p.set_defaults(func=cmd_pretrain)
+
+    p = verbs.add_parser("generate", help="continue a prompt with a run pretrained with task causal_lm")
+    p.add_argument("run", type=Path, help="run folder of `ladder pretrain`")
+    p.add_argument("--prompt", default="\n", help="the text to continue (default: a newline)")
+    p.add_argument("--max-new-tokens", type=int, default=500, help="tokens to generate (default: 500)")
+    p.add_argument("--temperature", type=float, default=0.8,
+                   help="below 1 sharper, above 1 more random; 0 always takes the most likely token (default: 0.8)")
+    p.add_argument("--top-k", type=int, help="sample among the k most likely tokens only")
+    p.add_argument("--top-p", type=float, help="sample among the most likely tokens that make up this probability")
+    p.add_argument("--seed", type=int, default=0, help="the same seed gives the same text (default: 0)")
+    p.set_defaults(func=cmd_generate)
+
     p = verbs.add_parser("evaluate", help="metrics and latency of a trained run on a split")
     p.add_argument("run", type=Path, help="run folder")
     p.add_argument("--split", choices=["test", "val"], default="test")
@@ -153,6 +171,35 @@ def cmd_cv(args) -> int:
     console = Console(width=max(Console().width, 120))
     console.print(leaderboard_table([row], f"{name}: {args.folds}-fold cross-validation"))
     console.print(f"written: {Path(args.runs_dir) / name}")
+    return 0
+
+
+def cmd_pretrain(args) -> int:
+    from modelladder.config import load_run_config
+    from modelladder.pretrain import prepare_data, pretrain_run
+    from modelladder.runs import prepare, run_path
+
+    cfg = load_run_config(args.config, args.overrides)
+    path = run_path(args.runs_dir, args.name or cfg.name or Path(args.config).stem)
+    if path.exists() and not (args.overwrite or args.resume):
+        prepare(path)  # refuses, before the corpus is read
+    data = prepare_data(cfg)  # a bad corpus fails here, before any folder is created or replaced
+    run_dir = prepare(path, overwrite=args.overwrite, resume=args.resume)
+    result = pretrain_run(cfg, run_dir, resume=args.resume, data=data)
+    _print_result(run_dir, result)
+    print(f"{result['steps']} steps, {result['tokens_per_s']:,.0f} tokens/s, {result['train_seconds']:.1f} s")
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from modelladder.generate import generate_text
+
+    def show(text: str) -> None:
+        print(text, end="", flush=True)
+
+    generate_text(args.run, args.prompt, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                  top_p=args.top_p, seed=args.seed, on_text=show)
+    print()
     return 0
 
 

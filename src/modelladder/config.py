@@ -14,7 +14,7 @@ import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from modelladder.errors import InputError, did_you_mean, unknown_name
-from modelladder.registry import DATASETS, MODELS, TASKS, load_object
+from modelladder.registry import CORPORA, DATASETS, MODELS, PRETRAIN_TASKS, TASKS, load_object
 from modelladder.schema import Strict
 
 # ---------------------------------------------------------------- data
@@ -239,10 +239,11 @@ def _lower_first(msg: str) -> str:
 
 def _check_names(raw: dict, prefix: str = "") -> list[str]:
     problems = []
-    dataset = (raw.get("data") or {}).get("dataset", "digits")
-    if isinstance(dataset, str) and dataset not in DATASETS:
-        problems.append(unknown_name(f"{prefix}data.dataset", dataset, DATASETS))
     task = (raw.get("task") or {}).get("name", "classification")
+    datasets = CORPORA if task in PRETRAIN_TASKS else DATASETS  # language models pretrain on corpora
+    dataset = (raw.get("data") or {}).get("dataset", "digits")
+    if isinstance(dataset, str) and dataset not in datasets:
+        problems.append(unknown_name(f"{prefix}data.dataset", dataset, datasets))
     if isinstance(task, str) and task not in TASKS:
         problems.append(unknown_name(f"{prefix}task.name", task, TASKS))
     return problems

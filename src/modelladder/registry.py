@@ -34,7 +34,18 @@ MODELS = {
 TASKS = {
     "classification": "modelladder.tasks.classification:Classification",
     "regression": "modelladder.tasks.regression:Regression",
+    "causal_lm": "modelladder.tasks.language_model:CausalLM",
+    "masked_lm": "modelladder.tasks.language_model:MaskedLM",
 }
+
+# text corpora for `ladder pretrain` (the tasks below): data.dataset names one when task.name is one of them
+CORPORA = {
+    "tinyshakespeare": "modelladder.data.corpus:tinyshakespeare",
+    "gutenberg": "modelladder.data.corpus:gutenberg",
+    "imdb_unsup": "modelladder.data.corpus:imdb_unsup",
+    "text": "modelladder.data.corpus:text_files",
+}
+PRETRAIN_TASKS = ("causal_lm", "masked_lm")
 
 
 def load_object(path: str) -> Any:

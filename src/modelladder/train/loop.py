@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from modelladder.config import AugmentConfig, TrainConfig
 from modelladder.data.bundle import DataBundle
 from modelladder.errors import InputError, did_you_mean
-from modelladder.train.batches import make_source, unsort
+from modelladder.train.batches import make_source
 from modelladder.train.checkpoint import (latest_checkpoint, load_checkpoint, rng_states, save_best, save_checkpoint,
                                           save_weights, set_rng_states)
 from modelladder.train.optim import build_optimizer, lr_multiplier, unhooked_step, with_penalty
@@ -326,8 +326,9 @@ class _Loop:
 @torch.no_grad()
 def evaluate(model: nn.Module, task, X, y: np.ndarray, *, batch_size: int = 256,
              autocast=nullcontext) -> dict[str, float]:
-    """The task's metrics on (X, y), plus the mean loss under "loss"; the model is left in its mode.
-    X is an array of features or TokenSequences."""
+    """The task's metrics on (X, y), plus the mean loss under "loss" (unless the task reports its own, as
+    the language-model tasks do); the model is left in its mode. X is an array of features,
+    TokenSequences or TokenWindows."""
     if len(X) == 0:
         raise InputError("cannot evaluate on a split with no rows")
     was_training = model.training
@@ -341,8 +342,10 @@ def evaluate(model: nn.Module, task, X, y: np.ndarray, *, batch_size: int = 256,
         total += loss.double() * len(idx)
         scores.append(task.scores(outputs))
     model.train(was_training)
-    metrics = task.metrics(y, unsort(batches, scores).cpu().numpy())
-    return {**metrics, "loss": float(total / len(source))}
+    # batches hold example indices, or window starts: either way, sorting them gives the split's order
+    order = torch.argsort(torch.cat(batches)).to(scores[0].device)
+    metrics = task.metrics(y, torch.cat(scores)[order].cpu().numpy())
+    return {**metrics, "loss": metrics.get("loss", float(total / len(source)))}
 
 
 # ---------------------------------------------------------------- helpers

@@ -1,0 +1,42 @@
+"""Small corpora and configs for the pretraining tests: tiny models that train in a few seconds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from modelladder.config import RunConfig, deep_merge, validate_run
+
+WORDS = ["the", "cat", "sat", "on", "mat", "a", "dog", "ran", "to", "park", "and", "slept"]
+
+
+def sample_text(n_lines: int = 400, seed: int = 0) -> str:
+    """Short sentences over a small vocabulary: a language model's loss falls fast on them."""
+    rng = np.random.default_rng(seed)
+    lines = []
+    for _ in range(n_lines):
+        start = rng.integers(len(WORDS))
+        lines.append(" ".join(WORDS[(start + k) % len(WORDS)] for k in range(rng.integers(3, 8))) + ".")
+    return "\n".join(lines) + "\n"
+
+
+def write_corpus(folder: Path, text: str | None = None) -> Path:
+    path = folder / "corpus.txt"
+    path.write_text(sample_text() if text is None else text, encoding="utf-8")
+    return path
+
+
+def tiny_config(path: Path, task: str = "causal_lm", **overrides) -> RunConfig:
+    """A 2-block, 32-wide Transformer with a 32-token context on the text file `path`."""
+    raw = {
+        "seed": 3,
+        "data": {"dataset": "text", "path": str(path)},
+        "model": {"name": "transformer", "causal": task == "causal_lm", "vocab_size": 40, "max_length": 32,
+                  "dim": 32, "depth": 2, "heads": 2, "dropout": 0.1, "tokenizer": {"kind": "char"}},
+        "task": {"name": task},
+        "train": {"max_steps": 40, "epochs": 1000, "batch_size": 16, "log_every": 5, "progress": False, "threads": 1,
+                  "grad_clip": 1.0, "optimizer": {"lr": 0.01, "weight_decay": 0.01},
+                  "schedule": {"name": "cosine", "warmup_steps": 5}},
+    }
+    return validate_run(deep_merge(raw, overrides))
