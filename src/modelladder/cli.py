@@ -170,7 +170,7 @@ def cmd_cv(args) -> int:
                          mlflow=args.mlflow)
     console = Console(width=max(Console().width, 120))
     console.print(leaderboard_table([row], f"{name}: {args.folds}-fold cross-validation"))
-    console.print(f"written: {Path(args.runs_dir) / name}")
+    console.print(f"written: {Path(args.runs_dir) / name}, {_report(Path(args.runs_dir) / name)}")
     return 0
 
 
@@ -274,10 +274,12 @@ def cmd_config_show(args) -> int:
 
 
 def cmd_datasets(args) -> int:
-    from modelladder.registry import DATASETS
+    from modelladder.registry import CORPORA, DATASETS
 
     for name, path in DATASETS.items():
-        print(f"{name:10s} {path}")
+        print(f"{name:16s} {path}")
+    for name, path in CORPORA.items():
+        print(f"{name:16s} {path}  (corpus for ladder pretrain)")
     return 0
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -17,6 +19,7 @@ from modelladder.errors import InputError
 from modelladder.evaluate.cross_validate import corrected_ttest, cross_validate, fold_config, wilcoxon_p
 from modelladder.ladder import leaderboard_table, run_ladder
 from modelladder.pipeline import load_run_data
+from modelladder.report import write_report
 
 QUIET = {"console": Console(file=io.StringIO())}
 DATA = {"dataset": "digits", "limit": 300}
@@ -148,6 +151,20 @@ def test_leaderboard_table_shows_mean_std_and_the_test(kfold_ladder):
                                    "-", "best"]
     assert cells["mlp"][2:4] == [f"{mlp['p_value']:.3g}", "yes"]
     assert cells["mlp"][-1] == f"{mlp['latency_ms_p50']:.3g}" and "corrected resampled t-test" in text
+
+
+def test_kfold_report_shows_every_fold_and_pools_the_out_of_fold_predictions(kfold_ladder, tmp_path):
+    root = shutil.copytree(kfold_ladder[0], tmp_path / "cv")
+    html = write_report(root).read_text()
+    plots = re.findall(r'data-plot="([^"]+)"', html)
+    assert {"logreg/confusion", "logreg/roc", "mlp/learning-curves", "mlp/confusion", "mlp/roc"} <= set(plots)
+    assert html.count("pool the out-of-fold predictions of 3 folds") == 2
+    assert "fold 0-2 accuracy" in html
+    # the pooled confusion matrix counts every pooled example once: the 300 training digits
+    write_report(root / "mlp")  # a rung's own cross-validation folder has a report too
+    section = (root / "mlp" / "report.html").read_text()
+    supports = re.findall(r'<td class="number">(\d+)</td></tr>', section.split('class="per-class"')[1].split("</table>")[0])
+    assert sum(int(n) for n in supports[:10]) == 300
 
 
 def test_cross_validate_one_model_over_repeats(tmp_path):

@@ -204,7 +204,8 @@ def test_missing_or_foreign_folder_is_an_input_error(tmp_path):
         write_report(tmp_path / "nope")
     (tmp_path / "config.yaml").write_text("name: x\n")  # a run folder needs summary.json too
     with pytest.raises(InputError, match=rf"^report: {tmp_path} is neither a ladder folder \(no "
-                                         r"leaderboard.json\) nor a run folder"):
+                                         r"leaderboard.json\), a run folder .* nor a cross-validation "
+                                         r"folder \(cv.json\)"):
         write_report(tmp_path)
     with pytest.raises(InputError, match=r"is neither a ladder folder"):
         write_report(tmp_path / "config.yaml")

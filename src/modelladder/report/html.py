@@ -35,17 +35,17 @@ def write_report(folder: str | Path) -> Path:
 def _write(folder: Path) -> Path:
     if (folder / "leaderboard.json").is_file():
         context = ladder_context(folder)
-    elif _is_run(folder):
-        run = run_context(folder)
+    elif _is_run(folder) or _is_cv(folder):
+        run = run_context(folder) if _is_run(folder) else cv_context(folder)
         context = {"title": folder.name, "kind": "run", "runs": [run], "leaderboard": None,
                    "cost_plots": [], "ladder_config": None, "legend": None}
     elif not folder.exists():
         raise InputError(f"report: folder {folder} does not exist; expected a ladder folder "
                          "(with leaderboard.json) or a run folder (with config.yaml and summary.json)")
     else:
-        raise InputError(f"report: {folder} is neither a ladder folder (no leaderboard.json) nor a run "
-                         "folder (config.yaml and summary.json): pass a folder that `ladder run` or "
-                         "`ladder train` wrote")
+        raise InputError(f"report: {folder} is neither a ladder folder (no leaderboard.json), a run "
+                         "folder (config.yaml and summary.json) nor a cross-validation folder (cv.json): "
+                         "pass a folder that `ladder run`, `ladder train` or `ladder cv` wrote")
     path = folder / "report.html"
     write_text(path, render(context))
     return path
@@ -62,6 +62,10 @@ def render(context: dict) -> str:
 
 def _is_run(folder: Path) -> bool:
     return (folder / "config.yaml").is_file() and (folder / "summary.json").is_file()
+
+
+def _is_cv(folder: Path) -> bool:
+    return (folder / "cv.json").is_file()
 
 
 # ---------------------------------------------------------------- ladder
@@ -83,9 +87,14 @@ def ladder_context(folder: Path) -> dict:
         "legend": _legend(rows, columns, headline),
         "cost_plots": cost_plots(rows, columns, headline),
         "ladder_config": ladder_yaml.read_text() if ladder_yaml.is_file() else None,
-        "runs": [run_context(folder / str(r["rung"])) if _is_run(folder / str(r["rung"]))
-                 else _missing_run(folder / str(r["rung"])) for r in rows],
+        "runs": [_rung_context(folder / str(r["rung"])) for r in rows],
     }
+
+
+def _rung_context(rung_dir: Path) -> dict:
+    if _is_run(rung_dir):
+        return run_context(rung_dir)
+    return cv_context(rung_dir) if _is_cv(rung_dir) else _missing_run(rung_dir)
 
 
 def table_columns(rows: list[dict]) -> list[str]:
@@ -199,6 +208,44 @@ def run_context(run_dir: Path) -> dict:
         "config": (run_dir / "config.yaml").read_text(),
         "env": flatten(read_json(env_path)) if env_path.is_file() else {},
     }
+
+
+def cv_context(cv_dir: Path) -> dict:
+    """A cross-validated rung: its mean ± std, the learning curves of every fold on one plot, and the
+    confusion matrix, ROC and per-class table of the pooled out-of-fold predictions."""
+    name = cv_dir.name
+    cv = read_json(cv_dir / "cv.json")
+    folds = sorted(d for d in cv_dir.glob("fold-*") if _is_run(d))
+    figures, notes, per_class = [], [], None
+    curves = plots.fold_learning_curves({d.name: read_jsonl(d / "metrics.jsonl") for d in folds})
+    if curves:
+        figures.append({"id": f"{name}/learning-curves", "title": "learning curves of every fold", "uri": curves})
+    evaluations = [read_json(d / "eval_val.json") for d in folds if (d / "eval_val.json").is_file()]
+    frames = [read_predictions(d / "predictions_val.csv") for d in folds if (d / "predictions_val.csv").is_file()]
+    if frames and len(frames) == len(evaluations) == len(folds):
+        import pandas as pd
+
+        pooled = {"confusion": np.sum([e["confusion"] for e in evaluations], axis=0).tolist()} \
+            if all("confusion" in e for e in evaluations) else {}
+        per_class = _prediction_figures(name, pd.concat(frames, ignore_index=True), pooled, figures)
+        notes.append(f"confusion matrix, ROC and per-class table pool the out-of-fold predictions of "
+                     f"{len(folds)} folds")
+    else:
+        notes.append("not every fold has eval_val.json and predictions_val.csv: no pooled per-class figures")
+    summary = cv.get("summary", {}) if isinstance(cv, dict) else {}
+    first = folds[0] if folds else cv_dir
+    config = next((p for p in (cv_dir / "config.yaml", first / "config.yaml") if p.is_file()), None)
+    return {"name": name, "split": "out-of-fold val", "summary": {k: fmt(v) for k, v in summary.items()},
+            "metrics": _fold_scores(cv), "figures": figures, "per_class": per_class, "notes": notes,
+            "pictures": [], "config": config.read_text() if config else None,
+            "env": flatten(read_json(first / "env.json")) if (first / "env.json").is_file() else {}}
+
+
+def _fold_scores(cv) -> dict:
+    """`fold r-k metric` -> value for each fold's metrics in cv.json."""
+    records = cv.get("folds", []) if isinstance(cv, dict) else []
+    return {f"fold {f.get('repeat')}-{f.get('fold')} {k}": fmt(v) for f in records if isinstance(f, dict)
+            for k, v in (f.get("metrics") or {}).items()}
 
 
 def _missing_run(run_dir: Path) -> dict:

@@ -58,6 +58,30 @@ def learning_curves(records: list[dict]) -> str | None:
     return data_uri(fig)
 
 
+def fold_learning_curves(records_by_fold: dict[str, list[dict]]) -> str | None:
+    """Train loss by step and the first validation metric by epoch, one line per fold."""
+    if not any(records_by_fold.values()):
+        return None
+    fig, (loss_ax, metric_ax) = _figure(9, 3.4, ncols=2)
+    metric = None
+    for fold, records in records_by_fold.items():
+        train = [r for r in records if r.get("split") == "train" and "loss" in r]
+        val = [r for r in records if r.get("split") == "val"]
+        if train:
+            loss_ax.plot([r["step"] for r in train], [r["loss"] for r in train], label=fold, linewidth=1)
+        metric = metric or next((k for r in val for k in r if k not in NOT_METRICS
+                                 and isinstance(r[k], (int, float))), None)
+        if metric:
+            metric_ax.plot([r["epoch"] for r in val if metric in r], [r[metric] for r in val if metric in r],
+                           marker="o", markersize=3, label=fold)
+    loss_ax.set(xlabel="step", ylabel="train loss", title="train loss")
+    metric_ax.set(xlabel="epoch", title=f"validation {metric}" if metric else "no validation metrics")
+    for ax in (loss_ax, metric_ax):
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="small")
+    return data_uri(fig)
+
+
 def confusion_matrix(matrix: list[list[int]], classes: list[str]) -> str:
     counts = np.asarray(matrix)
     size = min(3 + 0.3 * len(classes), 10)
