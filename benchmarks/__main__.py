@@ -7,6 +7,7 @@ BENCHMARKS = {
     "train_overhead": "benchmarks.train_overhead",
     "finetune": "benchmarks.finetune",
     "lm_pretrain": "benchmarks.lm_pretrain",
+    "serve": "benchmarks.serve",
 }
 
 

@@ -11,7 +11,7 @@ import yaml
 from modelladder.config import RunConfig, validate_run
 from modelladder.errors import InputError
 from modelladder.models.build import build_model, is_neural
-from modelladder.registry import MODELS, lookup
+from modelladder.registry import MODELS, TASKS, lookup
 from modelladder.runs import read_json
 
 
@@ -70,6 +70,9 @@ class Predictor:
     def scores(self, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:
         """Class probabilities (N, n_classes) or regression values (N,) for preprocessed features
         (cleaned texts for a text run)."""
+        if not hasattr(lookup(TASKS, "task.name", self.cfg.task.name), "decode"):  # autoencoders, VAEs, GANs
+            raise InputError(f"run {self.run_dir} was trained for task.name '{self.cfg.task.name}', which makes "
+                             "no predictions: predict with a classification or regression run")
         if not is_neural(self.model):
             if self.classes:
                 return self.model.predict_proba(X)
@@ -119,8 +122,8 @@ class Predictor:
             return self.scores(load_image_files(paths, self.preprocess["transform"]))
         if self.preprocess["kind"] == "text":
             column = self.cfg.data.text or "text"
-            return self.scores(self.features([t for p in paths for t in _read_texts(p, column)]))
-        frames = [_read_table(p) for p in paths]
+            return self.scores(self.features([t for p in paths for t in read_texts(p, column)]))
+        frames = [read_table(p) for p in paths]
         import pandas as pd
 
         return self.scores(self.features(pd.concat(frames, ignore_index=True)))
@@ -132,7 +135,7 @@ def _existing(path: Path) -> Path:
     return path
 
 
-def _read_texts(path: Path, column: str) -> list[str]:
+def read_texts(path: Path, column: str) -> list[str]:
     """One text per non-empty line of a .txt file, or the `column` of a CSV / JSONL file."""
     import pandas as pd
 
@@ -153,7 +156,7 @@ def _read_texts(path: Path, column: str) -> list[str]:
     return frame[column].tolist()
 
 
-def _read_table(path: Path):
+def read_table(path: Path):
     import pandas as pd
 
     if not path.is_file():

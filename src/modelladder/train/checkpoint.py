@@ -74,10 +74,14 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
 
 
 def save_weights(path: Path, model: nn.Module, metadata: dict[str, str] | None = None) -> Path:
-    """The model's state dict as one safetensors file, written to a temporary name and renamed."""
+    """The model's state dict as one safetensors file, written to a temporary name and renamed. Its
+    metadata records the sha256 of the tensor bytes, so that a flipped bit is found on loading."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_file(path, _serialize(_model_tensors(model), metadata))
+    tensors = _model_tensors(model)
+    # the tensor bytes do not depend on the metadata: serialize once to hash them, once to record it
+    digest = hashlib.sha256(_tensor_bytes(_serialize(tensors, metadata))).hexdigest()
+    _write_file(path, _serialize(tensors, {**(metadata or {}), "sha256": digest}))
     return path
 
 
@@ -86,9 +90,14 @@ def load_weights(path: Path, model: nn.Module) -> dict[str, str]:
     path = Path(path)
     data = _read_bytes(path)
     tensors = _parse(path, data)
+    metadata = _metadata(data)
+    recorded = metadata.pop("sha256", None)  # absent in files written before it was recorded
+    if recorded is not None and recorded != (actual := hashlib.sha256(_tensor_bytes(data)).hexdigest()):
+        raise InputError(f"weights file {path} is corrupt: the sha256 of its tensors {actual} does not match "
+                         f"the recorded {recorded}")
     _check_tensors(path, model.state_dict(), tensors)
     model.load_state_dict(tensors)
-    return _metadata(data)
+    return metadata
 
 
 def rng_states(generators: dict[str, torch.Generator]) -> dict[str, str]:
@@ -229,6 +238,10 @@ def _parse(path: Path, data: bytes) -> dict[str, Tensor]:
         return load_tensors(data)
     except SafetensorError as err:
         raise InputError(f"weights file {path} is not a valid safetensors file ({err})") from None
+
+
+def _tensor_bytes(data: bytes) -> bytes:
+    return data[8 + int.from_bytes(data[:8], "little") :]
 
 
 def _metadata(data: bytes) -> dict[str, str]:

@@ -1,0 +1,314 @@
+"""`ladder serve RUN`: a trained run behind an HTTP API (FastAPI + uvicorn) with dynamic micro-batching.
+
+POST /predict takes {"rows": [...]} (tabular runs: one object per row, keyed by feature name),
+{"texts": [...]} (text runs) or {"images": [...]} (image runs: base64 PNG / JPEG, or pixel lists in
+the dataset's pixel scale) and answers the predicted labels (values for a regression) and each
+class's probability. GET /health, GET /metadata (model, classes, input schema, batching stats),
+OpenAPI docs at /docs. Concurrent requests share one forward pass (serve/batcher.py).
+"""
+
+# no `from __future__ import annotations`: FastAPI must see the request model built in create_app
+import base64
+import binascii
+import hmac
+import io
+import sys
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+from fastapi import Depends, FastAPI, HTTPException, Security
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from modelladder.errors import InputError
+from modelladder.serve.batcher import MicroBatcher
+from modelladder.serve.predictor import Predictor
+
+API_KEY_ENV = "MODELLADDER_API_KEY"
+API_KEY_HEADER = "X-API-Key"
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+MAX_IMAGE_PIXELS = 4096 * 4096  # a small compressed file must not decode into gigabytes
+TEXT_SUB_BATCH = 8  # texts per forward pass within a batch, similar lengths together
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    max_batch: int = 32  # items in one forward pass
+    max_wait_ms: float = 5.0  # how long the first request of a batch waits for others
+    max_items: int = 256  # items in one request
+    max_body_bytes: int = 1 << 20
+    api_key: str | None = None
+
+
+class PredictResponse(BaseModel):
+    predictions: list[str | float]  # class names, or values for a regression
+    probabilities: list[dict[str, float]] | None = None  # one {class: probability} per item
+
+
+def create_app(predictor: Predictor, settings: ServeSettings = ServeSettings()) -> FastAPI:
+    """The API for one loaded run; the batcher runs while the app's lifespan does."""
+    run_batch = predictor.scores
+    if predictor.preprocess["kind"] == "text":  # length-sorted sub-batches: one padded to its longest text wastes
+        run_batch = partial(predictor.scores, batch_size=TEXT_SUB_BATCH)  # ~40% (MiniLM, 32 SST-2 sentences)
+    batcher = MicroBatcher(run_batch, max_batch=settings.max_batch, max_wait_ms=settings.max_wait_ms)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        batcher.start()
+        yield
+        await batcher.stop()
+
+    run_name = predictor.run_dir.name if predictor.run_dir else "run"
+    app = FastAPI(title=f"ModelLadder: {run_name}", lifespan=lifespan,
+                  description=f"{predictor.cfg.model.name} ({predictor.cfg.task.name}) on "
+                              f"{predictor.preprocess['kind']} input")
+    app.state.batcher = batcher
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(InputError, _input_error)
+    request_model = _request_model(predictor, settings.max_items)
+    check_key = _key_checker(settings.api_key)
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/metadata", dependencies=[Depends(check_key)])
+    async def metadata() -> dict:
+        limits = {k: v for k, v in asdict(settings).items() if k != "api_key"}
+        return {"run": run_name, "model": predictor.cfg.model.name, "task": predictor.cfg.task.name,
+                "kind": predictor.preprocess["kind"], "classes": predictor.classes,
+                "input": input_schema(predictor), "limits": limits, "batching": batcher.stats.as_dict()}
+
+    @app.post("/predict", dependencies=[Depends(check_key)])
+    async def predict(body: request_model) -> PredictResponse:
+        scores = await batcher.submit(request_features(predictor, body))
+        return _response(predictor, scores)
+
+    return app
+
+
+def serve(run_dir: Path, *, host: str = "127.0.0.1", port: int = 8000,
+          settings: ServeSettings = ServeSettings(), log_level: str = "info") -> None:
+    """Load the run and serve it with uvicorn until interrupted."""
+    import uvicorn
+
+    predictor = Predictor.load(run_dir)
+    if host not in LOOPBACK and not settings.api_key:
+        print(f"warning: serving on {host}, reachable from other machines, without an API key; "
+              f"set {API_KEY_ENV} or pass --api-key", file=sys.stderr)
+    uvicorn.run(create_app(predictor, settings), host=host, port=port, log_level=log_level)
+
+
+# ---------------------------------------------------------------- requests in
+
+
+def _request_model(predictor: Predictor, max_items: int) -> type[BaseModel]:
+    """The POST /predict body for this run's kind of input; unknown keys are refused."""
+    kind = predictor.preprocess["kind"]
+    strict = ConfigDict(extra="forbid")
+    if kind == "tabular":
+        row = _row_model(predictor.preprocess["transform"])
+        item, field = row, "rows"
+    elif kind == "text":
+        item, field = str, "texts"
+    else:
+        item, field = str | list, "images"
+    items = Field(min_length=1, max_length=max_items, description=_FIELD_HELP[field])
+    return create_model("PredictRequest", __config__=strict, **{field: (list[item], items)})
+
+
+_FIELD_HELP = {
+    "rows": "one object per row, keyed by the feature columns; null for a missing value",
+    "texts": "the texts to classify",
+    "images": "base64 PNG / JPEG (a data: URL is fine), or pixels as nested lists (H, W) or (C, H, W) "
+              "in the dataset's pixel scale",
+}
+
+
+def _row_model(transform: dict) -> type[BaseModel]:
+    """One row: every feature column is required; numbers must be finite, categories are strings."""
+    fields = {}
+    for i, column in enumerate(transform["columns"]):
+        if column in transform["numeric"]:
+            kind = float | None
+            spec = Field(alias=column, allow_inf_nan=False)
+        else:
+            kind = str | None
+            spec = Field(alias=column, max_length=10_000)
+        fields[f"f{i}"] = (kind, spec)  # aliases: a column name need not be a Python identifier
+    return create_model("Row", __config__=ConfigDict(extra="forbid"), **fields)
+
+
+def request_features(predictor: Predictor, body: BaseModel) -> np.ndarray:
+    """Preprocessed features for a validated request body, as `ladder predict` makes them."""
+    import pandas as pd
+
+    kind = predictor.preprocess["kind"]
+    if kind == "tabular":
+        columns = predictor.preprocess["transform"]["columns"]
+        frame = pd.DataFrame([r.model_dump(by_alias=True) for r in body.rows], columns=columns)
+        return predictor.features(frame)
+    if kind == "text":
+        return predictor.features(body.texts)
+    return _image_features(predictor.preprocess["transform"], body.images)
+
+
+def _image_features(transform: dict, images: list) -> np.ndarray:
+    from modelladder.data.images import transform_images
+
+    c, h, w = transform["channels"], transform["height"], transform["width"]
+    raw = np.stack([_decode_image(i, item, transform) if isinstance(item, str) else _pixels(i, item, (c, h, w))
+                    for i, item in enumerate(images)])
+    return transform_images(transform, raw)
+
+
+def _decode_image(index: int, text: str, transform: dict) -> np.ndarray:
+    """(C, H, W) pixels in the dataset's scale from a base64 PNG / JPEG, resized as `ladder predict` does."""
+    from PIL import Image, UnidentifiedImageError
+
+    from modelladder.data.images import PIL_MODES
+
+    c, h, w = transform["channels"], transform["height"], transform["width"]
+    try:
+        data = base64.b64decode(text.split(",", 1)[1] if text.startswith("data:") else text, validate=True)
+    except (binascii.Error, ValueError):
+        raise InputError(f"images[{index}] is not valid base64") from None
+    try:
+        with Image.open(io.BytesIO(data), formats=["PNG", "JPEG"]) as img:
+            if img.width * img.height > MAX_IMAGE_PIXELS:
+                raise InputError(f"images[{index}] is {img.width}x{img.height} pixels; "
+                                 f"at most {MAX_IMAGE_PIXELS} pixels are accepted")
+            img = img.convert(PIL_MODES[c]).resize((w, h), Image.Resampling.BILINEAR)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise InputError(f"images[{index}] is not a readable PNG or JPEG image: {err}") from None
+    pixels = np.asarray(img, np.float32).reshape(h, w, c).transpose(2, 0, 1)
+    return pixels * np.float32(transform["pixel_max"] / 255.0)
+
+
+def _pixels(index: int, item: list, shape: tuple[int, int, int]) -> np.ndarray:
+    c, h, w = shape
+    try:
+        pixels = np.asarray(item, dtype=np.float32)
+    except (ValueError, TypeError):
+        raise InputError(f"images[{index}] must be a nested list of numbers of shape ({h}, {w}) or "
+                         f"({c}, {h}, {w})") from None
+    if pixels.shape == (h, w) and c == 1:
+        pixels = pixels[None]
+    if pixels.shape != (c, h, w):
+        allowed = f"({h}, {w}) or ({c}, {h}, {w})" if c == 1 else f"({c}, {h}, {w})"
+        raise InputError(f"images[{index}] has shape {pixels.shape}; expected {allowed}")
+    if not np.isfinite(pixels).all():
+        raise InputError(f"images[{index}] holds NaN or infinite values")
+    return pixels
+
+
+def input_schema(predictor: Predictor) -> dict:
+    """What /predict expects, for /metadata."""
+    kind, transform = predictor.preprocess["kind"], predictor.preprocess["transform"]
+    if kind == "tabular":
+        columns = {c: "number or null" if c in transform["numeric"] else
+                   {"type": "string or null", "seen_in_training": transform["categories"][c]}
+                   for c in transform["columns"]}
+        return {"field": "rows", "columns": columns}
+    if kind == "text":
+        return {"field": "texts", "clean": transform.get("clean")}
+    return {"field": "images", **{k: transform[k] for k in ("channels", "height", "width", "pixel_max")}}
+
+
+# ---------------------------------------------------------------- responses, errors and limits
+
+
+def _response(predictor: Predictor, scores: np.ndarray) -> PredictResponse:
+    if not predictor.classes:
+        return PredictResponse(predictions=scores.astype(float).tolist())
+    probabilities = [dict(zip(predictor.classes, map(float, row))) for row in scores]
+    return PredictResponse(predictions=predictor.decode(scores).tolist(), probabilities=probabilities)
+
+
+def _key_checker(api_key: str | None):
+    header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="needed when the server has a key")
+
+    async def check(given: str | None = Security(header)) -> None:
+        if api_key and not (given and hmac.compare_digest(given.encode(), api_key.encode())):
+            raise HTTPException(status_code=401, detail=f"missing or wrong API key: send it in the "
+                                                        f"{API_KEY_HEADER} header")
+
+    return check
+
+
+def _field(loc: tuple) -> str:
+    """('body', 'rows', 0, 'age') -> 'rows[0].age'."""
+    out = ""
+    for part in loc[1:] if loc and loc[0] == "body" else loc:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}" if out else str(part)
+    return out or "body"
+
+
+async def _validation_error(request, exc: RequestValidationError) -> JSONResponse:
+    errors = [{"field": _field(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()]
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:10])
+    return JSONResponse(status_code=422, content={"detail": detail, "errors": errors[:100]})
+
+
+async def _input_error(request, exc: InputError) -> JSONResponse:
+    return JSONResponse(status_code=422, content={"detail": str(exc)})
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over `max_bytes` is answered 413 before anything parses it."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            return await self._refuse(scope, send, int(declared))
+        body, more = bytearray(), True
+        while more:  # read it all (chunked bodies have no length up front), up to the limit
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_bytes:
+                return await self._refuse(scope, send, len(body))
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope, send, size: int) -> None:
+        response = JSONResponse(status_code=413, content={
+            "detail": f"the request body ({size} bytes or more) is over the limit of {self.max_bytes} bytes "
+                      "(max_body_bytes): send fewer items per request"})
+        await response(scope, None, send)
+
+
+def settings_from_args(max_batch: int, max_wait_ms: float, max_items: int, max_body_bytes: int,
+                       api_key: str | None) -> ServeSettings:
+    """Check the CLI's numbers; the API key falls back to $MODELLADDER_API_KEY."""
+    import os
+
+    problems = [f"--{name.replace('_', '-')} must be >= {low}, got {value}" for name, value, low in
+                (("max_batch", max_batch, 1), ("max_wait_ms", max_wait_ms, 0), ("max_items", max_items, 1),
+                 ("max_body_bytes", max_body_bytes, 1024)) if value < low]
+    if problems:
+        raise InputError(problems)
+    return ServeSettings(max_batch=max_batch, max_wait_ms=max_wait_ms, max_items=max_items,
+                         max_body_bytes=max_body_bytes, api_key=api_key or os.environ.get(API_KEY_ENV) or None)
+
