@@ -21,7 +21,7 @@ from modelladder.errors import InputError
 from tests.conftest import require_data
 from tests.data.test_download import FakeOpener
 
-DEFAULT = {"html": True, "unicode": "NFKC", "lower": False}
+DEFAULT = {"html": True, "unicode": "NFKC", "lower": False, "pii": False}
 
 
 def load(dataset: str, **data) -> object:

@@ -87,6 +87,9 @@ def test_chromium_renders_the_report_without_errors(driver, report):
     rows = driver.execute_script("return document.querySelectorAll('table.leaderboard tbody tr').length")
     headers = driver.execute_script(
         "return Array.from(document.querySelectorAll('table.leaderboard th')).map(t => t.textContent)")
+    cards = driver.execute_script(
+        "return Array.from(document.querySelectorAll('div.model-card')).map(c => ({visible: c.offsetHeight > 0,"
+        " parts: Array.from(c.querySelectorAll('table.card')).map(t => t.dataset.part)}))")
     console = driver.get_log("browser")
 
     assert screenshot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
@@ -97,6 +100,9 @@ def test_chromium_renders_the_report_without_errors(driver, report):
     assert rows == 2 and headers[:3] == ["rung", "model", "family"] and "test_accuracy" in headers
     assert [i["plot"] for i in images if i["cls"] == "plot"] == EXPECTED_PLOTS
     assert [i["cls"] for i in images].count("picture") == 1
+    assert len(cards) == 2 and all(c["visible"] for c in cards)  # a model card for each rung
+    assert cards[1]["parts"] == ["Intended use", "Training data", "Metrics (test split)", "Metrics by group",
+                                 "Privacy", "Cost"]
     broken = [i for i in images if not i["complete"] or i["width"] == 0]
     assert not broken, broken
     assert not [e for e in console if e["level"] == "SEVERE"], console

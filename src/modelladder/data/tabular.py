@@ -4,11 +4,14 @@ Numeric columns (numeric dtype) get median imputation and standardisation; every
 categorical: most-frequent imputation and one-hot encoding (a category unseen in training encodes
 as all zeros). The state is fitted by hand with pandas rather than with scikit-learn transformers
 because it must be plain JSON for preprocess.json, and those only serialise by pickle.
+
+data.drop leaves columns out of the features; data.sensitive columns (features or dropped) are
+kept per split, as strings, in the bundle's `sensitive` tables for the fairness audit.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +25,13 @@ from modelladder.errors import InputError, did_you_mean
 
 if TYPE_CHECKING:
     from modelladder.config import DataConfig
+
+
+@dataclass
+class TableBundle(DataBundle):
+    """A table's DataBundle, plus its data.sensitive columns for each split ('train', 'val', 'test')."""
+
+    sensitive: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -46,7 +56,7 @@ def load_csv(cfg: DataConfig, *, seed: int, task: str) -> DataBundle:
     except (pd.errors.ParserError, UnicodeDecodeError) as err:
         raise InputError(f"data.path {source.path} is not a readable CSV file: {err}") from None
     frame = frame.dropna(how="all")
-    return _table_bundle(frame, source, cfg, seed=seed, task=task)
+    return table_bundle(frame, source, cfg, seed=seed, task=task)
 
 
 def load_parquet(cfg: DataConfig, *, seed: int, task: str) -> DataBundle:
@@ -55,7 +65,7 @@ def load_parquet(cfg: DataConfig, *, seed: int, task: str) -> DataBundle:
         frame = pd.read_parquet(source.path).reset_index(drop=True)
     except (pyarrow.ArrowException, OSError) as err:
         raise InputError(f"data.path {source.path} is not a readable parquet file: {err}") from None
-    return _table_bundle(frame, source, cfg, seed=seed, task=task)
+    return table_bundle(frame, source, cfg, seed=seed, task=task)
 
 
 def _require_path(cfg: DataConfig) -> Path:
@@ -66,13 +76,16 @@ def _require_path(cfg: DataConfig) -> Path:
     return Path(cfg.path)
 
 
-def _table_bundle(
-    frame: pd.DataFrame, source: TableFile, cfg: DataConfig, *, seed: int, task: str
-) -> DataBundle:
+def table_bundle(
+    frame: pd.DataFrame, source: TableFile, cfg: DataConfig, *, seed: int, task: str,
+    test: np.ndarray | None = None,
+) -> TableBundle:
+    """The bundle of a table; `test` holds the positions of an official test split (else data.split.test)."""
     if len(frame) == 0:
         raise InputError(f"data.path {source.path} has no data rows")
     label = _label_column(frame, source, cfg)
-    features = [c for c in frame.columns if c != label]
+    _check_listed_columns(frame, source, cfg, label)
+    features = [c for c in frame.columns if c != label and c not in cfg.drop]
     if not features:
         raise InputError(f"data.path {source.path} has no feature columns besides the label '{label}'")
     numeric = [c for c in features if _is_numeric(frame[c])]
@@ -82,11 +95,15 @@ def _table_bundle(
     y, classes = _labels(frame[label], source, label, task)
     stratify = task == "classification" and cfg.split.stratify
     strata = np.asarray(classes, dtype=object)[y] if classes else y
-    train_test, test = holdout(strata, cfg.split.test, seed=seed, stratify=stratify, name="data.split.test")
+    if test is None:
+        train_test, test = holdout(strata, cfg.split.test, seed=seed, stratify=stratify, name="data.split.test")
+    else:
+        train_test = np.setdiff1d(np.arange(len(frame)), test)
     kept, val = train_val(strata[train_test], cfg, seed=seed, task=task)
     train, val = train_test[kept], train_test[val]
     preprocess = fit_table(frame.iloc[train], label, features, numeric, normalize=cfg.normalize)
-    return DataBundle(
+    preprocess["dropped"] = list(cfg.drop)  # accepted, and ignored, in tables given to predict
+    return TableBundle(
         X_train=transform_table(preprocess, frame.iloc[train]),
         y_train=y[train],
         X_val=transform_table(preprocess, frame.iloc[val]),
@@ -99,7 +116,29 @@ def _table_bundle(
         feature_names=preprocess["feature_names"],
         preprocess=preprocess,
         source=f"{cfg.dataset}: {source.path}",
+        sensitive={name: _groups(frame, cfg.sensitive, rows) for name, rows in
+                   (("train", train), ("val", val), ("test", test))},
     )
+
+
+def _check_listed_columns(frame: pd.DataFrame, source: TableFile, cfg: DataConfig, label: str) -> None:
+    """Every data.drop and data.sensitive name must be a column of the table other than the label."""
+    columns = [c for c in frame.columns if c != label]
+    problems = [
+        f"data.{key} '{name}' is not a column of {source.path}; the columns are {columns}"
+        + did_you_mean(name, columns)
+        for key in ("drop", "sensitive") for name in getattr(cfg, key) if name not in columns
+    ]
+    if len(set(frame.columns) - {label} - set(cfg.drop)) == 0:
+        problems.append(f"data.drop {cfg.drop} leaves no feature column in {source.path}")
+    if problems:
+        raise InputError(problems)
+
+
+def _groups(frame: pd.DataFrame, columns: list[str], rows: np.ndarray) -> pd.DataFrame:
+    """The `columns` of `rows` as strings (a missing value becomes '(missing)'), indexed 0..n-1."""
+    table = frame.iloc[rows][columns].astype(object)
+    return table.where(table.notna(), "(missing)").astype(str).reset_index(drop=True)
 
 
 def _label_column(frame: pd.DataFrame, source: TableFile, cfg: DataConfig) -> str:
@@ -216,7 +255,7 @@ def transform_table(state: dict, frame: pd.DataFrame) -> np.ndarray:
 
 
 def _check_columns(state: dict, frame: pd.DataFrame) -> None:
-    given = [c for c in frame.columns if c != state["label"]]
+    given = [c for c in frame.columns if c != state["label"] and c not in state.get("dropped", ())]
     missing = [c for c in state["columns"] if c not in given]
     extra = [c for c in given if c not in state["columns"]]
     if missing or extra:

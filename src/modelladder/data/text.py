@@ -13,12 +13,14 @@ import io
 import json
 import re
 import unicodedata
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from modelladder.data.bundle import DataBundle
+from modelladder.data.pii import KINDS, redact
 from modelladder.data.splits import holdout, train_val
 from modelladder.errors import InputError, did_you_mean
 
@@ -30,11 +32,12 @@ TAG = re.compile(r"</?[A-Za-z][^<>]*>")
 FORMATS = {".csv": ",", ".tsv": "\t", ".jsonl": None, ".ndjson": None}
 
 
-def clean_texts(texts, clean: dict) -> np.ndarray:
+def clean_texts(texts, clean: dict, pii_counts: Counter | None = None) -> np.ndarray:
     """Cleaned copies of `texts` as a 1-D object array.
 
     `clean` holds the data.clean settings: `html` drops tags (a tag becomes a space) and then
-    unescapes entities, `unicode` is a unicodedata normal form or None, `lower` lower-cases.
+    unescapes entities, `unicode` is a unicodedata normal form or None, `lower` lower-cases, `pii`
+    replaces personal data by placeholders (data/pii.py), counted into `pii_counts` when given.
     Whitespace runs always collapse to one space, with none at either end.
     """
     if isinstance(texts, (str, bytes)):
@@ -46,11 +49,13 @@ def clean_texts(texts, clean: dict) -> np.ndarray:
             raise InputError(
                 f"text {i} (counting from 0) is {text!r} of type {type(text).__name__}; every text must be a string"
             )
-        out[i] = _clean(text, clean["html"], clean["unicode"], clean["lower"])
+        # runs saved before data.clean.pii existed have no "pii" key
+        out[i] = _clean(text, clean["html"], clean["unicode"], clean["lower"], clean.get("pii", False), pii_counts)
     return out
 
 
-def _clean(text: str, strip_html: bool, form: str | None, lower: bool) -> str:
+def _clean(text: str, strip_html: bool, form: str | None, lower: bool, pii: bool = False,
+           pii_counts: Counter | None = None) -> str:
     if strip_html:
         text = TAG.sub(" ", text)
         if "&" in text:
@@ -59,6 +64,8 @@ def _clean(text: str, strip_html: bool, form: str | None, lower: bool) -> str:
         text = unicodedata.normalize(form, text)
     if lower:
         text = text.lower()
+    if pii:  # after lower-casing, so that the placeholders stay upper case
+        text = redact(text, pii_counts)
     return " ".join(text.split())
 
 
@@ -81,12 +88,13 @@ def text_bundle(texts_train, y_train, texts_test, y_test, *,
     texts_train, y_train = as_objects(texts_train), np.asarray(y_train, np.int64)
     train, val = train_val(y_train, cfg, seed=seed, task=task)
     clean = cfg.clean.model_dump(mode="json")
-    return DataBundle(
-        X_train=clean_texts(texts_train[train], clean),
+    pii = {split: Counter() for split in ("train", "val", "test")}
+    bundle = DataBundle(
+        X_train=clean_texts(texts_train[train], clean, pii["train"]),
         y_train=y_train[train],
-        X_val=clean_texts(texts_train[val], clean),
+        X_val=clean_texts(texts_train[val], clean, pii["val"]),
         y_val=y_train[val],
-        X_test=clean_texts(texts_test, clean),
+        X_test=clean_texts(texts_test, clean, pii["test"]),
         y_test=np.asarray(y_test, np.int64),
         kind="text",
         input_shape=(),
@@ -94,6 +102,10 @@ def text_bundle(texts_train, y_train, texts_test, y_test, *,
         preprocess={"kind": "text", "clean": clean},
         source=source,
     )
+    if clean["pii"]:  # what the redaction replaced, per split and kind, for preprocess.json and the report
+        bundle.preprocess["pii_counts"] = {split: {kind: counts[kind] for kind in KINDS}
+                                           for split, counts in pii.items()}
+    return bundle
 
 
 def holdout_bundle(texts, y, *, classes: list[str], cfg: DataConfig, seed: int, task: str,

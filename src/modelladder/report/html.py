@@ -11,6 +11,7 @@ import numpy as np
 
 from modelladder.errors import InputError
 from modelladder.report import plots
+from modelladder.report.card import audit_context, card_context
 from modelladder.runs import read_json, write_text
 
 IDENTITY = ("rung", "model", "family")
@@ -207,6 +208,8 @@ def run_context(run_dir: Path) -> dict:
         "pictures": pictures(run_dir),
         "config": (run_dir / "config.yaml").read_text(),
         "env": flatten(read_json(env_path)) if env_path.is_file() else {},
+        "audit": audit_context(run_dir, fmt),
+        "card": card_context(run_dir, summary, evaluation, fmt),
     }
 
 
