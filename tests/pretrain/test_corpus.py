@@ -12,7 +12,12 @@ import pytest
 import torch
 
 from modelladder.config import DataConfig
-from modelladder.data.corpus import corpus_tokens, split_pieces, text_files, tinyshakespeare
+from modelladder.data.corpus import (
+    corpus_tokens,
+    split_pieces,
+    text_files,
+    tinyshakespeare,
+)
 from modelladder.data.tokenize import TokenizerConfig, train_encoder
 from modelladder.errors import InputError
 from modelladder.pretrain import prepare_data

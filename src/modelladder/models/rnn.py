@@ -10,6 +10,9 @@ Keras' LSTM(dropout=0.2) drops the same input features at every step of a sequen
 the same. Padding never reaches the recurrent state: sequences are packed by their lengths (the mask must
 be True on a prefix of each row, i.e. right padding). Unlike Keras' pad_sequences, a long text keeps its
 first max_length tokens.
+
+RNNLanguageModel is the same embedding and recurrent layers under a vocabulary projection, for `ladder
+pretrain` with task causal_lm; the classifier can then start from its weights (finetune.py).
 """
 
 from __future__ import annotations
@@ -21,7 +24,13 @@ from pydantic import Field, ValidationInfo, field_validator
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from modelladder.data.tokenize import PAD_ID, TextEncoder, TokenizerConfig, check_fits, train_encoder
+from modelladder.data.tokenize import (
+    PAD_ID,
+    TextEncoder,
+    TokenizerConfig,
+    check_fits,
+    train_encoder,
+)
 from modelladder.errors import InputError
 from modelladder.schema import Strict
 
@@ -50,6 +59,7 @@ class RNN(nn.Module):
     Config = RNNConfig
     family = "neural"
     input_kind = "text"
+    backbone_parts = ("embed", "input_dropout", "rnn")  # what a pretrained RNNLanguageModel provides (finetune.py)
 
     def __init__(self, cfg: RNNConfig, input_shape: tuple[int, ...], n_outputs: int):
         super().__init__()
@@ -64,6 +74,14 @@ class RNN(nn.Module):
                         bidirectional=cfg.bidirectional, dropout=cfg.dropout if cfg.layers > 1 else 0.0)
         self.dropout = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(cfg.hidden * self.directions, n_outputs)
+        self.frozen = False  # finetune mode 'frozen' (models/modes.py): the backbone stays in eval mode
+
+    def train(self, mode: bool = True) -> RNN:
+        super().train(mode)
+        if self.frozen:  # a frozen backbone's features must not change with dropout
+            for part in self.backbone_parts:
+                getattr(self, part).eval()
+        return self
 
     def forward(self, x: tuple[Tensor, Tensor]) -> Tensor:
         """(ids (B, L), mask (B, L) True on real tokens) -> logits (B, n_outputs)."""
@@ -88,3 +106,44 @@ class RNN(nn.Module):
     def make_encoder(cfg: RNNConfig, texts) -> TextEncoder:
         """A tokenizer of kind cfg.tokenizer.kind with at most cfg.vocab_size tokens, trained on `texts`."""
         return train_encoder(cfg.tokenizer.sized(cfg.vocab_size), texts, cfg.max_length)
+
+
+class RNNState:
+    """What generation carries from one step to the next: the recurrent state after `length` tokens."""
+
+    def __init__(self):
+        self.state: Tensor | tuple[Tensor, Tensor] | None = None
+        self.length = 0
+
+
+class RNNLanguageModel(nn.Module):
+    """A unidirectional RNN language model (task causal_lm): Embedding -> LSTM or GRU -> Linear over the
+    vocabulary, token ids (B, L) -> logits (B, L, vocab) predicting each next token. Its embedding and
+    recurrent weights have the names the RNN classifier's have (embed.*, rnn.*), so a classifier can start
+    from them; the vocabulary projection (out.*) stays behind. For generation the recurrent state is the cache.
+    """
+
+    def __init__(self, cfg: RNNConfig):
+        super().__init__()
+        if cfg.bidirectional:
+            raise InputError("model.bidirectional must be false for an rnn language model: task causal_lm predicts "
+                             "each token from the earlier ones only")
+        self.max_length = cfg.max_length  # the context
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.embed_dim, padding_idx=PAD_ID)
+        self.input_dropout = nn.Dropout1d(cfg.input_dropout)
+        cell = nn.LSTM if cfg.cell == "lstm" else nn.GRU
+        self.rnn = cell(cfg.embed_dim, cfg.hidden, num_layers=cfg.layers, batch_first=True,
+                        dropout=cfg.dropout if cfg.layers > 1 else 0.0)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.out = nn.Linear(cfg.hidden, cfg.vocab_size)
+
+    def forward(self, ids: Tensor, cache: RNNState | None = None) -> Tensor:
+        """With a cache, `ids` continue the tokens it has seen, and it moves on past them."""
+        embedded = self.input_dropout(self.embed(ids).transpose(1, 2)).transpose(1, 2)
+        out, state = self.rnn(embedded, None if cache is None else cache.state)
+        if cache is not None:
+            cache.state, cache.length = state, cache.length + ids.shape[1]
+        return self.out(self.dropout(out))
+
+    def new_cache(self, batch: int = 1) -> RNNState:
+        return RNNState()

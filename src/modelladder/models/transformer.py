@@ -25,7 +25,12 @@ import torch.nn.functional as F
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 from torch import Tensor, nn
 
-from modelladder.data.tokenize import TextEncoder, TokenizerConfig, check_fits, train_encoder
+from modelladder.data.tokenize import (
+    TextEncoder,
+    TokenizerConfig,
+    check_fits,
+    train_encoder,
+)
 from modelladder.errors import InputError
 from modelladder.schema import Strict
 
@@ -233,6 +238,7 @@ class Transformer(nn.Module):
     Config = TransformerConfig
     family = "neural"
     input_kind = "text"
+    backbone_parts = ("backbone",)  # what a pretrained LanguageModel provides (finetune.py); the head is new
 
     def __init__(self, cfg: TransformerConfig, input_shape: tuple[int, ...], n_outputs: int):
         super().__init__()
@@ -245,6 +251,13 @@ class Transformer(nn.Module):
         self.backbone = TransformerBackbone.from_config(cfg)
         self.head = nn.Linear(cfg.dim, n_outputs)
         init_weights(self.head, cfg.depth)
+        self.frozen = False  # finetune mode 'frozen' (models/modes.py): the backbone stays in eval mode
+
+    def train(self, mode: bool = True) -> Transformer:
+        super().train(mode)
+        if self.frozen:
+            self.backbone.eval()  # a frozen backbone's features must not change with dropout
+        return self
 
     def forward(self, x: tuple[Tensor, Tensor]) -> Tensor:
         """(ids (B, L), mask (B, L) True on real tokens) -> logits (B, n_outputs)."""
@@ -276,6 +289,7 @@ class LanguageModel(nn.Module):
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
         self.backbone = TransformerBackbone.from_config(cfg)
+        self.max_length = cfg.max_length  # the context
 
     def forward(self, ids: Tensor, cache: KVCache | None = None) -> Tensor:
         return self.logits(self.backbone(ids, cache=cache))
