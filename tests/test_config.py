@@ -132,9 +132,9 @@ def test_ladder_rung_errors_are_prefixed():
 def test_shipped_ladders_validate():
     from pathlib import Path
 
-    from modelladder.cli import _default_ladder
+    from modelladder.cli.training import default_ladder
 
-    for path in [_default_ladder(), *Path(__file__).resolve().parents[1].glob("configs/**/*.yaml")]:
+    for path in [default_ladder(), *Path(__file__).resolve().parents[1].glob("configs/**/*.yaml")]:
         raw = read_yaml(path)
         (validate_ladder if "rungs" in raw else validate_run)(raw)
-    assert load_ladder_config(_default_ladder()).name == "digits"
+    assert load_ladder_config(default_ladder()).name == "digits"

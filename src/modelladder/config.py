@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from modelladder.errors import InputError, did_you_mean, unknown_name
+from modelladder.models.modes import LoraSettings, Mode
 from modelladder.registry import CORPORA, DATASETS, MODELS, PRETRAIN_TASKS, TASKS, load_object
 from modelladder.schema import Strict
 
@@ -48,6 +49,7 @@ class TextCleanConfig(Strict):
     html: bool = True  # drop HTML tags such as IMDB's <br />
     unicode: Literal["NFC", "NFKC"] | None = "NFKC"  # unicode normalisation form
     lower: bool = False
+    pii: bool = False  # replace e-mails, phones, URLs, card numbers and IPs by [EMAIL] ... (data/pii.py)
 
 
 class DataConfig(Strict):
@@ -61,6 +63,10 @@ class DataConfig(Strict):
     normalize: bool = True
     split: SplitConfig = SplitConfig()
     augment: AugmentConfig = AugmentConfig()
+    image_size: int | None = Field(None, gt=0)  # imagefolder: resize to this square size (default: the first image's)
+    channels: Literal[1, 3] | None = None  # imagefolder: 1 grayscale or 3 RGB (default: the first image's)
+    drop: list[str] = []  # table columns left out of the features (data.sensitive ones stay available to the audit)
+    sensitive: list[str] = []  # table columns kept per split for `ladder audit`, whether features or not
 
 
 # ---------------------------------------------------------------- task, train, eval
@@ -68,6 +74,10 @@ class DataConfig(Strict):
 
 class TaskConfig(Strict):
     name: str = "classification"
+    loss: Literal["bce", "mse"] = "bce"  # reconstruction and vae: how a reconstruction is scored against the pixels
+    beta: float = Field(1.0, ge=0)  # vae: the weight of the KL term (beta-VAE)
+    sample_every: int = Field(500, gt=0)  # vae and gan: steps between fixed-noise sample grids in pictures/
+    temperature: float = Field(0.5, gt=0)  # contrastive: NT-Xent's temperature
 
 
 class OptimizerConfig(Strict):
@@ -103,10 +113,18 @@ class EarlyStoppingConfig(Strict):
     min_delta: float = Field(0.0, ge=0)
 
 
+class PrivacyConfig(Strict):
+    """DP-SGD through opacus (train/privacy.py): noise calibrated so that the planned epochs spend target_epsilon."""
+
+    target_epsilon: float = Field(gt=0)
+    delta: float = Field(1e-5, gt=0, lt=1)  # should be below 1 / (training examples)
+    max_grad_norm: float = Field(1.0, gt=0)  # each example's gradient is clipped to this norm
+
+
 class TrainConfig(Strict):
     epochs: int = Field(10, gt=0)
     max_steps: int | None = Field(None, gt=0)  # stop after this many optimizer steps in all
-    batch_size: int = Field(64, gt=0)
+    batch_size: int = Field(64, gt=0)  # the global batch: with --nproc N (or torchrun) each process takes 1/N of it
     optimizer: OptimizerConfig = OptimizerConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     l1: float = Field(0.0, ge=0)  # penalty on the sum of |w| over weight matrices
@@ -120,10 +138,45 @@ class TrainConfig(Strict):
     log_every: int = Field(50, gt=0)  # steps between train-loss lines in metrics.jsonl
     progress: bool = True
     loggers: list[Literal["tensorboard"]] = []  # extra experiment trackers fed by the loop
+    privacy: PrivacyConfig | None = None  # differentially private training (neural rungs)
+
+    @model_validator(mode="after")
+    def _privacy_alone(self):
+        """DP-SGD's guarantee holds only if nothing but the clipped, noised per-example gradients moves the weights."""
+        if self.privacy is None:
+            return self
+        if self.l1 or self.l2:
+            raise ValueError("train.privacy cannot be combined with train.l1 / train.l2 (the penalty's gradient "
+                             "would skip the per-example clipping); use train.optimizer.weight_decay")
+        if self.grad_clip is not None:
+            raise ValueError("train.privacy clips each example's gradient to privacy.max_grad_norm: "
+                             "leave train.grad_clip unset")
+        if self.precision != "fp32":
+            raise ValueError(f"train.privacy needs train.precision 'fp32', got '{self.precision}'")
+        return self
 
 
 class EvalConfig(Strict):
     split: Literal["test", "val"] = "test"
+    limit: int | None = Field(None, gt=0)  # score a fixed sample (seeded by seed, stratified) of this many examples
+    classifier: Path | None = None  # vae and gan: an image classifier's run folder that scores generated images
+
+
+class CardConfig(Strict):
+    """What the model card in report.html says about use; unset fields get a cautious default."""
+
+    intended_use: str | None = None
+    out_of_scope: str | None = None
+    limitations: str | None = None
+    contact: str | None = None
+
+
+class AuditConfig(Strict):
+    """A ladder's fairness audit (audit/): run on every rung's test split after training."""
+
+    sensitive: list[str] = Field(min_length=1)  # table columns that define the groups
+    mitigate: bool = False  # also fit fairlearn's ThresholdOptimizer on the validation split
+    constraint: Literal["demographic_parity", "equalized_odds"] = "demographic_parity"
 
 
 def _model_union():
@@ -134,6 +187,18 @@ def _model_union():
 ModelConfig = _model_union()
 
 
+class FinetuneConfig(Strict):
+    """Start from a `ladder pretrain` run (finetune.py): its architecture, tokenizer and backbone weights."""
+
+    model_config = ConfigDict(**Strict.model_config, serialize_by_alias=True)
+    # the pretrained run folder; in a ladder, also the name of one of its pretrain stages
+    from_: str = Field(alias="from", min_length=1)
+    mode: Mode = "full"  # full, frozen (a linear probe) or lora: models/modes.py
+    lora: LoraSettings = LoraSettings()  # used when mode is 'lora'; default targets: the backbone's Linear layers
+    # the backbone's peak learning rate (the head keeps train.optimizer.lr; both follow the schedule); null: the same
+    backbone_lr: float | None = Field(None, ge=0)
+
+
 class RunConfig(Strict):
     name: str | None = None
     seed: int = 0
@@ -142,12 +207,25 @@ class RunConfig(Strict):
     task: TaskConfig = TaskConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+    card: CardConfig = CardConfig()
+    finetune: FinetuneConfig | None = None  # start from a pretrained run instead of from scratch
 
 
 class RungConfig(Strict):
     name: str
     model: dict[str, Any]
     train: dict[str, Any] = {}  # overrides merged onto the ladder's train section
+    finetune: dict[str, Any] | None = None  # FinetuneConfig; finetune.from may name a pretrain stage
+
+
+class PretrainStageConfig(Strict):
+    """A `ladder pretrain` run that `ladder run` makes before the rungs, into <ladder>/<name>/."""
+
+    name: str
+    data: dict[str, Any] = {}  # a corpus (registry.CORPORA)
+    model: dict[str, Any]
+    task: dict[str, Any] = {"name": "causal_lm"}
+    train: dict[str, Any] = {}
 
 
 class ProtocolConfig(Strict):
@@ -164,6 +242,9 @@ class LadderConfig(Strict):
     task: dict[str, Any] = {}
     train: dict[str, Any] = {}
     eval: dict[str, Any] = {}
+    card: dict[str, Any] = {}  # the model card's intended use etc., the same for every rung
+    audit: AuditConfig | None = None  # fairness audit of every rung; its gaps become leaderboard columns
+    pretrain: list[PretrainStageConfig] = []  # language models pretrained first; rungs fine-tune them
     rungs: list[RungConfig] = Field(min_length=1)
 
 
@@ -194,7 +275,7 @@ def _fields_at(model_cls, loc: tuple) -> list[str]:
             return []
         ann = field.annotation
         cls = next((a for a in getattr(ann, "__args__", (ann,)) if hasattr(a, "model_fields")), None)
-    return list(getattr(cls, "model_fields", {})) if cls is not None else []
+    return [f.alias or name for name, f in getattr(cls, "model_fields", {}).items()] if cls is not None else []
 
 
 def format_errors(err: ValidationError, model_cls, prefix: str = "") -> list[str]:
@@ -239,9 +320,10 @@ def _lower_first(msg: str) -> str:
 
 def _check_names(raw: dict, prefix: str = "") -> list[str]:
     problems = []
-    task = (raw.get("task") or {}).get("name", "classification")
+    # a section that is not a mapping (task: 1) is reported by pydantic below; here it means the default
+    task = raw["task"].get("name", "classification") if isinstance(raw.get("task"), dict) else "classification"
     datasets = CORPORA if task in PRETRAIN_TASKS else DATASETS  # language models pretrain on corpora
-    dataset = (raw.get("data") or {}).get("dataset", "digits")
+    dataset = raw["data"].get("dataset", "digits") if isinstance(raw.get("data"), dict) else "digits"
     if isinstance(dataset, str) and dataset not in datasets:
         problems.append(unknown_name(f"{prefix}data.dataset", dataset, datasets))
     if isinstance(task, str) and task not in TASKS:
@@ -282,8 +364,11 @@ def rung_configs(ladder: LadderConfig) -> list[RunConfig]:
             "task": ladder.task,
             "train": deep_merge(ladder.train, rung.train),
             "eval": ladder.eval,
+            "card": ladder.card,
             "model": rung.model,
         }
+        if rung.finetune is not None:
+            raw["finetune"] = rung.finetune
         try:
             runs.append(validate_run(raw, prefix=f"rungs[{i}]."))
         except InputError as err:
@@ -299,7 +384,31 @@ def validate_ladder(raw: dict) -> LadderConfig:
     except ValidationError as err:
         raise InputError(format_errors(err, LadderConfig)) from None
     rung_configs(ladder)  # every rung must validate too
+    stage_configs(ladder)
     return ladder
+
+
+def stage_configs(ladder: LadderConfig) -> list[RunConfig]:
+    """One RunConfig per pretrain stage (the ladder's seed, the stage's sections); every rung's finetune.from
+    must name a stage or an existing folder."""
+    problems, runs = [], []
+    names = [stage.name for stage in ladder.pretrain]
+    for i, stage in enumerate(ladder.pretrain):
+        if stage.name in names[:i] or stage.name in [r.name for r in ladder.rungs]:
+            problems.append(f"pretrain[{i}].name '{stage.name}' is used by another stage or rung")
+        raw = {"name": stage.name, "seed": ladder.seed, **stage.model_dump(exclude={"name"})}
+        try:
+            runs.append(validate_run(raw, prefix=f"pretrain[{i}]."))
+        except InputError as err:
+            problems += err.problems
+    for i, rung in enumerate(ladder.rungs):
+        source = (rung.finetune or {}).get("from")
+        if isinstance(source, str) and source not in names and not Path(source).expanduser().is_dir():
+            problems.append(f"rungs[{i}].finetune.from '{source}' is neither a pretrain stage of this ladder "
+                            f"{names} nor an existing run folder")
+    if problems:
+        raise InputError(problems)
+    return runs
 
 
 def read_yaml(path: str | Path) -> dict:

@@ -4,6 +4,9 @@ protocol.kind holdout: every rung is trained on one split and scored on eval.spl
 rung is trained on each (repeat, fold) into <ladder>/<rung>/fold-r-k/, the leaderboard holds
 mean ± std over the folds, and each rung is compared with the best one on the task's headline
 metric (evaluate/cross_validate.py).
+
+A ladder's `pretrain:` stages are `ladder pretrain` runs made first, into <ladder>/<stage>/; rungs with
+finetune.from naming a stage start from it (finetune.py). The leaderboard holds the rungs only.
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from modelladder.audit.run import audit_rung, audited_rungs
 from modelladder.config import LadderConfig, RunConfig, rung_configs, to_yaml
-from modelladder.evaluate.cost import COST_COLUMNS
 from modelladder.evaluate.cross_validate import (ALPHA, compare_to_best, cost_values, fold_plan, headline,
                                                  mlflow_logger, round_cost, run_folds, summarize, write_plan)
+from modelladder.finetune import run_stages, set_aside_stages
 from modelladder.pipeline import check_model_fits_data, load_run_data, train_run
 from modelladder.runs import check_name, prepare, run_path, write_json, write_text
 
@@ -28,11 +32,15 @@ def run_ladder(ladder: LadderConfig, runs_dir: str | Path, *, overwrite: bool = 
     and .csv there and return the rows. With `mlflow` (a tracking URI) every run is logged to it."""
     console = console or Console(stderr=True)
     rungs = rung_configs(ladder)
+    if ladder.audit is not None:  # every rung's data carries the audit's columns (audit/run.py)
+        rungs = audited_rungs(ladder, rungs)
     for cfg in rungs:
         check_name(cfg.name, "rung name")
     path = run_path(runs_dir, ladder.name)
     if path.exists() and not overwrite:
         prepare(path)  # refuses, before the data is loaded
+    if ladder.pretrain and overwrite:
+        set_aside_stages(ladder, path)  # finished pretraining survives --overwrite (finetune.py)
     run = _kfold if ladder.protocol.kind == "kfold" else _holdout
     root, rows = run(ladder, rungs, path, overwrite=overwrite, console=console, mlflow=mlflow)
     write_json(root / "leaderboard.json", rows)
@@ -49,12 +57,15 @@ def _holdout(ladder: LadderConfig, rungs: list[RunConfig], path: Path, *, overwr
     write_text(root / "ladder.yaml", to_yaml(ladder))
     console.print(f"[bold]{ladder.name}[/]: {len(rungs)} rungs on {data.source} "
                   f"({len(data.y_train)} train / {len(data.y_val)} val / {len(data.y_test)} test)")
+    rungs = run_stages(ladder, rungs, root, console) if ladder.pretrain else rungs
     log = mlflow_logger(mlflow, experiment=ladder.name) if mlflow else None
     rows = []
     for cfg in rungs:
         console.print(f"-> {cfg.name} ({cfg.model.name})")
         run_dir = prepare(root / cfg.name)
         rows.append(_row(cfg, train_run(cfg, run_dir, data=data)))
+        if ladder.audit is not None:  # audit.json in the rung's folder, its fairness gaps in its row
+            rows[-1] |= audit_rung(run_dir, ladder.audit, data)
         if log is not None:
             log(cfg, run_dir, None)
     return root, rows
@@ -63,6 +74,8 @@ def _holdout(ladder: LadderConfig, rungs: list[RunConfig], path: Path, *, overwr
 def _row(cfg: RunConfig, result: dict) -> dict:
     row = {"rung": cfg.name, "model": cfg.model.name, "family": result["family"]}
     row |= {f"{result['split']}_{k}": round(v, 4) for k, v in result["metrics"].items()}
+    if "dp_epsilon" in result:  # a DP rung: the privacy it spent (train/privacy.py)
+        row["dp_epsilon"] = round(result["dp_epsilon"], 3)
     return row | {k: round_cost(v) for k, v in cost_values(result).items()}
 
 
@@ -73,6 +86,7 @@ def _kfold(ladder: LadderConfig, rungs: list[RunConfig], path: Path, *, overwrit
     root = prepare(path, overwrite=overwrite)
     write_text(root / "ladder.yaml", to_yaml(ladder))
     write_plan(root / "folds.json", plan)
+    rungs = run_stages(ladder, rungs, root, console) if ladder.pretrain else rungs
     console.print(f"[bold]{ladder.name}[/]: {len(rungs)} rungs x {protocol.repeats} x {protocol.folds}-fold "
                   f"cross-validation on {plan['source']} ({plan['n_pool']} training examples)")
     log = mlflow_logger(mlflow, experiment=ladder.name) if mlflow else None
@@ -99,6 +113,9 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 TABLE_COSTS = {"params": "params", "flops_train": "train FLOPs", "train_seconds": "train s",
                "energy_kwh": "kWh (est.)", "latency_ms_p50": "latency ms"}
 HEADLINE = ("_accuracy", "_f1_macro", "_r2", "_mse")
+# shown when some rung has them: the audit's demographic parity gaps (odds_gap_*: leaderboard.csv), a DP
+# rung's epsilon
+TABLE_EXTRAS = ("parity_gap_", "dp_epsilon")
 
 
 def leaderboard_table(rows: list[dict], title: str) -> Table:
@@ -118,12 +135,16 @@ def leaderboard_table(rows: list[dict], title: str) -> Table:
         table.caption = (f"mean ± std over {rows[0]['folds']} folds; p: corrected resampled t-test (Nadeau & "
                          f"Bengio) against the best rung; sig.: p < {ALPHA}. Wilcoxon p and every cost: "
                          "leaderboard.csv")
+    extras = [c for c in dict.fromkeys(k for row in rows for k in row) if c.startswith(TABLE_EXTRAS)]
+    for col in extras:
+        table.add_column(col.replace("_", " "), justify="right")
     for col in costs:
         table.add_column(TABLE_COSTS[col], justify="right")
     for row in rows:
         cells = [_metric_cell(row, c) for c in metrics]
         if tested:
             cells += [_fmt(row["p_value"]), _significance(row)]
+        cells += [_fmt(row.get(c)) for c in extras]
         table.add_row(row["rung"], row["model"], *cells, *(_fmt(row.get(c)) for c in costs))
     return table
 

@@ -23,13 +23,17 @@ def make_task(cfg: RunConfig, data: DataBundle):
         if not data.classes:
             raise InputError("task.name is 'classification' but the dataset has no classes")
         return task_cls(len(data.classes))
+    if hasattr(task_cls, "from_config"):  # a task with options (the generative ones) reads them itself
+        return task_cls.from_config(cfg, data)
     return task_cls()
 
 
 def load_run_data(cfg: RunConfig) -> DataBundle:
     from modelladder.data.load import load_data
 
-    data = load_data(cfg.data, seed=cfg.seed, task=cfg.task.name)
+    # a generative task reads its images as a classification dataset: the labels ride along for its pictures
+    labels = getattr(lookup(TASKS, "task.name", cfg.task.name), "data_task", cfg.task.name)
+    data = load_data(cfg.data, seed=cfg.seed, task=labels)
     check_model_fits_data(cfg, data)
     return data
 
@@ -41,6 +45,16 @@ def check_model_fits_data(cfg: RunConfig, data: DataBundle) -> None:
         needs = "text data" if wants == "text" else "image or tabular data"
         raise InputError(f"model.name '{cfg.model.name}' needs {needs}, but data.dataset "
                          f"'{cfg.data.dataset}' is {data.kind} data")
+    tasks = getattr(lookup(MODELS, "model.name", cfg.model.name), "tasks", None)  # generative models' objectives
+    if tasks is not None and cfg.task.name not in tasks:
+        raise InputError(f"model.name '{cfg.model.name}' trains with task.name {' or '.join(map(repr, tasks))}, "
+                         f"got '{cfg.task.name}'")
+    task_cls = lookup(TASKS, "task.name", cfg.task.name)
+    if hasattr(task_cls, "check"):  # a task that needs a certain model or data says so here
+        task_cls.check(cfg, data)
+    model_cls = lookup(MODELS, "model.name", cfg.model.name)
+    if hasattr(model_cls, "check"):  # a model with a head per task (autoencoder, vae, simclr) says which here
+        model_cls.check(cfg)
 
 
 def text_encoder(cfg: RunConfig, data: DataBundle, run_dir: Path):
@@ -67,10 +81,22 @@ def encoded(data: DataBundle, encoder) -> DataBundle:
 
 def train_run(cfg: RunConfig, run_dir: Path, *, resume: bool = False, data: DataBundle | None = None) -> dict:
     """Train the model `cfg` describes into `run_dir` (prepared by the caller) and evaluate it."""
+    transfer = None
+    if cfg.finetune is not None:  # start from a `ladder pretrain` run: its architecture, tokenizer and weights
+        from modelladder.finetune import Transfer
+
+        transfer = Transfer(cfg)
+        cfg = transfer.cfg
     data = data if data is not None else load_run_data(cfg)
     task = make_task(cfg, data)
     # built before anything is written: a model that cannot be built leaves no half-made run folder
     model = build_model(cfg.model, data.input_shape, data.n_outputs, seed=cfg.seed, task=cfg.task.name)
+    if transfer is not None:
+        model = transfer.start(model)
+    if cfg.train.privacy is not None:  # DP-SGD needs a network whose per-example gradients opacus computes
+        from modelladder.train.privacy import check_private
+
+        check_private(model, cfg.model.name)
     write_text(run_dir / "config.yaml", to_yaml(cfg))
     write_json(run_dir / "preprocess.json", {
         "kind": data.kind,
@@ -87,16 +113,25 @@ def train_run(cfg: RunConfig, run_dir: Path, *, resume: bool = False, data: Data
         from modelladder.train.loggers import make_loggers
         from modelladder.train.loop import fit, resolve_device
 
-        encoder = text_encoder(cfg, data, run_dir)
+        encoder = transfer.encoder(run_dir) if transfer is not None else text_encoder(cfg, data, run_dir)
         train_data = encoded(data, encoder)
         device = resolve_device(cfg.train.device)
+        # a task may add its own callbacks, such as a GAN's sample grids through training
+        callbacks = [*make_loggers(cfg.train, run_dir), *(task.callbacks(model, run_dir) if hasattr(task, "callbacks")
+                                                          else [])]
         with measure_training(device) as cost:
             result = fit(model, task, train_data, cfg.train, seed=cfg.seed, run_dir=run_dir,
-                         augment=cfg.data.augment, resume=resume, callbacks=make_loggers(cfg.train, run_dir))
+                         augment=cfg.data.augment, resume=resume, callbacks=callbacks)
         summary |= {"train_seconds": result.train_seconds, "steps": result.steps,
                     "epochs": result.epochs, "stopped_early": result.stopped_early}
+        if cfg.train.privacy is not None:  # the (epsilon, delta) the steps taken spent
+            from modelladder.train.privacy import privacy_spent
+
+            summary |= privacy_spent(cfg.train, n_train=len(train_data.y_train), steps=result.steps)
         x, y = one_batch(train_data.X_train, train_data.y_train, task, cfg.train.batch_size, device)
         summary["flops_train"] = training_flops(model, task, x, y, steps=result.steps)
+        if transfer is not None:
+            model = transfer.finish(model, run_dir)
     else:
         with measure_training() as cost:
             model.fit(data.X_train, data.y_train)
@@ -118,9 +153,19 @@ def evaluate_run(run_dir: Path, *, split: str = "test", data: DataBundle | None 
     cfg = predictor.cfg
     data = data if data is not None else load_run_data(cfg)
     X, y = data.split(split)
+    if cfg.eval.limit is not None:  # the same sample for every rung of a ladder: they share seed and data
+        from modelladder.data.splits import subsample
+
+        keep = subsample(y, cfg.eval.limit, seed=cfg.seed, stratify=bool(data.classes), name="eval.limit")
+        X, y = X[keep], y[keep]
     if len(y) == 0:
         raise InputError(f"split '{split}' of run {run_dir} is empty (data.split.val is 0?)")
     task = make_task(cfg, data)
+    if hasattr(task, "evaluate_model"):  # generative tasks score the model itself and draw pictures/
+        metrics, details = task.evaluate_model(predictor.model, X, y, run_dir)
+        record = {"split": split, "n": len(y), "metrics": metrics, **details}
+        write_json(run_dir / f"eval_{split}.json", record)
+        return record
     scores = predictor.scores(X)
     metrics = task.metrics(y, scores)
     record = {"split": split, "n": int(len(y)), "metrics": metrics,

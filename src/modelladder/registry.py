@@ -12,10 +12,12 @@ DATASETS = {
     "mnist": "modelladder.data.mnist:load_mnist",
     "csv": "modelladder.data.tabular:load_csv",
     "parquet": "modelladder.data.tabular:load_parquet",
+    "adult": "modelladder.data.adult:load_adult",
     "imdb": "modelladder.data.text_sources:load_imdb",
     "sst2": "modelladder.data.text_sources:load_sst2",
     "rt_polarity": "modelladder.data.text_sources:load_rt_polarity",
     "text": "modelladder.data.text:load_text",
+    "imagefolder": "modelladder.data.imagefolder:load_imagefolder",
 }
 
 MODELS = {
@@ -29,6 +31,11 @@ MODELS = {
     "tfidf_logreg": "modelladder.models.text_classic:TfidfLogRegRung",
     "tfidf_svm": "modelladder.models.text_classic:TfidfSVMRung",
     "hf": "modelladder.models.hf:HFClassifier",
+    "hf_causal_lm": "modelladder.models.hf_causal:HFCausalLM",
+    "autoencoder": "modelladder.models.autoencoder:Autoencoder",
+    "vae": "modelladder.models.vae:VAE",
+    "gan": "modelladder.models.gan:GAN",
+    "simclr": "modelladder.models.simclr:SimCLR",
 }
 
 TASKS = {
@@ -36,6 +43,10 @@ TASKS = {
     "regression": "modelladder.tasks.regression:Regression",
     "causal_lm": "modelladder.tasks.language_model:CausalLM",
     "masked_lm": "modelladder.tasks.language_model:MaskedLM",
+    "reconstruction": "modelladder.tasks.reconstruction:Reconstruction",
+    "vae": "modelladder.tasks.vae:VAE",
+    "gan": "modelladder.tasks.gan:GAN",
+    "contrastive": "modelladder.tasks.contrastive:Contrastive",
 }
 
 # text corpora for `ladder pretrain` (the tasks below): data.dataset names one when task.name is one of them

@@ -26,9 +26,10 @@ from torch import Tensor, nn
 from modelladder.config import AugmentConfig, TrainConfig
 from modelladder.data.bundle import DataBundle
 from modelladder.errors import InputError, did_you_mean
+from modelladder.train import distributed
 from modelladder.train.batches import make_source
-from modelladder.train.checkpoint import (latest_checkpoint, load_checkpoint, rng_states, save_best, save_checkpoint,
-                                          save_weights, set_rng_states)
+from modelladder.train.checkpoint import (latest_checkpoint, load_checkpoint, save_best, save_checkpoint, save_weights,
+                                          set_rng_states)
 from modelladder.train.optim import build_optimizer, lr_multiplier, unhooked_step, with_penalty
 from modelladder.train.progress import ProgressBar, progress_bar  # noqa: F401 (ProgressBar: importable from here, as before)
 
@@ -45,8 +46,9 @@ class FitResult:
     best: dict | None  # the early-stopping best: metric, value, epoch, step
 
 
-class TrainingDiverged(RuntimeError):
-    """The loss or the weights became NaN or infinite."""
+class TrainingDiverged(InputError):
+    """The loss or the weights became NaN or infinite. An InputError: the fix is in the config (lr,
+    grad_clip), so the CLI prints the message and exits with status 2, the last good checkpoint kept."""
 
 
 def fit(model: nn.Module, task, data: DataBundle, cfg: TrainConfig, *, seed: int, run_dir: Path,
@@ -59,13 +61,16 @@ def fit(model: nn.Module, task, data: DataBundle, cfg: TrainConfig, *, seed: int
     on_epoch_end(history record), on_checkpoint(path), on_fit_end(FitResult). The caller's random
     state and thread count are left as they were.
     """
-    device = resolve_device(cfg.device)
+    dist = distributed.context(resolve_device(cfg.device))  # one process, or one rank of torchrun's (distributed.py)
+    device = dist.device
     cuda = [device.index or 0] if device.type == "cuda" else []
-    with _num_threads(cfg.threads), torch.random.fork_rng(devices=cuda), progress_bar(cfg, task) as bars:
+    with (_num_threads(cfg.threads), torch.random.fork_rng(devices=cuda),
+          dist.progress(progress_bar(cfg, task)) as bars):
         torch.default_generator.manual_seed(seed)
         if cuda:
             torch.cuda.manual_seed(seed)
-        loop = _Loop(model.to(device), task, data, cfg, seed, Path(run_dir), device, augment, [*callbacks, *bars])
+        loop = _Loop(model.to(device), task, data, cfg, seed, Path(run_dir), device, augment, [*callbacks, *bars],
+                     dist)
         if resume:
             loop.restore()
         else:
@@ -74,7 +79,7 @@ def fit(model: nn.Module, task, data: DataBundle, cfg: TrainConfig, *, seed: int
 
 
 class _Loop:
-    def __init__(self, model, task, data, cfg, seed, run_dir, device, augment, callbacks):
+    def __init__(self, model, task, data, cfg, seed, run_dir, device, augment, callbacks, dist):
         if len(data.X_train) == 0:
             raise InputError("the training split has no rows: nothing to train on")
         self.model, self.task, self.cfg, self.seed, self.device = model, task, cfg, seed, device
@@ -86,12 +91,20 @@ class _Loop:
         self.autocast, self.scaler = _precision(cfg.precision, device)
         # chosen once: the loss-scaling calls cost Python time every step even when they do nothing
         self._train_step = self._scaled_step if self.scaler.is_enabled() else self._plain_step
+        if hasattr(task, "train_step"):  # a task whose step is more than one update (a GAN's two)
+            self._train_step = self._task_step
         self.optimizer_step = unhooked_step(self.optimizer)
         self.augment, self.generators = _augmenter(augment, seed, device, _global_generators(device))
+        # distributed (train/distributed.py): each rank's part of the batches, the loss through DDP, rank 0 writes
+        self.dist, self.main = dist, dist.main
+        self.source, self.loss_fn = dist.shard(model, task, cfg, self.source, self.loss_fn)
+        dist.decorrelate(self.generators, seed)
         self.steps_per_epoch = math.ceil(len(self.source) / cfg.batch_size)
         self.total_steps = min(cfg.epochs * self.steps_per_epoch, cfg.max_steps or math.inf)
         self.run_dir, self.ckpt_dir, self.metrics_path = run_dir, run_dir / "checkpoints", run_dir / "metrics.jsonl"
         self.hooks = {name: [getattr(cb, name) for cb in callbacks if hasattr(cb, name)] for name in HOOKS}
+        if cfg.privacy is not None:
+            self._make_private()
         # everything below is saved in checkpoints
         self.step = self.epoch = self.position = 0
         self.lr = cfg.optimizer.lr
@@ -122,7 +135,7 @@ class _Loop:
         for idx in batches[self.position :]:
             x, y = take(idx)
             self.pending.append(self._train_step(self.augment(x), y))
-            self.window_samples += len(y)
+            self.window_samples += len(idx)
             self.position += 1
             self.step += 1
             if self.step % self.cfg.log_every == 0:
@@ -160,12 +173,38 @@ class _Loop:
         _clear_grads(self.params)
         return loss.detach()
 
+    def _task_step(self, x: Tensor, y: Tensor) -> Tensor:
+        """The task's own step (fp32, no L1 / L2): it computes each loss and hands it to `_update`."""
+        return self.task.train_step(self.model, x, y, self._update).detach()
+
+    def _update(self, loss: Tensor, params: list[Tensor]) -> None:
+        """One optimizer update of `params` alone from `loss`: the optimizer skips parameters without a gradient."""
+        loss.backward(inputs=params)
+        if self.cfg.grad_clip is not None:
+            nn.utils.clip_grad_norm_(params, self.cfg.grad_clip, foreach=True)
+        self._set_lr()
+        self.optimizer_step()
+        _clear_grads(self.params)
+
+    def _make_private(self) -> None:
+        """train.privacy: DP-SGD (train/privacy.py); each step clips per-example gradients and adds noise."""
+        from modelladder.train.privacy import make_private
+
+        if hasattr(self.task, "train_step"):
+            raise InputError("train.privacy supports the default training step; this task brings its own")
+        private = make_private(self.model, self.optimizer, self.cfg, n_train=len(self.source),
+                               generator=_generator(self.seed, 2, device=self.device),
+                               model_name=type(self.model).__name__.lower())
+        self.optimizer, self.optimizer_step = private.optimizer, private.step
+        self.generators["dp_noise"] = private.generator  # saved in checkpoints: a resumed run draws the same noise
+        self.hooks["on_fit_end"].append(private.on_fit_end)
+
     def _set_lr(self) -> None:
         lr = self.cfg.optimizer.lr * lr_multiplier(self.cfg.schedule, self.step, self.total_steps, self.steps_per_epoch)
-        if lr != self.lr:  # the param groups always hold self.lr, also after restore()
+        if lr != self.lr:  # the param groups always hold self.lr times their lr_scale, also after restore()
             self.lr = lr
             for group in self.optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_scale", 1.0)
 
     def _log_train(self) -> None:
         self._add_pending()
@@ -173,7 +212,8 @@ class _Loop:
         loss, steps = self.window
         record = {"step": self.step, "epoch": self.epoch + 1, "split": "train", "loss": loss / steps, "lr": self.lr,
                   "samples_per_s": self.window_samples / max(now - self.window_start, 1e-9)}
-        _append_jsonl(self.metrics_path, record)
+        if self.main:
+            _append_jsonl(self.metrics_path, record)
         self._emit("on_log", record)
         self.window, self.window_samples, self.window_start = [0.0, 0], 0, now
 
@@ -192,9 +232,10 @@ class _Loop:
         self.epoch_loss = [0.0, 0]
         if len(self.X_val):
             # no activations are kept for backward, so a larger batch fits
-            val = evaluate(self.model, self.task, self.X_val, self.y_val, batch_size=4 * self.cfg.batch_size,
-                           autocast=self.autocast)
-            _append_jsonl(self.metrics_path, {"epoch": self.epoch + 1, "step": self.step, "split": "val", **val})
+            val = self.dist.from_main(partial(evaluate, self.model, self.task, self.X_val, self.y_val,
+                                              batch_size=4 * self.cfg.batch_size, autocast=self.autocast))
+            if self.main:
+                _append_jsonl(self.metrics_path, {"epoch": self.epoch + 1, "step": self.step, "split": "val", **val})
             record.update({f"val_{k}": v for k, v in val.items()})
         self.history.append(record)
         return record
@@ -210,7 +251,8 @@ class _Loop:
         if best is None or (value < best - es.min_delta if es.mode == "min" else value > best + es.min_delta):
             self.best = {"metric": es.metric, "value": value, "epoch": record["epoch"], "step": self.step}
             self.bad_epochs = 0
-            save_best(self.ckpt_dir, self.model, self.best)
+            if self.main:
+                save_best(self.ckpt_dir, self.model, self.best)
         else:
             self.bad_epochs += 1
             self.stopped_early = self.bad_epochs >= es.patience
@@ -220,10 +262,11 @@ class _Loop:
             self._checkpoint()
         if self.position:  # stopped by max_steps inside an epoch: still report where it got to
             self._epoch_record()
-        if self.best is not None:
+        if self.best is not None and self.main:
             self._restore_best()
         weights = "best" if self.best is not None else "final"
-        save_weights(self.run_dir / "model.safetensors", self.model, {"step": str(self.step), "weights": weights})
+        if self.main:
+            save_weights(self.run_dir / "model.safetensors", self.model, {"step": str(self.step), "weights": weights})
         result = FitResult(self.history, self.step, self.epoch, self._seconds(), self.stopped_early, self.best)
         self._emit("on_fit_end", result)
         return result
@@ -246,6 +289,7 @@ class _Loop:
 
     def _finite_losses(self) -> Tensor:
         losses = torch.stack(self.pending).double() if self.pending else torch.zeros(0, dtype=torch.float64)
+        losses = self.dist.sum_losses(losses)  # distributed: each rank holds its part of every batch's loss
         bad = (~torch.isfinite(losses)).nonzero()
         if len(bad):
             first = int(bad[0])
@@ -264,20 +308,27 @@ class _Loop:
         pending = self._finite_losses().tolist()
         if not all(torch.isfinite(p).all() for p in self.params):
             self._diverged(f"the weights hold NaN or infinite values after step {self.step}")
+        rng = self.dist.rng_states(self.generators)  # distributed: every rank's, gathered for rank 0
+        path = Path(self.dist.from_main(partial(self._write_checkpoint, pending, rng)))
+        self.saved_step = self.step
+        self._emit("on_checkpoint", path)
+
+    def _write_checkpoint(self, pending: list[float], rng: dict) -> str:
         state = {
             "step": self.step, "epoch": self.epoch, "position": self.position, "lr": self.lr,
             "seed": self.seed, "batch_size": self.cfg.batch_size, "n_train": len(self.source),
-            "rng": rng_states(self.generators),
+            **rng,
             "losses": {"pending": pending, "window": self.window, "epoch": self.epoch_loss},
             "history": self.history, "best": self.best, "bad_epochs": self.bad_epochs,
             "stopped_early": self.stopped_early, "scaler": self.scaler.state_dict(),
             "metrics_bytes": self.metrics_path.stat().st_size, "train_seconds": self._seconds(),
         }
-        path = save_checkpoint(self.ckpt_dir, self.model, self.optimizer, state)
-        self.saved_step = self.step
-        self._emit("on_checkpoint", path)
+        return str(save_checkpoint(self.ckpt_dir, self.model, self.optimizer, state))
 
     def start(self) -> None:
+        self.dist.from_main(self._new_run_files)
+
+    def _new_run_files(self) -> None:
         used = [p for p in (self.metrics_path, self.ckpt_dir) if p.exists() and (p.is_file() or any(p.iterdir()))]
         if used:
             raise InputError(f"run folder {self.run_dir} already holds a training run ({used[0].name}); "
@@ -290,25 +341,30 @@ class _Loop:
         if path is None:
             raise InputError(f"cannot resume: {self.ckpt_dir} holds no checkpoint (step-NNNNNN folders)")
         state = load_checkpoint(path, self.model, self.optimizer)
+        rng = self.dist.own_rng(state)  # refuses a checkpoint written by another number of processes
         same = (("seed", "seed", self.seed), ("batch_size", "train.batch_size", self.cfg.batch_size),
                 ("n_train", "the training split's size", len(self.source)))
         for key, field, now in same:
             if state[key] != now:
                 raise InputError(f"cannot resume from {path}: it was made with {field} {state[key]}, "
                                  f"this run has {now}")
-        size = self.metrics_path.stat().st_size if self.metrics_path.exists() else -1
-        if size < state["metrics_bytes"]:
-            raise InputError(f"cannot resume: {self.metrics_path} is shorter than when {path} was written")
-        os.truncate(self.metrics_path, state["metrics_bytes"])  # drop records written after the checkpoint
+        self.dist.from_main(partial(self._truncate_metrics, path, state["metrics_bytes"]))
         self.step, self.epoch, self.position, self.lr = state["step"], state["epoch"], state["position"], state["lr"]
-        self.pending = list(torch.tensor(state["losses"]["pending"], dtype=torch.float32, device=self.device))
+        self.pending = list(torch.tensor(self.dist.own_losses(state["losses"]["pending"]), dtype=torch.float32,
+                                         device=self.device))
         self.window, self.epoch_loss = state["losses"]["window"], state["losses"]["epoch"]
         self.history, self.best, self.bad_epochs = state["history"], state["best"], state["bad_epochs"]
         self.stopped_early, self.seconds_before = state["stopped_early"], state["train_seconds"]
         if state["scaler"]:
             self.scaler.load_state_dict(state["scaler"])
-        set_rng_states(state["rng"], self.generators)
+        set_rng_states(rng, self.generators)
         self.saved_step = self.step
+
+    def _truncate_metrics(self, path: Path, metrics_bytes: int) -> None:
+        size = self.metrics_path.stat().st_size if self.metrics_path.exists() else -1
+        if size < metrics_bytes:
+            raise InputError(f"cannot resume: {self.metrics_path} is shorter than when {path} was written")
+        os.truncate(self.metrics_path, metrics_bytes)  # drop records written after the checkpoint
 
     def _restore_best(self) -> None:
         state = load_checkpoint(self.ckpt_dir / "best", self.model, None)
