@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from modelladder.config import DataConfig
-from modelladder.data import adult
 from modelladder.data.adult import FILES, URLS, load_adult
 from modelladder.errors import InputError
 from tests.conftest import require_data
@@ -79,7 +78,7 @@ def test_missing_files_are_downloaded_from_the_canonical_urls(tmp_path, monkeypa
         shutil.copy(folder / dest.name, dest)
         return dest
 
-    monkeypatch.setattr(adult, "download", fake_download)
+    monkeypatch.setattr("modelladder.data.download.download", fake_download)  # what ensure_files calls
     data = load_adult(DataConfig(dataset="adult", root=tmp_path), seed=0, task="classification")
     assert calls == [([URLS[0] + name], name, FILES[name]) for name in FILES]
     assert URLS[0] == "https://archive.ics.uci.edu/ml/machine-learning-databases/adult/"

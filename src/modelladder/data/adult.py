@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from modelladder.data.download import data_root, download, writable_folder
+from modelladder.data.download import data_root, ensure_files
 from modelladder.data.tabular import TableBundle, TableFile, table_bundle
 from modelladder.errors import InputError
 
@@ -44,7 +44,8 @@ def load_adult(cfg: DataConfig, *, seed: int, task: str) -> TableBundle:
         raise InputError(f"data.label for dataset 'adult' must be '{LABEL}' (or unset), got '{cfg.label}'")
     if task != "classification":
         raise InputError(f"dataset 'adult' supports task.name 'classification', got '{task}'")
-    folder = ensure_files(data_root(cfg.root) / "adult")
+    sources = {name: (URLS[0] + name, sha256) for name, sha256 in FILES.items()}
+    folder = ensure_files(data_root(cfg.root) / "adult", sources, "Adult")
     train = read_adult(folder / "adult.data", skip=0)
     test = read_adult(folder / "adult.test", skip=1)  # its first line is a comment: |1x3 Cross validator
     frame = pd.concat([train, test], ignore_index=True)
@@ -64,18 +65,3 @@ def read_adult(path: Path, *, skip: int) -> pd.DataFrame:
     return pd.read_csv(path, names=COLUMNS, sep=",", skipinitialspace=True, na_values="?", skiprows=skip,
                        skip_blank_lines=True)
 
-
-def ensure_files(folder: Path) -> Path:
-    """`folder`, after downloading any of the two files it lacks."""
-    missing = [name for name in FILES if not (folder / name).is_file()]
-    if not missing:
-        return folder
-    if not writable_folder(folder):
-        raise InputError(
-            f"Adult files {missing} are missing from {folder}, and that folder is not writable so they cannot "
-            f"be downloaded there. Put {', '.join(FILES)} from {URLS[0]} into {folder}, or set data.root / "
-            "$MODELLADDER_DATA to a writable folder"
-        )
-    for name in missing:
-        download([url + name for url in URLS], folder / name, FILES[name])
-    return folder

@@ -75,3 +75,19 @@ def download(urls: list[str], dest: Path, sha256: str, *, timeout: float = 60.0)
         f"could not download {dest.name} into {dest.parent}: " + "; ".join(failures)
         + f". Download it by hand into {dest.parent}"
     )
+
+
+def ensure_files(folder: Path, files: dict[str, tuple[str, str]], dataset: str) -> Path:
+    """`folder`, after downloading any of `files` (name -> (url, sha256)) it lacks."""
+    missing = [name for name in files if not (folder / name).is_file()]
+    if missing and not writable_folder(folder):
+        raise InputError(
+            f"{dataset} files {missing} are missing from {folder}, and that folder is not writable so they "
+            f"cannot be downloaded there. Put them into {folder} (from "
+            f"{', '.join(files[name][0] for name in missing)}), or set data.root / $MODELLADDER_DATA "
+            "to a writable folder"
+        )
+    for name in missing:
+        url, sha256 = files[name]
+        download([url], folder / name, sha256)
+    return folder

@@ -21,12 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from modelladder.data.bundle import DataBundle
-from modelladder.data.download import (
-    content_sha256,
-    data_root,
-    download,
-    writable_folder,
-)
+from modelladder.data.download import content_sha256, data_root, ensure_files
 from modelladder.data.text import decode_utf8, holdout_bundle, text_bundle
 from modelladder.errors import InputError
 
@@ -62,22 +57,6 @@ def cache_root() -> Path:
     """$MODELLADDER_CACHE, else ~/.cache/modelladder: the writable home of derived files."""
     env = os.environ.get("MODELLADDER_CACHE")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "modelladder"
-
-
-def ensure_files(folder: Path, files: dict[str, tuple[str, str]], dataset: str) -> Path:
-    """`folder`, after downloading any of `files` (name -> (url, sha256)) it lacks."""
-    missing = [name for name in files if not (folder / name).is_file()]
-    if missing and not writable_folder(folder):
-        raise InputError(
-            f"{dataset} files {missing} are missing from {folder}, and that folder is not writable so they "
-            f"cannot be downloaded there. Put them into {folder} (from "
-            f"{', '.join(files[name][0] for name in missing)}), or set data.root / $MODELLADDER_DATA "
-            "to a writable folder"
-        )
-    for name in missing:
-        url, sha256 = files[name]
-        download([url], folder / name, sha256)
-    return folder
 
 
 # ---------------------------------------------------------------- IMDB
