@@ -65,3 +65,21 @@ def finetune_config(labelled: Path, pretrained: Path, mode: str = "full", **over
         "finetune": {"from": str(pretrained), "mode": mode},
     }
     return validate_run(deep_merge(raw, overrides))
+
+
+def pretrained_lm(tmp_path_factory, **train) -> tuple[Path, Path]:
+    """A tiny causal transformer pretrained on the sample corpus (learned positions) in its own cache, and
+    the labelled CSV: what the fine-tuning tests start from."""
+    import pytest
+    import torch
+
+    from modelladder.pretrain import pretrain_run
+
+    folder = tmp_path_factory.mktemp("pretrained")
+    (folder / "lm").mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MODELLADDER_CACHE", str(folder / "cache"))
+        torch.set_num_threads(1)
+        config = tiny_config(write_corpus(folder), train=train) if train else tiny_config(write_corpus(folder))
+        pretrain_run(config, folder / "lm")
+    return folder / "lm", write_labelled(folder)

@@ -14,25 +14,16 @@ from modelladder.errors import InputError
 from modelladder.finetune import Transfer
 from modelladder.models.build import build_model
 from modelladder.pipeline import train_run
-from modelladder.pretrain import pretrain_run
 from modelladder.train.optim import build_optimizer
 from tests.pretrain.helpers import (
     finetune_config,
-    tiny_config,
-    write_corpus,
-    write_labelled,
+    pretrained_lm,
 )
 
 
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("pretrained")
-    (folder / "lm").mkdir()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MODELLADDER_CACHE", str(folder / "cache"))
-        torch.set_num_threads(1)
-        pretrain_run(tiny_config(write_corpus(folder), train={"max_steps": 10}), folder / "lm")
-    return folder / "lm", write_labelled(folder)
+    return pretrained_lm(tmp_path_factory, max_steps=10)
 
 
 def config(pretrained, backbone_lr, mode="full", **train):

@@ -24,6 +24,7 @@ from modelladder.pretrain import pretrain_run
 from tests.e2e.helpers import ladder
 from tests.pretrain.helpers import (
     finetune_config,
+    pretrained_lm,
     tiny_config,
     write_corpus,
     write_labelled,
@@ -32,14 +33,7 @@ from tests.pretrain.helpers import (
 
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
-    """A tiny causal transformer pretrained on the sample corpus (learned positions), and the labelled CSV."""
-    folder = tmp_path_factory.mktemp("pretrained")
-    (folder / "lm").mkdir()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MODELLADDER_CACHE", str(folder / "cache"))
-        torch.set_num_threads(1)
-        pretrain_run(tiny_config(write_corpus(folder)), folder / "lm")
-    return folder / "lm", write_labelled(folder)
+    return pretrained_lm(tmp_path_factory)
 
 
 def backbone(weights: dict) -> dict:
