@@ -18,6 +18,10 @@ DATASETS = {
     "rt_polarity": "modelladder.data.text_sources:load_rt_polarity",
     "text": "modelladder.data.text:load_text",
     "imagefolder": "modelladder.data.imagefolder:load_imagefolder",
+    # images paired with captions, for task clip (digits / mnist: SYNTHETIC captions made from the labels)
+    "coco_mini": "modelladder.data.captions:load_coco_mini",
+    "digits_captions": "modelladder.data.captions:load_digits_captions",
+    "mnist_captions": "modelladder.data.captions:load_mnist_captions",
 }
 
 MODELS = {
@@ -36,6 +40,7 @@ MODELS = {
     "vae": "modelladder.models.vae:VAE",
     "gan": "modelladder.models.gan:GAN",
     "simclr": "modelladder.models.simclr:SimCLR",
+    "clip": "modelladder.models.clip:CLIP",
 }
 
 TASKS = {
@@ -47,6 +52,7 @@ TASKS = {
     "vae": "modelladder.tasks.vae:VAE",
     "gan": "modelladder.tasks.gan:GAN",
     "contrastive": "modelladder.tasks.contrastive:Contrastive",
+    "clip": "modelladder.tasks.clip:Clip",
 }
 
 # text corpora for `ladder pretrain` (the tasks below): data.dataset names one when task.name is one of them

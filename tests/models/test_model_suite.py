@@ -50,10 +50,23 @@ def pixel_problem(n: int = 96, seed: int = 0):
 
 
 PROBLEMS = {"float": float_problem, "text": text_problem, "pixels": pixel_problem}
+# "captioned" (CLIP): the float problem's images, scored against one caption per class (CAPTIONS); the model's
+# (N, 3) image-to-caption logits are its class scores
+PROBLEMS["captioned"] = float_problem
+CAPTIONS = ["a picture of the first pattern", "a picture of the second pattern", "a picture of the third pattern"]
+
+
+def caption_tokens(model) -> tuple[torch.Tensor, torch.Tensor]:
+    """CAPTIONS as (ids, mask) from the model's own tokenizer (trained on them twice: every word is frequent)."""
+    from modelladder.train.batches import TokenSequences
+    encoder = type(model).make_encoder(type(model).Config(), CAPTIONS * 2)
+    return TokenSequences(encoder.encode(CAPTIONS), encoder.pad_id).take(torch.arange(len(CAPTIONS)))
 
 
 def tensors(model, X):
     """A network's input: the float array as a tensor, or texts as (ids, mask) from the model's own tokenizer."""
+    if getattr(model, "input_kind", "float") == "captioned":
+        return (torch.from_numpy(X), *caption_tokens(model))
     if getattr(model, "input_kind", "float") != "text":
         return torch.from_numpy(X)
     from modelladder.train.batches import TokenSequences

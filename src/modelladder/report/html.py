@@ -192,7 +192,7 @@ def run_context(run_dir: Path) -> dict:
     if split and (run_dir / f"predictions_{split}.csv").is_file():
         frame = read_predictions(run_dir / f"predictions_{split}.csv")
         per_class = _prediction_figures(name, frame, evaluation, figures)
-    elif split:
+    elif split and "accuracy" in evaluation.get("metrics", {}):  # only a classifier lacks them by accident
         notes.append(f"no predictions_{split}.csv: no per-class table or ROC curve")
     else:
         notes.append("not evaluated yet: no eval_test.json or eval_val.json")
