@@ -121,6 +121,12 @@ class PrivacyConfig(Strict):
     max_grad_norm: float = Field(1.0, gt=0)  # each example's gradient is clipped to this norm
 
 
+class DistributedConfig(Strict):
+    """How a run on several processes (--nproc N, torchrun) splits the work (train/distributed.py, train/fsdp.py)."""
+
+    strategy: Literal["ddp", "fsdp"] = "ddp"  # ddp: every rank holds the whole model; fsdp: each holds 1/N of it
+
+
 class TrainConfig(Strict):
     epochs: int = Field(10, gt=0)
     max_steps: int | None = Field(None, gt=0)  # stop after this many optimizer steps in all
@@ -139,6 +145,7 @@ class TrainConfig(Strict):
     progress: bool = True
     loggers: list[Literal["tensorboard"]] = []  # extra experiment trackers fed by the loop
     privacy: PrivacyConfig | None = None  # differentially private training (neural rungs)
+    distributed: DistributedConfig = DistributedConfig()  # with --nproc N / torchrun
 
     @model_validator(mode="after")
     def _privacy_alone(self):

@@ -31,10 +31,12 @@ _STEP_DIR = re.compile(r"step-(\d+)")
 _TMP_PREFIX = ".tmp-"
 
 
-def save_checkpoint(ckpt_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, state: dict) -> Path:
-    """Write `ckpt_dir/step-<state['step']>/` and keep only the newest KEEP step checkpoints."""
+def save_checkpoint(ckpt_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, state: dict,
+                    optimizer_state: dict | None = None) -> Path:
+    """Write `ckpt_dir/step-<state['step']>/` and keep only the newest KEEP step checkpoints.
+    `optimizer_state` stands in for optimizer.state_dict() where that is not the whole state (FSDP's shards)."""
     ckpt_dir = Path(ckpt_dir)
-    tensors, optimizer_json = _optimizer_to_tensors(optimizer)
+    tensors, optimizer_json = _optimizer_to_tensors(optimizer, optimizer_state)
     files = {"model.safetensors": _model_tensors(model), "optimizer.safetensors": tensors}
     final = _write_folder(ckpt_dir, f"step-{state['step']:06d}", files, {**state, "optimizer": optimizer_json})
     for old in _step_dirs(ckpt_dir)[:-KEEP]:
@@ -53,11 +55,13 @@ def latest_checkpoint(ckpt_dir: Path) -> Path | None:
     return dirs[-1] if dirs else None
 
 
-def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None) -> dict:
+def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None,
+                    load_optimizer=None) -> dict:
     """Restore `model` (and `optimizer`) from checkpoint folder `path`; returns its state.json.
 
     Every file is verified against its recorded sha256 and every tensor name and shape against the
-    model and optimizer before anything is changed.
+    model and optimizer before anything is changed. `load_optimizer(state_dict)` stands in for
+    optimizer.load_state_dict where the optimizer holds shards (FSDP).
     """
     path = Path(path)
     state = _read_state(path / "state.json")
@@ -68,7 +72,7 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
         opt_state = _optimizer_from_tensors(path / "optimizer.safetensors", optimizer, opt_tensors, state)
     model.load_state_dict(model_tensors)
     if optimizer is not None:
-        optimizer.load_state_dict(opt_state)
+        (load_optimizer or optimizer.load_state_dict)(opt_state)
     state.pop("optimizer", None)
     return state
 
@@ -123,9 +127,9 @@ def _model_tensors(model: nn.Module) -> dict[str, Tensor]:
     return {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
 
 
-def _optimizer_to_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict]:
+def _optimizer_to_tensors(optimizer: torch.optim.Optimizer, sd: dict | None = None) -> tuple[dict[str, Tensor], dict]:
     """Tensor state as `state.<param index>.<key>` tensors; param groups and other values as JSON."""
-    sd = optimizer.state_dict()
+    sd = optimizer.state_dict() if sd is None else sd
     tensors, other = {}, {}
     for index, entries in sd["state"].items():
         for key, value in entries.items():

@@ -1,5 +1,6 @@
 """Training on several processes with torch.distributed: DistributedDataParallel, one process per GPU
 (nccl) or per share of the CPU cores (gloo), started by `torchrun` or by `ladder train --nproc N`.
+With train.distributed.strategy 'fsdp' the model is sharded instead (train/fsdp.py); the rest is the same.
 
 A distributed run is the single-process run with each batch computed in parts:
 - train.batch_size is the global batch. Every rank draws the same epoch order from the seed
@@ -41,7 +42,7 @@ from torch.nn.parallel import DistributedDataParallel
 from modelladder.config import RunConfig, TrainConfig
 from modelladder.errors import InputError
 from modelladder.train.batches import TokenSequences, TokenWindows
-from modelladder.train.checkpoint import rng_states
+from modelladder.train.checkpoint import load_checkpoint, rng_states
 
 BACKENDS = {"cpu": "gloo", "cuda": "nccl"}
 FINGERPRINT_VALUES = 2**20  # values per data tensor hashed to check that every rank trains on the same data
@@ -52,9 +53,14 @@ def is_worker() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
-def context(device: torch.device) -> SingleProcess | Context:
-    """This process's part in the process group that worker_train (or a test) set up; else the one-process run."""
+def context(device: torch.device, strategy: str = "ddp") -> SingleProcess | Context:
+    """This process's part in the process group that worker_train (or a test) set up, replicating the model (ddp)
+    or sharding it (fsdp); else the one-process run."""
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        if strategy == "fsdp":
+            from modelladder.train.fsdp import Sharded
+
+            return Sharded(device)
         return Context(device)
     return SingleProcess(device)
 
@@ -70,8 +76,17 @@ class SingleProcess:
     def progress(self, bar):
         return bar
 
+    def trained(self, model: nn.Module) -> nn.Module:
+        return model
+
     def shard(self, model, task, cfg, source, loss_fn):
         return source, loss_fn
+
+    def gather(self, model, optimizer=None) -> None:
+        pass
+
+    def load_checkpoint(self, path: Path, model, optimizer) -> dict:
+        return load_checkpoint(path, model, optimizer)
 
     def decorrelate(self, generators: dict, seed: int) -> None:
         pass
@@ -105,6 +120,17 @@ class Context:
     def progress(self, bar):
         """Rank 0's progress bar; the other ranks draw none."""
         return bar if self.main else nullcontext([])
+
+    def trained(self, model: nn.Module) -> nn.Module:
+        """The module whose parameters the optimizer updates: under DDP, the model itself on every rank."""
+        return model
+
+    def gather(self, model: nn.Module, optimizer=None) -> dict | None:
+        """Under DDP every rank's model and optimizer already hold the whole state: nothing to gather."""
+        return None
+
+    def load_checkpoint(self, path: Path, model: nn.Module, optimizer) -> dict:
+        return load_checkpoint(path, model, optimizer)
 
     def shard(self, model: nn.Module, task, cfg: TrainConfig, source, loss_fn):
         """This rank's view of the batch source and a loss that runs through DDP (see the module docstring)."""
@@ -238,6 +264,10 @@ def check(task_cls: type, cfg: TrainConfig, n_train: int, world: int) -> None:
     if cfg.privacy is not None:
         problems.append("train.privacy (DP-SGD) clips each example's gradient within one process: train it in one "
                         "process (leave out --nproc / torchrun)")
+    if cfg.distributed.strategy == "fsdp":
+        from modelladder.train.fsdp import check_sharded
+
+        problems += check_sharded(cfg)
     last = n_train % cfg.batch_size or cfg.batch_size
     if last < world:
         problems.append(f"{world} processes need at least {world} examples in every batch, but train.batch_size "

@@ -61,7 +61,8 @@ def fit(model: nn.Module, task, data: DataBundle, cfg: TrainConfig, *, seed: int
     on_epoch_end(history record), on_checkpoint(path), on_fit_end(FitResult). The caller's random
     state and thread count are left as they were.
     """
-    dist = distributed.context(resolve_device(cfg.device))  # one process, or one rank of torchrun's (distributed.py)
+    # one process, or one rank of torchrun's: DDP (distributed.py) or FSDP (fsdp.py)
+    dist = distributed.context(resolve_device(cfg.device), cfg.distributed.strategy)
     device = dist.device
     cuda = [device.index or 0] if device.type == "cuda" else []
     with (_num_threads(cfg.threads), torch.random.fork_rng(devices=cuda),
@@ -85,7 +86,7 @@ class _Loop:
         self.model, self.task, self.cfg, self.seed, self.device = model, task, cfg, seed, device
         self.source = make_source(data.X_train, data.y_train, task.target_dtype, device)
         self.X_val, self.y_val = data.X_val, data.y_val
-        self.optimizer = build_optimizer(model, cfg.optimizer)
+        self.optimizer = build_optimizer(dist.trained(model), cfg.optimizer)  # FSDP: the parameters are shards
         self.params = [p for group in self.optimizer.param_groups for p in group["params"]]
         self.loss_fn = with_penalty(task.loss, model, cfg.l1, cfg.l2)
         self.autocast, self.scaler = _precision(cfg.precision, device)
@@ -230,6 +231,7 @@ class _Loop:
         loss, steps = self.epoch_loss
         record = {"epoch": self.epoch + 1, "step": self.step, "train_loss": loss / steps, "lr": self.lr}
         self.epoch_loss = [0.0, 0]
+        self.dist.gather(self.model)  # FSDP: the weights from the shards, for evaluate() and save_best()
         if len(self.X_val):
             # no activations are kept for backward, so a larger batch fits
             val = self.dist.from_main(partial(evaluate, self.model, self.task, self.X_val, self.y_val,
@@ -309,11 +311,12 @@ class _Loop:
         if not all(torch.isfinite(p).all() for p in self.params):
             self._diverged(f"the weights hold NaN or infinite values after step {self.step}")
         rng = self.dist.rng_states(self.generators)  # distributed: every rank's, gathered for rank 0
-        path = Path(self.dist.from_main(partial(self._write_checkpoint, pending, rng)))
+        optimizer_state = self.dist.gather(self.model, self.optimizer)  # FSDP: the weights and state from the shards
+        path = Path(self.dist.from_main(partial(self._write_checkpoint, pending, rng, optimizer_state)))
         self.saved_step = self.step
         self._emit("on_checkpoint", path)
 
-    def _write_checkpoint(self, pending: list[float], rng: dict) -> str:
+    def _write_checkpoint(self, pending: list[float], rng: dict, optimizer_state: dict | None = None) -> str:
         state = {
             "step": self.step, "epoch": self.epoch, "position": self.position, "lr": self.lr,
             "seed": self.seed, "batch_size": self.cfg.batch_size, "n_train": len(self.source),
@@ -323,7 +326,7 @@ class _Loop:
             "stopped_early": self.stopped_early, "scaler": self.scaler.state_dict(),
             "metrics_bytes": self.metrics_path.stat().st_size, "train_seconds": self._seconds(),
         }
-        return str(save_checkpoint(self.ckpt_dir, self.model, self.optimizer, state))
+        return str(save_checkpoint(self.ckpt_dir, self.model, self.optimizer, state, optimizer_state))
 
     def start(self) -> None:
         self.dist.from_main(self._new_run_files)
@@ -340,7 +343,7 @@ class _Loop:
         path = latest_checkpoint(self.ckpt_dir)
         if path is None:
             raise InputError(f"cannot resume: {self.ckpt_dir} holds no checkpoint (step-NNNNNN folders)")
-        state = load_checkpoint(path, self.model, self.optimizer)
+        state = self.dist.load_checkpoint(path, self.model, self.optimizer)  # FSDP: into the shards too
         rng = self.dist.own_rng(state)  # refuses a checkpoint written by another number of processes
         same = (("seed", "seed", self.seed), ("batch_size", "train.batch_size", self.cfg.batch_size),
                 ("n_train", "the training split's size", len(self.source)))
@@ -350,7 +353,8 @@ class _Loop:
                                  f"this run has {now}")
         self.dist.from_main(partial(self._truncate_metrics, path, state["metrics_bytes"]))
         self.step, self.epoch, self.position, self.lr = state["step"], state["epoch"], state["position"], state["lr"]
-        self.pending = list(torch.tensor(self.dist.own_losses(state["losses"]["pending"]), dtype=torch.float32,
+        # float64: a distributed run's pending losses are sums of the ranks' float32 parts, not float32 values
+        self.pending = list(torch.tensor(self.dist.own_losses(state["losses"]["pending"]), dtype=torch.float64,
                                          device=self.device))
         self.window, self.epoch_loss = state["losses"]["window"], state["losses"]["epoch"]
         self.history, self.best, self.bad_epochs = state["history"], state["best"], state["bad_epochs"]
