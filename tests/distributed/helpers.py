@@ -50,3 +50,18 @@ def train(raw: dict, run_dir: Path, *, resume: bool = False, init_seed: int | No
                         task=cfg.task.name)
     fit(model, make_task(cfg, data), data, cfg.train, seed=cfg.seed, run_dir=run_dir, augment=cfg.data.augment,
         resume=resume, callbacks=callbacks)
+
+
+class Interrupt(Exception):
+    pass
+
+
+class StopAt:
+    """A callback that interrupts training when the loop logs step `step`, as a crash there would."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_log(self, record):
+        if record["step"] == self.step:
+            raise Interrupt

@@ -20,7 +20,7 @@ from safetensors.torch import load_file
 
 from modelladder.errors import InputError
 from modelladder.train.checkpoint import latest_checkpoint
-from tests.distributed.helpers import run_config, spawn, train
+from tests.distributed.helpers import Interrupt, StopAt, run_config, spawn, train
 from tests.train.helpers import records
 
 MLP = run_config({"name": "mlp", "hidden": [32], "dropout": 0.0})
@@ -30,15 +30,6 @@ DROPOUT = run_config({"name": "mlp", "hidden": [32], "dropout": 0.3}, checkpoint
 STOP_STEP = 25  # checkpoints at steps 7, 14, 21 (an epoch), 28...: steps 22-25 are trained again
 
 
-class Interrupt(Exception):
-    pass
-
-
-class StopAt:
-    def on_log(self, record):
-        if record["step"] == STOP_STEP:
-            raise Interrupt
-
 
 def ddp_jobs(root) -> None:
     """Every rank's work: the runs the tests below compare (one process start-up for all of them)."""
@@ -46,7 +37,7 @@ def ddp_jobs(root) -> None:
     train(CNN, root / "cnn")
     train(DROPOUT, root / "dropout")
     try:
-        train(DROPOUT, root / "resumed", callbacks=[StopAt()])
+        train(DROPOUT, root / "resumed", callbacks=[StopAt(STOP_STEP)])
     except Interrupt:
         pass
     train(DROPOUT, root / "resumed", resume=True, init_seed=99)  # resume must not depend on the initial weights

@@ -29,7 +29,7 @@ from modelladder.serve.predictor import Predictor
 from modelladder.train.checkpoint import latest_checkpoint, load_checkpoint
 from modelladder.train.distributed import follow_run
 from modelladder.train.optim import build_optimizer
-from tests.distributed.helpers import spawn, train
+from tests.distributed.helpers import Interrupt, StopAt, spawn, train
 from tests.models.problems import text_problem
 from tests.train.helpers import records
 
@@ -54,15 +54,6 @@ TEXT = {"seed": 0, "model": {"name": "transformer", "dim": 16, "depth": 2, "head
         "train": {"epochs": 3, "batch_size": 32, "progress": False, "optimizer": {"lr": 0.01}, **FSDP}}
 
 
-class Interrupt(Exception):
-    pass
-
-
-class StopAt:
-    def on_log(self, record):
-        if record["step"] == STOP_STEP:
-            raise Interrupt
-
 
 def text_config(root) -> dict:
     return {**TEXT, "data": {"dataset": "text", "path": str(root / "topics.csv")}}
@@ -84,7 +75,7 @@ def fsdp_jobs(root) -> None:
     train(MOMENTUM, root / "momentum")  # foreach SGD on the shards: fused SGD has no DTensor kernel
     train(DROPOUT, root / "dropout")
     try:
-        train(DROPOUT, root / "resumed", callbacks=[StopAt()])
+        train(DROPOUT, root / "resumed", callbacks=[StopAt(STOP_STEP)])
     except Interrupt:
         pass
     train(DROPOUT, root / "resumed", resume=True, init_seed=99)  # resume must not depend on the initial weights
