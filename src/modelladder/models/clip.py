@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from modelladder.data.tokenize import TextEncoder, TokenizerConfig, pretrained_encoder, train_encoder
 from modelladder.errors import InputError
 from modelladder.models.cnn import CNN, CNNConfig
-from modelladder.models.modes import LoraSettings, Mode, with_lora
+from modelladder.models.modes import LoraSettings, Mode
 from modelladder.models.transformer import BackboneChecks, TransformerBackbone
 from modelladder.schema import Strict
 
@@ -103,7 +103,7 @@ class CLIP(nn.Module):
         if text.encoder == "minilm":
             from modelladder.models.hf import model_source
 
-            return pretrained_encoder(model_source(text), text.max_length)
+            return pretrained_encoder(model_source(text, field="model.text"), text.max_length)
         return train_encoder(text.tokenizer.sized(text.vocab_size), texts, text.max_length)
 
     def encode_image(self, images: Tensor) -> Tensor:
@@ -140,18 +140,7 @@ class CLIP(nn.Module):
 
 def _pretrained(text: ClipTextConfig) -> tuple[nn.Module, int]:
     """The Hugging Face text encoder (models/hf.py) set up for `text.mode`, and its hidden width."""
-    from modelladder.models.hf import load_backbone, model_source
+    from modelladder.models.hf import prepared_backbone
 
-    with torch.random.fork_rng(devices=[]):  # whatever loading draws, the other weights depend on the seed alone
-        backbone = load_backbone(model_source(text))
-    positions = getattr(backbone.config, "max_position_embeddings", None)
-    if positions is not None and text.max_length > positions:
-        raise InputError(f"model.text.max_length must be <= {positions} (the model's max_position_embeddings), "
-                         f"got {text.max_length}")
-    if getattr(backbone, "pooler", None) is not None:
-        backbone.pooler = None  # we pool the hidden states ourselves; an unused pooler gets no gradient
-    if text.mode == "frozen":
-        backbone.requires_grad_(False)
-    elif text.mode == "lora":
-        backbone = with_lora(backbone, text.lora, field="model.text.lora")
+    backbone = prepared_backbone(text, field="model.text")
     return backbone, backbone.config.hidden_size

