@@ -36,6 +36,8 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel
 
+from modelladder.openmp import set_wait_policy
+
 REPO = Path(__file__).resolve().parents[1]
 CNN = {"name": "cnn", "channels": [32, 64]}  # configs/ladders/mnist.yaml's cnn rung
 MINILM = {"name": "hf", "mode": "full", "pooling": "mean", "max_length": 64}  # configs/ladders/sst2.yaml's minilm rung
@@ -111,7 +113,7 @@ def start(command: list[str], port: int, timeout: float = 120) -> subprocess.Pop
     """Start a server and wait until GET /health (ours) or the port (the peer) answers."""
     import httpx
 
-    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}  # with main()'s OpenMP setting
     proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -265,9 +267,7 @@ def main(argv: list[str]) -> int:
         run_peer(args.peer_server, args.port)
         return 0
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # MiniLM comes from its wheel; the servers inherit this
-    # before torch loads (nothing above imports it): spinning OpenMP waits made the MiniLM training here
-    # 5x slower (140 s vs 25 s for 600 sentences) while other jobs shared the cores
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    set_wait_policy()  # before torch loads (nothing above imports it); the servers inherit it
     if args.quick:
         args.seconds, args.rounds = 3.0, 1
     if args.train_limit is None:

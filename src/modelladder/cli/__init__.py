@@ -4,7 +4,6 @@ cli/using.py, cli/info.py)."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from modelladder.cli.info import cmd_config_show, cmd_datasets, cmd_models
 from modelladder.cli.training import cmd_cv, cmd_finetune, cmd_generate, cmd_pretrain, cmd_run, cmd_train
 from modelladder.cli.using import cmd_audit, cmd_evaluate, cmd_explain, cmd_predict, cmd_report, cmd_serve
 from modelladder.errors import InputError
+from modelladder.openmp import set_wait_policy
 
 def _add_config_args(p: argparse.ArgumentParser, *, optional: bool = False) -> None:
     p.add_argument("config", nargs="?" if optional else None, help="YAML config file")
@@ -161,10 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 def main(argv: list[str] | None = None) -> int:
-    # OpenMP threads that spin while waiting make a 2-thread torch job 30-50x slower as soon as another
-    # process shares the cores (digits MLP, 10 epochs: 1.4 s passive vs 45-70 s spinning, measured
-    # here); set before torch is imported, unless the user chose a policy.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    set_wait_policy()  # before torch is imported: a short OpenMP spin (modelladder/openmp.py)
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
