@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from modelladder.data.tokenize import TextEncoder, TokenizerConfig, pretrained_encoder, train_encoder
 from modelladder.errors import InputError
 from modelladder.models.cnn import CNN, CNNConfig
-from modelladder.models.modes import LoraSettings, Mode
+from modelladder.models.modes import LoraSettings, Mode, with_lora
 from modelladder.models.transformer import BackboneChecks, TransformerBackbone
 from modelladder.schema import Strict
 
@@ -143,4 +143,6 @@ def _pretrained(text: ClipTextConfig) -> tuple[nn.Module, int]:
     from modelladder.models.hf import prepared_backbone
 
     backbone = prepared_backbone(text, field="model.text")
+    if text.mode == "lora":
+        backbone = with_lora(backbone, text.lora, field="model.text.lora")
     return backbone, backbone.config.hidden_size

@@ -58,8 +58,9 @@ def model_source(cfg: HFConfig, field: str = "model") -> str:
 
 
 def prepared_backbone(cfg: HFConfig, field: str = "model") -> nn.Module:
-    """The encoder `cfg` names, set up for `cfg.mode` (frozen, full or lora), its pooler dropped: the callers
-    pool the hidden states themselves, and an unused pooler would get no gradient. Errors name `field`."""
+    """The encoder `cfg` names, frozen when `cfg.mode` is frozen (the caller adds LoRA, after its own new
+    layers: their initial weights stay what the seed gave before), its pooler dropped: the callers pool the
+    hidden states themselves, and an unused pooler would get no gradient. Errors name `field`."""
     with torch.random.fork_rng(devices=[]):  # whatever loading draws, the caller's new layers depend on its seed alone
         backbone = load_backbone(model_source(cfg, field))
     positions = getattr(backbone.config, "max_position_embeddings", None)
@@ -70,8 +71,6 @@ def prepared_backbone(cfg: HFConfig, field: str = "model") -> nn.Module:
         backbone.pooler = None
     if cfg.mode == "frozen":
         backbone.requires_grad_(False)
-    elif cfg.mode == "lora":
-        backbone = with_lora(backbone, cfg.lora, field=f"{field}.lora")
     return backbone
 
 
@@ -86,6 +85,8 @@ class HFClassifier(nn.Module):
             raise InputError(f"model hf needs text (input shape ()), got input shape {tuple(input_shape)}")
         backbone = prepared_backbone(cfg)
         head = nn.Linear(backbone.config.hidden_size, n_outputs)
+        if cfg.mode == "lora":
+            backbone = with_lora(backbone, cfg.lora)
         self.frozen = cfg.mode == "frozen"
         self.pooling = cfg.pooling
         self.backbone = backbone
