@@ -65,3 +65,13 @@ class StopAt:
     def on_log(self, record):
         if record["step"] == self.step:
             raise Interrupt
+
+
+def interrupted_then_resumed(raw: dict, run_dir, step: int) -> None:
+    """Train `raw` until it logs `step`, as a crash there would stop it, then resume it to the end from
+    different initial weights (resume must not depend on them)."""
+    try:
+        train(raw, run_dir, callbacks=[StopAt(step)])
+    except Interrupt:
+        pass
+    train(raw, run_dir, resume=True, init_seed=99)

@@ -20,7 +20,7 @@ from safetensors.torch import load_file
 
 from modelladder.errors import InputError
 from modelladder.train.checkpoint import latest_checkpoint
-from tests.distributed.helpers import Interrupt, StopAt, run_config, spawn, train
+from tests.distributed.helpers import interrupted_then_resumed, run_config, spawn, train
 from tests.train.helpers import records
 
 MLP = run_config({"name": "mlp", "hidden": [32], "dropout": 0.0})
@@ -36,11 +36,7 @@ def ddp_jobs(root) -> None:
     train(MLP, root / "mlp")
     train(CNN, root / "cnn")
     train(DROPOUT, root / "dropout")
-    try:
-        train(DROPOUT, root / "resumed", callbacks=[StopAt(STOP_STEP)])
-    except Interrupt:
-        pass
-    train(DROPOUT, root / "resumed", resume=True, init_seed=99)  # resume must not depend on the initial weights
+    interrupted_then_resumed(DROPOUT, root / "resumed", STOP_STEP)
 
 
 @pytest.fixture(scope="module")

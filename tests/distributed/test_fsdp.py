@@ -29,7 +29,7 @@ from modelladder.serve.predictor import Predictor
 from modelladder.train.checkpoint import latest_checkpoint, load_checkpoint
 from modelladder.train.distributed import follow_run
 from modelladder.train.optim import build_optimizer
-from tests.distributed.helpers import Interrupt, StopAt, spawn, train
+from tests.distributed.helpers import interrupted_then_resumed, spawn, train
 from tests.models.problems import text_problem
 from tests.train.helpers import records
 
@@ -74,11 +74,7 @@ def fsdp_jobs(root) -> None:
     train(TUTORIAL, root / "tutorial")
     train(MOMENTUM, root / "momentum")  # foreach SGD on the shards: fused SGD has no DTensor kernel
     train(DROPOUT, root / "dropout")
-    try:
-        train(DROPOUT, root / "resumed", callbacks=[StopAt(STOP_STEP)])
-    except Interrupt:
-        pass
-    train(DROPOUT, root / "resumed", resume=True, init_seed=99)  # resume must not depend on the initial weights
+    interrupted_then_resumed(DROPOUT, root / "resumed", STOP_STEP)
     train_folder(text_config(root), root / "text")
 
 
