@@ -14,9 +14,9 @@ import yaml
 from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from modelladder.errors import InputError, did_you_mean, unknown_name
-from modelladder.models.modes import LoraSettings, Mode
+from modelladder.schema import LoraSettings, Mode, Strict
 from modelladder.registry import CORPORA, DATASETS, MODELS, PRETRAIN_TASKS, TASKS, load_object
-from modelladder.schema import Strict
+
 
 # ---------------------------------------------------------------- data
 

@@ -26,9 +26,9 @@ from torch import Tensor, nn
 from modelladder.data.tokenize import TextEncoder, TokenizerConfig, pretrained_encoder, train_encoder
 from modelladder.errors import InputError
 from modelladder.models.cnn import CNN, CNNConfig
-from modelladder.models.modes import LoraSettings, Mode, with_lora
+from modelladder.models.modes import with_lora
 from modelladder.models.transformer import BackboneChecks, TransformerBackbone
-from modelladder.schema import Strict
+from modelladder.schema import LoraSettings, Mode, Strict
 
 MAX_SCALE = math.log(100.0)  # CLIP clips the logit scale at 100 to keep training stable
 

