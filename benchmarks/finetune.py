@@ -40,13 +40,13 @@ from transformers.utils import logging as hf_logging
 
 from benchmarks.common import alternate, median, record
 from modelladder.config import TrainConfig
+from modelladder.data.batches import TokenSequences
 from modelladder.data.bundle import DataBundle
 from modelladder.data.download import data_root
 from modelladder.data.text_sources import read_sst2
 from modelladder.models.build import build_model
 from modelladder.models.hf import HFClassifier, HFConfig, model_source
 from modelladder.tasks.classification import Classification
-from modelladder.train.batches import TokenSequences
 from modelladder.train.loop import evaluate, fit
 
 BATCH, MAX_LENGTH, LR, EPOCHS, CLIP = 32, 128, 5e-5, 1, 1.0

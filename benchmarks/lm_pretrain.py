@@ -1,6 +1,6 @@
 """BENCHMARKS.md target 2: char-level GPT pretraining on Tiny Shakespeare, ours vs nanoGPT's baby GPT.
 
-- ours: `ladder pretrain configs/pretrain/shakespeare_char.yaml`, run through modelladder.pretrain (the
+- ours: `ladder pretrain configs/pretrain/shakespeare_char.yaml`, run through modelladder.verbs.pretrain (the
   pipeline and the one training loop behind the command; run folder, checkpoint and held-out evaluation
   included in its time).
 - nanogpt-baby: nanoGPT (karpathy/nanoGPT model.py + train.py) re-created below in our own words, with
@@ -33,8 +33,8 @@ from torch import nn
 
 from benchmarks.common import alternate, median, record
 from modelladder.config import load_run_config
-from modelladder.pretrain import build_language_model, prepare_data, pretrain_run
 from modelladder.train.checkpoint import load_weights
+from modelladder.verbs.pretrain import build_language_model, prepare_data, pretrain_run
 
 RECIPE = Path(__file__).resolve().parents[1] / "configs" / "pretrain" / "shakespeare_char.yaml"
 TARGET = 1.886  # nanoGPT's own val loss with this recipe (BENCHMARKS.md)

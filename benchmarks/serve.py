@@ -187,8 +187,8 @@ def train(model: str, folder: Path, limit: int) -> Path:
     """The run both sides serve; scored on a small validation split (the test split would cost more
     time than the short benchmark itself)."""
     from modelladder.config import validate_run
-    from modelladder.pipeline import train_run
     from modelladder.runs import prepare
+    from modelladder.verbs.train import train_run
 
     if model == "cnn":
         data, spec = "mnist", CNN

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+import yaml
+from pydantic import ValidationError
 
-from modelladder.config import (apply_overrides, load_ladder_config, load_run_config, read_yaml,
+from modelladder.config import (RunConfig, apply_overrides, load_ladder_config, load_run_config, read_yaml,
                                 rung_configs, to_yaml, validate_ladder, validate_run)
 from modelladder.errors import InputError
 
@@ -35,6 +37,39 @@ def test_unknown_key_with_did_you_mean():
 def test_unknown_key_inside_model_names_the_models_fields():
     (problem,) = problems_of({"model": {"name": "mlp", "hiden": [3]}})
     assert problem == "unknown key model.hiden (did you mean 'hidden'?)"
+
+
+def test_unknown_key_deep_inside_model_names_that_sections_fields():
+    (problem,) = problems_of({"model": {"name": "clip", "text": {"tokenizer": {"kindd": "word"}}}})
+    assert problem == "unknown key model.text.tokenizer.kindd (did you mean 'kind'?)"
+    assert problems_of({"model": {"name": "mlp", "hidden": [8, -1]}}) == ["model.hidden[1] must be > 0, got -1"]
+
+
+def test_model_name_missing_or_not_a_mapping():
+    (problem,) = problems_of({"model": {"hidden": [3]}})
+    assert problem.startswith("model.name must be one of [") and problem.endswith("got 'None'")
+    assert problems_of({"model": "mlp"}) == [
+        "model input should be a valid dictionary or object to extract fields from, got 'mlp'"]
+
+
+def test_model_is_its_own_config_class_and_dumps_its_own_fields():
+    from modelladder.models.clip import ClipConfig
+
+    cfg = validate_run({"model": {"name": "clip", "text": {"dim": 32}}})
+    assert type(cfg.model) is ClipConfig and cfg.model.text.dim == 32
+    assert cfg.model_dump(mode="json")["model"] == cfg.model.model_dump(mode="json")
+    assert yaml.safe_load(to_yaml(cfg))["model"]["text"]["dim"] == 32
+    assert RunConfig(model=cfg.model).model is cfg.model
+
+
+def test_assigning_model_validates_it():
+    cfg = validate_run({"model": MLP})
+    cfg.model = {"name": "cnn", "hidden": 7}
+    assert cfg.model.name == "cnn" and cfg.model.hidden == 7
+    with pytest.raises(ValidationError, match="model.name 'nope' is not a registered model"):
+        cfg.model = {"name": "nope"}
+    with pytest.raises(ValidationError):
+        cfg.model = {"name": "mlp", "hidden": [-1]}
 
 
 def test_negative_learning_rate_names_field_value_and_bound():
@@ -120,19 +155,21 @@ def test_ladder_rungs_merge_train_overrides():
 
 def test_ladder_rung_errors_are_prefixed():
     bad = {**LADDER, "rungs": [{"name": "a", "model": {"name": "mlp", "dropout": 3}},
-                               {"name": "a", "model": {"name": "forest"}}]}
+                               {"name": "a", "model": {"name": "forest"}},
+                               {"name": "c", "model": {"name": "mlp", "hiden": [3]}}]}
     with pytest.raises(InputError) as err:
         validate_ladder(bad)
     text = "\n".join(err.value.problems)
     assert "rungs[0].model.dropout must be < 1, got 3" in text
-    assert "rungs[1].model.name must be one of" in text
+    assert "rungs[1].model.name must be one of" in text and "got 'forest'" in text
+    assert "unknown key rungs[2].model.hiden (did you mean 'hidden'?)" in text
     assert "rungs[1].name 'a' is used by more than one rung" in text
 
 
 def test_shipped_ladders_validate():
     from pathlib import Path
 
-    from modelladder.cli.training import default_ladder
+    from modelladder.verbs.ladder import default_ladder
 
     for path in [default_ladder(), *Path(__file__).resolve().parents[1].glob("configs/**/*.yaml")]:
         raw = read_yaml(path)

@@ -10,8 +10,8 @@ import yaml
 
 from modelladder.cli import main
 from modelladder.config import rung_configs, stage_configs, to_yaml, validate_ladder
-from modelladder.finetune import resolve
-from modelladder.pretrain import check_pretrain_config
+from modelladder.verbs.pretrain import check_pretrain_config
+from modelladder.verbs.transfer import resolve
 
 SST2 = Path(__file__).resolve().parents[1] / "configs" / "ladders" / "sst2.yaml"
 

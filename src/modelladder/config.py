@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, SerializeAsAny, ValidationError, model_validator
+from pydantic_core import PydanticCustomError, PydanticKnownError
 
 from modelladder.errors import InputError, did_you_mean, unknown_name
-from modelladder.schema import LoraSettings, Mode, Strict
 from modelladder.registry import CORPORA, DATASETS, MODELS, PRETRAIN_TASKS, TASKS, load_object
+from modelladder.schema import LoraSettings, Mode, Strict
 
 
 # ---------------------------------------------------------------- data
@@ -152,15 +153,23 @@ class TrainConfig(Strict):
         """DP-SGD's guarantee holds only if nothing but the clipped, noised per-example gradients moves the weights."""
         if self.privacy is None:
             return self
-        if self.l1 or self.l2:
-            raise ValueError("train.privacy cannot be combined with train.l1 / train.l2 (the penalty's gradient "
-                             "would skip the per-example clipping); use train.optimizer.weight_decay")
+        for problem in self.penalty_problems("train.privacy", "the penalty's gradient would skip the per-example "
+                                             "clipping"):
+            raise ValueError(problem)
         if self.grad_clip is not None:
             raise ValueError("train.privacy clips each example's gradient to privacy.max_grad_norm: "
                              "leave train.grad_clip unset")
         if self.precision != "fp32":
             raise ValueError(f"train.privacy needs train.precision 'fp32', got '{self.precision}'")
         return self
+
+    def penalty_problems(self, refuser: str, because: str, instead: str = "train.optimizer.weight_decay") -> list[str]:
+        """The one rule for train.l1 / train.l2, a penalty on the whole weights added to the loss (train/optim.py):
+        what cannot take it (`refuser`: privacy, FSDP, a GAN) says so through here, and why; weight decay works
+        everywhere."""
+        if not (self.l1 or self.l2):
+            return []
+        return [f"{refuser} cannot be combined with train.l1 / train.l2 ({because}); use {instead}"]
 
 
 class EvalConfig(Strict):
@@ -186,16 +195,30 @@ class AuditConfig(Strict):
     constraint: Literal["demographic_parity", "equalized_odds"] = "demographic_parity"
 
 
-def _model_union():
-    configs = tuple(load_object(path).Config for path in MODELS.values())
-    return Annotated[Union[configs], Field(discriminator="name")]  # noqa: UP007
+def _config_of(name: str) -> type[Strict]:
+    """The Config of the model registered as `name`; imports that model's module, and no other."""
+    try:
+        return load_object(MODELS[name]).Config
+    except ImportError as err:  # a broken install or a bug, not a bad config: keep the traceback, name the model
+        raise ImportError(f"model.name '{name}': {MODELS[name]} failed to import: {err}") from err
 
 
-ModelConfig = _model_union()
+def _validate_model(value: Any) -> Strict:
+    """RunConfig.model through the Config that model.name names (a union of every model's would import them all)."""
+    if not isinstance(value, dict | BaseModel):
+        raise PydanticKnownError("model_attributes_type")
+    name = value.get("name") if isinstance(value, dict) else getattr(value, "name", None)
+    if not isinstance(name, str) or name not in MODELS:
+        raise PydanticCustomError("model_name", "model.name {name} is not a registered model", {"name": repr(name)})
+    return _config_of(name).model_validate(value)  # its errors keep their path under model
+
+
+# SerializeAsAny: dumped with the model's own fields, not the (empty) Strict base's
+ModelConfig = Annotated[SerializeAsAny[Strict], PlainValidator(_validate_model)]
 
 
 class FinetuneConfig(Strict):
-    """Start from a `ladder pretrain` run (finetune.py): its architecture, tokenizer and backbone weights."""
+    """Start from a `ladder pretrain` run (verbs/transfer.py): its architecture, tokenizer and backbone weights."""
 
     model_config = ConfigDict(**Strict.model_config, serialize_by_alias=True)
     # the pretrained run folder; in a ladder, also the name of one of its pretrain stages
@@ -259,23 +282,17 @@ class LadderConfig(Strict):
 
 
 def _dotted(loc: tuple) -> str:
-    parts = []
-    for i, p in enumerate(loc):
-        # pydantic puts the union tag into the path (model.mlp.hidden): drop it
-        if i > 0 and loc[i - 1] == "model" and isinstance(p, str) and p in MODELS:
-            continue
-        parts.append(f"[{p}]" if isinstance(p, int) else f".{p}")
-    return "".join(parts).lstrip(".")
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
 
 
-def _fields_at(model_cls, loc: tuple) -> list[str]:
-    """The allowed keys at `loc` (for did-you-mean on an unknown key)."""
+def _fields_at(model_cls, loc: tuple, raw: dict) -> list[str]:
+    """The allowed keys at `loc` (for did-you-mean on an unknown key); `raw` is the input that was validated."""
     cls = model_cls
     for p in loc[:-1]:
         if isinstance(p, int) or cls is None:
             continue
-        if p in MODELS:  # the union tag in the path: the keys are that model's config fields
-            cls = load_object(MODELS[p]).Config
+        if cls is RunConfig and p == "model":  # no annotation says which Config: model.name does (valid, to get here)
+            cls = _config_of(raw["model"]["name"])
             continue
         field = getattr(cls, "model_fields", {}).get(p)
         if field is None:
@@ -285,16 +302,16 @@ def _fields_at(model_cls, loc: tuple) -> list[str]:
     return [f.alias or name for name, f in getattr(cls, "model_fields", {}).items()] if cls is not None else []
 
 
-def format_errors(err: ValidationError, model_cls, prefix: str = "") -> list[str]:
+def format_errors(err: ValidationError, model_cls, raw: dict, prefix: str = "") -> list[str]:
     problems = []
     for e in err.errors():
         field = prefix + _dotted(e["loc"])
         kind, value = e["type"], e.get("input")
         if kind == "extra_forbidden":
-            hint = did_you_mean(str(e["loc"][-1]), _fields_at(model_cls, e["loc"]))
+            hint = did_you_mean(str(e["loc"][-1]), _fields_at(model_cls, e["loc"], raw))
             problems.append(f"unknown key {field}{hint}")
-        elif kind in ("union_tag_invalid", "union_tag_not_found"):
-            name = value.get("name") if isinstance(value, dict) else value
+        elif kind == "model_name":
+            name = value.get("name") if isinstance(value, dict) else getattr(value, "name", None)
             problems.append(unknown_name(f"{field}.name", name, MODELS))
         elif kind == "literal_error":
             allowed = e["ctx"]["expected"]
@@ -344,7 +361,7 @@ def validate_run(raw: dict, prefix: str = "") -> RunConfig:
     try:
         cfg = RunConfig.model_validate(raw)
     except ValidationError as err:
-        problems += format_errors(err, RunConfig, prefix)
+        problems += format_errors(err, RunConfig, raw, prefix)
     if problems:
         raise InputError(problems)
     return cfg
@@ -389,7 +406,7 @@ def validate_ladder(raw: dict) -> LadderConfig:
     try:
         ladder = LadderConfig.model_validate(raw)
     except ValidationError as err:
-        raise InputError(format_errors(err, LadderConfig)) from None
+        raise InputError(format_errors(err, LadderConfig, raw)) from None
     rung_configs(ladder)  # every rung must validate too
     stage_configs(ladder)
     return ladder

@@ -1,4 +1,5 @@
-"""Run folders: safe names, never overwritten silently, and the environment record (env.json)."""
+"""Run folders: safe names, claimed once (never overwritten silently), files written atomically, a run's
+config read back, and the environment record (env.json). Every verb that makes a run folder goes through here."""
 
 from __future__ import annotations
 
@@ -11,8 +12,14 @@ import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
 from modelladder.errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from modelladder.config import RunConfig
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -46,6 +53,59 @@ def prepare(path: Path, *, overwrite: bool = False, resume: bool = False) -> Pat
         shutil.rmtree(path)
     path.mkdir(parents=True)
     return path
+
+
+def refuse_existing(path: Path) -> None:
+    """An InputError if `path` exists: called before any data is read, when neither --overwrite nor --resume
+    was given."""
+    if path.exists():
+        prepare(path)
+
+
+def claim(path: Path, *, overwrite: bool = False, resume: bool = False,
+          load: Callable[[], Any] = lambda: None) -> tuple[Any, Path]:
+    """(what load() returns, the run folder made ready): an existing folder is refused before `load()` reads any
+    data, and bad data fails before a folder is created or replaced."""
+    if not (overwrite or resume):
+        refuse_existing(path)
+    loaded = load()
+    return loaded, prepare(path, overwrite=overwrite, resume=resume)
+
+
+def write_run_files(run_dir: Path, cfg: RunConfig, preprocess: dict) -> None:
+    """What makes a folder a run's before training starts: config.yaml (resolved), preprocess.json, env.json."""
+    from modelladder.config import to_yaml
+
+    write_text(run_dir / "config.yaml", to_yaml(cfg))
+    write_json(run_dir / "preprocess.json", preprocess)
+    write_json(run_dir / "env.json", environment(cfg.seed))
+
+
+def read_run_config(run_dir: str | Path, field: str = "run folder") -> RunConfig:
+    """The config.yaml of run folder `run_dir`, validated; InputErrors name `field` (the setting or argument that
+    gave the folder) and the file."""
+    from modelladder.config import read_yaml, validate_run
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise InputError(f"{field} {run_dir} does not exist")
+    config_file = run_dir / "config.yaml"
+    if not config_file.is_file():
+        raise InputError(f"{config_file} is missing: is {run_dir} a ModelLadder run folder?")
+    try:
+        return validate_run(read_yaml(config_file))
+    except InputError as err:
+        raise InputError([f"{config_file}: {problem}" for problem in err.problems]) from None
+
+
+def write_csv(path: Path, frame: pd.DataFrame, **to_csv) -> None:
+    """frame.to_csv(path) through a temporary name, as write_text does."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        frame.to_csv(tmp, **to_csv)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_json(path: Path, obj) -> None:

@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 from modelladder.config import load_ladder_config
-from modelladder.ladder import run_ladder
+from modelladder.verbs.ladder import run_ladder
 from tests.conftest import require_data
 
 RECIPE = Path(__file__).resolve().parents[2] / "configs" / "ladders" / "adult.yaml"

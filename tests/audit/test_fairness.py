@@ -10,11 +10,12 @@ import pandas as pd
 import pytest
 
 from modelladder.audit.fairness import group_metrics, headline_gaps
-from modelladder.audit.run import audit_run
 from modelladder.config import validate_run
 from modelladder.errors import InputError
-from modelladder.pipeline import load_run_data, train_run
 from modelladder.serve.predictor import Predictor
+from modelladder.verbs.audit import audit_run
+from modelladder.verbs.build import load_run_data
+from modelladder.verbs.train import train_run
 from tests.audit.helpers import group_table
 
 

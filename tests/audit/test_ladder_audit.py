@@ -12,8 +12,9 @@ from rich.console import Console
 from modelladder.cli import main
 from modelladder.config import validate_ladder
 from modelladder.errors import InputError
-from modelladder.ladder import leaderboard_table, run_ladder
 from modelladder.report import write_report
+from modelladder.report.leaderboard import leaderboard_table
+from modelladder.verbs.ladder import run_ladder
 from tests.audit.helpers import group_table
 
 

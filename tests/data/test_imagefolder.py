@@ -74,8 +74,8 @@ def test_a_folder_without_class_subfolders_is_refused(tmp_path):
 
 
 def test_predictor_reads_image_files_of_an_imagefolder_run(tmp_path):
-    from modelladder.pipeline import train_run
     from modelladder.serve.predictor import Predictor
+    from modelladder.verbs.train import train_run
 
     root = write_digits(tmp_path / "images")
     cfg = validate_run({"data": {"dataset": "imagefolder", "path": str(root)}, "model": {"name": "mlp", "hidden": [32]},

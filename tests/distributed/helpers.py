@@ -11,8 +11,8 @@ import torch.multiprocessing as mp
 
 from modelladder.config import validate_run
 from modelladder.models.build import build_model
-from modelladder.pipeline import load_run_data, make_task
 from modelladder.train.loop import fit
+from modelladder.verbs.build import load_run_data, make_task
 
 
 def free_port() -> int:

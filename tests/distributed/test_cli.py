@@ -16,7 +16,7 @@ from modelladder.cli import main
 from modelladder.config import TrainConfig, validate_run
 from modelladder.errors import InputError
 from modelladder.registry import TASKS, lookup
-from modelladder.train.distributed import check
+from modelladder.train.parallel import check
 from tests.distributed.helpers import run_config
 
 MLP = run_config({"name": "mlp", "hidden": [32], "dropout": 0.0})

@@ -23,12 +23,13 @@ from modelladder.cli import main
 from modelladder.config import validate_run
 from modelladder.errors import InputError
 from modelladder.models.build import build_model
-from modelladder.pipeline import load_run_data, train_run
 from modelladder.runs import prepare
 from modelladder.serve.predictor import Predictor
 from modelladder.train.checkpoint import latest_checkpoint, load_checkpoint
-from modelladder.train.distributed import follow_run
 from modelladder.train.optim import build_optimizer
+from modelladder.verbs.build import load_run_data
+from modelladder.verbs.distributed import follow_run
+from modelladder.verbs.train import train_run
 from tests.distributed.helpers import interrupted_then_resumed, spawn, train
 from tests.models.problems import text_problem
 from tests.train.helpers import records
@@ -165,8 +166,9 @@ def test_what_fsdp_cannot_do_is_refused_before_any_process_starts(tmp_path, caps
                                                 optimizer={"name": "adamw", "lr": 0.1})))
     assert main(["train", str(config), "--nproc", "2", "--runs-dir", str(tmp_path / "runs")]) == 2
     err = capsys.readouterr().err
-    assert ("train.l1 / train.l2 add a penalty on the whole weights, which train.distributed.strategy 'fsdp' holds "
-            "only as shards: use train.optimizer.weight_decay, or strategy 'ddp'") in err
+    assert ("train.distributed.strategy 'fsdp' cannot be combined with train.l1 / train.l2 (the penalty needs the "
+            "whole weights, which FSDP holds only as shards); use train.optimizer.weight_decay, or strategy "
+            "'ddp'") in err
     assert ("train.precision 'fp16' scales the loss with a GradScaler, which is not wired to FSDP's sharded "
             "gradients here: use 'bf16' with train.distributed.strategy 'fsdp', or strategy 'ddp'") in err
     assert not (tmp_path / "runs").exists()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from modelladder.config import load_run_config
-from modelladder.pipeline import train_run
 from modelladder.runs import prepare
+from modelladder.verbs.train import train_run
 from tests.conftest import REPO, require_data
 
 

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from modelladder.data.batches import TokenSequences
 from modelladder.errors import InputError
 from modelladder.evaluate.cost import measure_training, one_batch, training_flops
 from modelladder.models.build import count_params
 from modelladder.models.mlp import MLP, MLPConfig
 from modelladder.tasks.classification import Classification
-from modelladder.train.batches import TokenSequences
 
 B, IN, OUT = 16, 64, 10
 

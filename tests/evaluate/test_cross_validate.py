@@ -16,10 +16,12 @@ from rich.console import Console
 
 from modelladder.config import validate_ladder, validate_run
 from modelladder.errors import InputError
-from modelladder.evaluate.cross_validate import corrected_ttest, cross_validate, fold_config, wilcoxon_p
-from modelladder.ladder import leaderboard_table, run_ladder
-from modelladder.pipeline import load_run_data
+from modelladder.evaluate.significance import corrected_ttest, wilcoxon_p
 from modelladder.report import write_report
+from modelladder.report.leaderboard import leaderboard_table
+from modelladder.verbs.build import load_run_data
+from modelladder.verbs.cv import cross_validate, fold_config
+from modelladder.verbs.ladder import run_ladder
 
 QUIET = {"console": Console(file=io.StringIO())}
 DATA = {"dataset": "digits", "limit": 300}

@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 
 from modelladder.config import validate_run
-from modelladder.pipeline import load_run_data, train_run
 from modelladder.runs import prepare
+from modelladder.verbs.build import load_run_data
+from modelladder.verbs.train import train_run
 
 TRAIN = {"epochs": 8, "batch_size": 32, "optimizer": {"lr": 0.01}, "progress": False, "threads": 1}
 FILLER = ["the", "movie", "was", "a", "plot", "and", "it", "film", "so", "with", "of", "actors"]

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from modelladder.explain import neural
-from modelladder.explain.run import RunExplainer, explain_run
-from modelladder.pipeline import load_run_data
 from modelladder.serve.predictor import Predictor
+from modelladder.verbs.build import load_run_data
+from modelladder.verbs.explain import RunExplainer, explain_run
 from tests.explain.runs import DECIDERS, key_rows
 
 

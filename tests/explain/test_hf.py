@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 
 from modelladder.config import validate_run
-from modelladder.explain.run import RunExplainer
 from modelladder.models.build import build_model
 from modelladder.models.hf import HFClassifier
 from modelladder.serve.predictor import Predictor
+from modelladder.verbs.explain import RunExplainer
 
 
 def test_integrated_gradients_through_minilm(monkeypatch, tmp_path):

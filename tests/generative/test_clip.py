@@ -19,10 +19,10 @@ from modelladder.data.captions import PROMPT, TEMPLATES
 from modelladder.data.load import load_data
 from modelladder.errors import InputError
 from modelladder.models.build import build_model
-from modelladder.pipeline import check_model_fits_data, make_task
 from modelladder.tasks.clip import chance_recall, embed_images, embed_texts, retrieval_recall, symmetric_info_nce
 from modelladder.train.checkpoint import load_weights, save_weights
 from modelladder.train.loop import fit
+from modelladder.verbs.build import check_model_fits_data, make_task
 from tests.conftest import REPO, require_data
 
 MODEL = {"name": "clip", "embed_dim": 32, "image": {"channels": [16, 32], "hidden": 64},

@@ -15,9 +15,9 @@ from modelladder.config import OptimizerConfig, TrainConfig, validate_run
 from modelladder.data.load import load_data
 from modelladder.errors import InputError
 from modelladder.models.build import build_model
-from modelladder.pipeline import check_model_fits_data, make_task
 from modelladder.tasks.contrastive import SHIFT, augment_views, features, nt_xent, probe_accuracy
 from modelladder.train.loop import fit
+from modelladder.verbs.build import check_model_fits_data, make_task
 from tests.conftest import require_data
 from tests.generative.helpers import digits, run_config
 from tests.train.helpers import records, same_weights
@@ -125,5 +125,6 @@ def test_the_head_must_suit_the_task():
         check_model_fits_data(run_config({"name": "simclr"}, {"name": "contrastive"}), data)
     with pytest.raises(InputError, match="task.name 'classification' needs model.head 'classifier'"):
         check_model_fits_data(run_config(ENCODER, {"name": "classification"}), data)
-    with pytest.raises(InputError, match="task.name 'contrastive' trains model.name 'simclr', got 'cnn'"):
+    with pytest.raises(InputError, match=r"model.name 'cnn' trains with task.name 'classification' or 'regression', "
+                                         r"got 'contrastive' \(task.name 'contrastive' trains model.name 'simclr'\)"):
         check_model_fits_data(run_config({"name": "cnn"}, {"name": "contrastive"}), data)

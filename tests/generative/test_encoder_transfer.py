@@ -12,10 +12,10 @@ from safetensors.torch import load_file
 
 from modelladder.config import validate_run
 from modelladder.errors import InputError
-from modelladder.finetune import Transfer
 from modelladder.models.build import build_model
-from modelladder.pipeline import train_run
-from modelladder.pretrain import pretrain_run, pretrained_config
+from modelladder.verbs.pretrain import pretrain_run
+from modelladder.verbs.train import train_run
+from modelladder.verbs.transfer import Transfer, pretrained_config
 
 TRAIN = {"epochs": 2, "batch_size": 64, "progress": False, "threads": 1, "log_every": 5}
 PRETRAINED = {

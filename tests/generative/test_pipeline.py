@@ -10,9 +10,10 @@ import pytest
 
 from modelladder.errors import InputError
 from modelladder.evaluate.generative import frechet_distance
-from modelladder.pipeline import load_run_data, train_run
 from modelladder.report import write_report
 from modelladder.serve.predictor import Predictor
+from modelladder.verbs.build import load_run_data
+from modelladder.verbs.train import train_run
 from tests.generative.helpers import run_config
 
 SHORT = {"epochs": 2, "batch_size": 64, "progress": False, "threads": 1, "log_every": 5}
@@ -87,9 +88,11 @@ def test_frechet_distance_of_gaussians_has_the_closed_form():
 
 @pytest.mark.parametrize(("model", "task", "message"), [
     ({"name": "gan"}, {"name": "classification"}, "model.name 'gan' trains with task.name 'gan', got 'classification'"),
-    ({"name": "mlp"}, {"name": "vae"}, "task.name 'vae' trains model.name 'vae', got 'mlp'"),
+    ({"name": "mlp"}, {"name": "vae"}, "model.name 'mlp' trains with task.name 'classification' or 'regression', "
+                                       "got 'vae' (task.name 'vae' trains model.name 'vae')"),
     ({"name": "vae"}, {"name": "reconstruction"},
-     "model.name 'vae' trains with task.name 'vae' or 'classification', got 'reconstruction'"),
+     "model.name 'vae' trains with task.name 'vae' or 'classification', got 'reconstruction' "
+     "(task.name 'reconstruction' trains model.name 'autoencoder')"),
 ])
 def test_models_and_generative_tasks_must_match(model, task, message):
     with pytest.raises(InputError) as err:
@@ -110,5 +113,5 @@ def test_gan_refuses_penalties_and_mixed_precision():
     assert err.value.problems == [
         ("task.name 'gan' trains in fp32 (its two updates have no loss scaling): train.precision must be 'fp32', "
          "got 'bf16'"),
-        ("task.name 'gan' takes no train.l1 / train.l2 penalty (it would mix both networks' weights into each "
-         "update); use train.optimizer.weight_decay")]
+        ("task.name 'gan' cannot be combined with train.l1 / train.l2 (it would mix both networks' weights into "
+         "each update); use train.optimizer.weight_decay")]

@@ -10,8 +10,8 @@ import torch
 
 from modelladder.config import OptimizerConfig, TrainConfig
 from modelladder.models.build import build_model
-from modelladder.pipeline import make_task
 from modelladder.train.loop import evaluate, fit
+from modelladder.verbs.build import make_task
 from tests.generative.helpers import digits, run_config
 from tests.train.helpers import records, same_weights
 from tests.train.test_resume import Interrupt, StopAt

@@ -34,10 +34,10 @@ def half_write(path: Path, data: bytes) -> None:
 
 def install(spec: str) -> None:
     kind, *args = spec.split(":")
-    real_step, real_write, real_replace = loop._Loop._plain_step, checkpoint._write_file, os.replace
+    real_step, real_write, real_replace = loop._Loop._train_step, checkpoint._write_file, os.replace
 
     def step(self, x, y):
-        if kind == "step" and self.step == int(args[0]):
+        if kind == "step" and self.s.step == int(args[0]):
             die()
         if kind == "slow":
             time.sleep(float(args[0]))
@@ -55,7 +55,7 @@ def install(spec: str) -> None:
             die()
         real_replace(src, dst)
 
-    loop._Loop._plain_step, checkpoint._write_file, os.replace = step, write, replace
+    loop._Loop._train_step, checkpoint._write_file, os.replace = step, write, replace
 
 
 if __name__ == "__main__":

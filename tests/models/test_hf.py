@@ -12,16 +12,17 @@ import torch.nn.functional as F
 from transformers import AutoTokenizer
 
 from modelladder.config import TrainConfig
+from modelladder.data.batches import TokenSequences
 from modelladder.data.bundle import DataBundle
 from modelladder.data.text_sources import read_sst2
 from modelladder.errors import InputError
 from modelladder.models.build import build_model, count_params
 from modelladder.models.hf import HFClassifier, HFConfig, model_source
 from modelladder.tasks.classification import Classification
-from modelladder.train.batches import TokenSequences
 from modelladder.train.checkpoint import load_weights, save_weights
 from modelladder.train.loop import evaluate, fit
 from tests.conftest import require_data
+from tests.threads import torch_threads
 
 HIDDEN, LAYERS = 384, 6
 BACKBONE_PARAMS = 22_713_216 - (HIDDEN * HIDDEN + HIDDEN)  # all-MiniLM-L6-v2 without its unused pooler
@@ -30,10 +31,8 @@ HEAD_PARAMS = HIDDEN * 2 + 2
 
 @pytest.fixture(autouse=True)
 def _two_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(2):
+        yield
 
 
 @pytest.fixture(scope="module")

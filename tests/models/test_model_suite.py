@@ -3,15 +3,15 @@
 Each test builds the model from its default Config through build_model and runs it on a small
 synthetic problem it can learn: three classes, each a fixed random 8x8 pattern plus noise.
 
-Inputs: a model class may set `input_kind`; PROBLEMS maps each kind to a generator returning
-(X, y, input_shape, n_outputs). Without the attribute a model gets kind "float": float arrays shaped
+Inputs: a model class declares `input_kind` (models/base.py); PROBLEMS maps each kind to a generator
+returning (X, y, input_shape, n_outputs). The contract's default, "features", gets float arrays shaped
 (N, 1, 8, 8), which every model that flattens or convolves its input accepts. A model that needs other
-inputs (token ids for an RNN or a Transformer) sets, say, `input_kind = "tokens"` on its class and adds
-a "tokens" generator here; the suite then covers it with no other change.
+inputs sets, say, `input_kind = "tokens"` on its class and adds a "tokens" generator here; the suite then
+covers it with no other change.
 
-Generative models (a `tasks` attribute) are scored through their first task on "pixels". Language models
-(`tasks == ("causal_lm",)`, trained by `ladder pretrain` only) are built as `ladder pretrain` builds them
-(pretrain.build_language_model) on a tiny random Llama saved locally (tiny_llm.py: their Config's `path`
+Generative models (whose first task, models/base.py `tasks`, is a generative objective: GENERATIVE) are
+scored through that task on "pixels". Language models (`tasks == ("causal_lm",)`, trained by `ladder
+pretrain` only) are built as `ladder pretrain` builds them (verbs/pretrain.py build_language_model) on a tiny random Llama saved locally (tiny_llm.py: their Config's `path`
 names it; the hub is never asked) and scored by next-token loss on a small repeated text.
 """
 
@@ -49,7 +49,7 @@ def pixel_problem(n: int = 96, seed: int = 0):
     return (1 / (1 + np.exp(-X))).astype(np.float32), y, input_shape, n_outputs
 
 
-PROBLEMS = {"float": float_problem, "text": text_problem, "pixels": pixel_problem}
+PROBLEMS = {"features": float_problem, "text": text_problem, "pixels": pixel_problem}
 # "captioned" (CLIP): the float problem's images, scored against one caption per class (CAPTIONS); the model's
 # (N, 3) image-to-caption logits are its class scores
 PROBLEMS["captioned"] = float_problem
@@ -58,18 +58,18 @@ CAPTIONS = ["a picture of the first pattern", "a picture of the second pattern",
 
 def caption_tokens(model) -> tuple[torch.Tensor, torch.Tensor]:
     """CAPTIONS as (ids, mask) from the model's own tokenizer (trained on them twice: every word is frequent)."""
-    from modelladder.train.batches import TokenSequences
+    from modelladder.data.batches import TokenSequences
     encoder = type(model).make_encoder(type(model).Config(), CAPTIONS * 2)
     return TokenSequences(encoder.encode(CAPTIONS), encoder.pad_id).take(torch.arange(len(CAPTIONS)))
 
 
 def tensors(model, X):
     """A network's input: the float array as a tensor, or texts as (ids, mask) from the model's own tokenizer."""
-    if getattr(model, "input_kind", "float") == "captioned":
+    if model.input_kind == "captioned":
         return (torch.from_numpy(X), *caption_tokens(model))
-    if getattr(model, "input_kind", "float") != "text":
+    if model.input_kind != "text":
         return torch.from_numpy(X)
-    from modelladder.train.batches import TokenSequences
+    from modelladder.data.batches import TokenSequences
     encoder = type(model).make_encoder(type(model).Config(), X)
     return TokenSequences(encoder.encode(X), encoder.pad_id).take(torch.arange(len(X)))
 
@@ -84,7 +84,7 @@ def model_class(name: str):
 
 
 def problem_for(name: str):
-    kind = getattr(model_class(name), "input_kind", "float")
+    kind = model_class(name).input_kind
     assert kind in PROBLEMS, f"model {name} has input_kind {kind!r}: add a generator for it to PROBLEMS"
     return PROBLEMS[kind]()
 
@@ -113,8 +113,11 @@ def outputs(model, X) -> np.ndarray:
 # outputs: the suite scores it through its first task instead, on "pixels" (images in [0, 1]).
 
 
+GENERATIVE = ("reconstruction", "vae", "gan")  # objectives without class outputs
+
+
 def is_generative(name: str) -> bool:
-    return hasattr(model_class(name), "tasks") and not is_language_model(name)
+    return model_class(name).tasks[0] in GENERATIVE
 
 
 def objective(name: str):
@@ -131,7 +134,7 @@ def task_outputs(model, task, X, y) -> torch.Tensor:
 def quality(model, task, X, y) -> float:
     """Lower is better: a GAN's samples' Fréchet distance to the data on raw pixels (it reconstructs
     nothing), else the task's mean squared reconstruction error."""
-    if not hasattr(task, "train_step"):
+    if task.train_step is None:
         return task.metrics(y, task_outputs(model, task, X, y).numpy())["mse"]
     from modelladder.evaluate.generative import frechet_distance, generate, sample_noise
 
@@ -152,7 +155,7 @@ def train_generative(model, task, X, y, steps: int, **adam) -> None:
     model.train()
     torch.manual_seed(0)
     for _ in range(steps):
-        if hasattr(task, "train_step"):
+        if task.train_step is not None:
             task.train_step(model, x, t, update)
         else:
             update(task.loss(model, x, t)[0], list(model.parameters()))
@@ -167,7 +170,7 @@ LM_WINDOW = 16
 
 
 def is_language_model(name: str) -> bool:
-    return getattr(model_class(name), "tasks", None) == ("causal_lm",)
+    return model_class(name).tasks == ("causal_lm",)
 
 
 @pytest.fixture(scope="session")
@@ -195,7 +198,7 @@ def lm_config(request, name: str, seed: int) -> RunConfig:
 def build_lm(request, name: str, seed: int = 0):
     """(model, x, y): the model as `ladder pretrain` builds it, and LM_TEXT's windows in its tokens."""
     from modelladder.models.hf_causal import hf_encoder
-    from modelladder.pretrain import build_language_model
+    from modelladder.verbs.pretrain import build_language_model
 
     cfg = lm_config(request, name, seed)
     ids = torch.from_numpy(hf_encoder(cfg.model.path, cfg.model.max_length).encode_corpus(LM_TEXT).astype(np.int64))
@@ -261,7 +264,7 @@ def test_training_learns_the_problem(name, request):
     if is_generative(name):
         task = objective(name)
         before = quality(model, task, X, y)
-        if hasattr(task, "train_step"):  # adversarial: DCGAN's Adam settings, and more steps to move measurably
+        if task.train_step is not None:  # adversarial: DCGAN's Adam settings, and more steps to move measurably
             train_generative(model, task, X, y, 120, lr=1e-3, betas=(0.5, 0.999))
             assert quality(model, task, X, y) < 0.6 * before
         else:

@@ -18,7 +18,6 @@ from modelladder.models.transformer import Transformer, TransformerBackbone, Tra
 from tests.models.problems import text_problem
 
 
-
 def batch(sequences: list[np.ndarray], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(ids, mask) padded on the right to the longest sequence, as the training loop batches text."""
     length = max(len(s) for s in sequences)

@@ -73,7 +73,7 @@ def pretrained_lm(tmp_path_factory, **train) -> tuple[Path, Path]:
     import pytest
     import torch
 
-    from modelladder.pretrain import pretrain_run
+    from modelladder.verbs.pretrain import pretrain_run
 
     folder = tmp_path_factory.mktemp("pretrained")
     (folder / "lm").mkdir()

@@ -11,10 +11,10 @@ import torch
 from safetensors.torch import load_file
 
 from modelladder.errors import InputError
-from modelladder.finetune import Transfer
 from modelladder.models.build import build_model
-from modelladder.pipeline import train_run
 from modelladder.train.optim import build_optimizer
+from modelladder.verbs.train import train_run
+from modelladder.verbs.transfer import Transfer
 from tests.pretrain.helpers import (
     finetune_config,
     pretrained_lm,
@@ -36,7 +36,7 @@ def test_the_optimizer_has_one_group_per_rate(pretrained):
     cfg = config(pretrained, 0.001)
     transfer = Transfer(cfg)
     model = transfer.start(build_model(transfer.cfg.model, (), 2, seed=1))
-    groups = build_optimizer(model, cfg.train.optimizer).param_groups
+    groups = build_optimizer(model, cfg.train.optimizer, transfer.lr_scales).param_groups
     by_scale = {g["lr_scale"]: g for g in groups}
     assert set(by_scale) == {0.25, 1.0}
     assert by_scale[0.25]["lr"] == pytest.approx(0.001) and by_scale[1.0]["lr"] == 0.004
@@ -72,7 +72,7 @@ def test_lora_adapters_take_the_backbone_rate(pretrained):
     transfer = Transfer(cfg)
     model = transfer.start(build_model(transfer.cfg.model, (), 2, seed=1))
     names = {id(p): n for n, p in model.named_parameters()}
-    groups = {g["lr_scale"]: g for g in build_optimizer(model, cfg.train.optimizer).param_groups}
+    groups = {g["lr_scale"]: g for g in build_optimizer(model, cfg.train.optimizer, transfer.lr_scales).param_groups}
     assert set(groups) == {0.5, 1.0}
     assert all("lora_" in names[id(p)] for p in groups[0.5]["params"])
 

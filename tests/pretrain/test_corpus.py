@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from modelladder.config import DataConfig
+from modelladder.data.batches import TokenWindows, make_source
 from modelladder.data.corpus import (
     corpus_tokens,
     split_pieces,
@@ -20,8 +21,7 @@ from modelladder.data.corpus import (
 )
 from modelladder.data.tokenize import TokenizerConfig, train_encoder
 from modelladder.errors import InputError
-from modelladder.pretrain import prepare_data
-from modelladder.train.batches import TokenWindows, make_source
+from modelladder.verbs.pretrain import prepare_data
 from tests.conftest import require_data
 from tests.pretrain.helpers import sample_text, tiny_config, write_corpus
 

@@ -17,10 +17,12 @@ from safetensors.torch import load_file
 from modelladder.config import validate_run
 from modelladder.data.tokenize import TextEncoder
 from modelladder.errors import InputError
-from modelladder.finetune import Transfer, load_finetune_config
 from modelladder.models.build import build_model
-from modelladder.pipeline import evaluate_run, train_run
-from modelladder.pretrain import pretrain_run
+from modelladder.verbs.evaluate import evaluate_run
+from modelladder.verbs.finetune import load_finetune_config
+from modelladder.verbs.pretrain import pretrain_run
+from modelladder.verbs.train import train_run
+from modelladder.verbs.transfer import Transfer
 from tests.e2e.helpers import ladder
 from tests.pretrain.helpers import (
     finetune_config,
@@ -121,8 +123,8 @@ def rnn_lm_config(corpus, max_steps: int):
 
 
 def test_an_lstm_language_model_pretrains_generates_and_fine_tunes(tmp_path):
-    from modelladder.generate import generate, generate_text
-    from modelladder.pretrain import load_language_model
+    from modelladder.verbs.generate import generate, generate_text
+    from modelladder.verbs.pretrain import load_language_model
 
     lm = tmp_path / "lm"
     lm.mkdir()
@@ -222,7 +224,7 @@ rungs:
 
 def test_a_ladder_pretrains_its_stage_then_fine_tunes_and_reuses_the_stage(tmp_path):
     from modelladder.config import load_ladder_config
-    from modelladder.ladder import run_ladder
+    from modelladder.verbs.ladder import run_ladder
 
     (tmp_path / "ladder.yaml").write_text(LADDER.format(labelled=write_labelled(tmp_path), corpus=write_corpus(tmp_path)))
     ladder_cfg, shown = load_ladder_config(tmp_path / "ladder.yaml"), io.StringIO()

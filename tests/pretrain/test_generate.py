@@ -8,8 +8,8 @@ import torch
 
 from modelladder.data.tokenize import TokenizerConfig, train_encoder
 from modelladder.errors import InputError
-from modelladder.generate import check_sampling, encode_prompt, generate, sample
 from modelladder.models.transformer import LanguageModel, TransformerConfig
+from modelladder.verbs.generate import check_sampling, encode_prompt, generate, sample
 
 
 def model(positions: str = "learned", context: int = 16, seed: int = 0) -> LanguageModel:

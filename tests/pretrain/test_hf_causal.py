@@ -14,7 +14,6 @@ from safetensors.torch import load_file
 
 from modelladder.config import validate_run
 from modelladder.errors import InputError
-from modelladder.generate import generate, generate_text
 from modelladder.models import hf_causal
 from modelladder.models.hf_causal import (
     HFCausalConfig,
@@ -23,13 +22,10 @@ from modelladder.models.hf_causal import (
     hf_encoder,
     load_base,
 )
-from modelladder.pretrain import (
-    load_language_model,
-    make_lm_task,
-    prepare_data,
-    pretrain_run,
-)
 from modelladder.train.loop import evaluate
+from modelladder.verbs.generate import generate, generate_text
+from modelladder.verbs.build import make_task
+from modelladder.verbs.pretrain import load_language_model, prepare_data, pretrain_run
 from tests.pretrain.helpers import sample_text
 
 pytestmark = pytest.mark.slow
@@ -68,7 +64,7 @@ def trained(base, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MODELLADDER_CACHE", str(folder / "cache"))
         data = prepare_data(cfg)
-        before = evaluate(HFCausalLM(cfg.model, base), make_lm_task(cfg, data), data.val, np.zeros(0), batch_size=8)
+        before = evaluate(HFCausalLM(cfg.model, base), make_task(cfg, data), data.val, np.zeros(0), batch_size=8)
         result = pretrain_run(cfg, folder / "run", data=data, base=base)
     return folder / "run", cfg, data, before, result
 
@@ -96,7 +92,7 @@ def test_the_run_folder_reloads_to_the_same_model(trained, base, loaded_once):
     _, model, encoder = load_language_model(run_dir)
     weights = load_file(run_dir / "model.safetensors")
     assert all(torch.equal(model.state_dict()[k], weights[k]) for k in weights)
-    again = evaluate(model, make_lm_task(cfg, data), data.val, np.zeros(0), batch_size=8)
+    again = evaluate(model, make_task(cfg, data), data.val, np.zeros(0), batch_size=8)
     assert again["loss"] == pytest.approx(result["metrics"]["loss"], abs=1e-6)
     ids = torch.tensor([encoder.encode_corpus("the cat sat on").tolist()])
     with torch.no_grad():

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from modelladder.config import validate_run
 from modelladder.errors import InputError
 from modelladder.models.transformer import Transformer
-from modelladder.pretrain import load_language_model, prepare_data, pretrain_run
+from modelladder.verbs.pretrain import load_language_model, prepare_data, pretrain_run
 from tests.conftest import require_data
 from tests.e2e.helpers import ladder
 from tests.pretrain.helpers import tiny_config, write_corpus

@@ -13,10 +13,10 @@ from torch import nn
 
 from modelladder.config import PrivacyConfig, TrainConfig, validate_run
 from modelladder.errors import InputError
-from modelladder.pipeline import train_run
 from modelladder.tasks.classification import Classification
 from modelladder.train.loop import fit
 from modelladder.train.privacy import make_private, privacy_spent
+from modelladder.verbs.train import train_run
 from tests.train.helpers import blobs, mlp, records, same_weights
 
 PRIVACY = {"target_epsilon": 3.0, "delta": 1e-4, "max_grad_norm": 1.0}

@@ -10,8 +10,8 @@ import pytest
 from modelladder.config import validate_run
 from modelladder.data.load import load_data
 from modelladder.data.pii import find_pii, luhn_ok, redact, scan
-from modelladder.pipeline import train_run
 from modelladder.serve.predictor import Predictor
+from modelladder.verbs.train import train_run
 
 CAUGHT = [
     ("write to jane.doe+news@example.co.uk today", "write to [EMAIL] today"),

@@ -17,8 +17,8 @@ from PIL import Image
 from rich.console import Console
 
 from modelladder.config import validate_ladder
-from modelladder.ladder import run_ladder
 from modelladder.report import write_report
+from modelladder.verbs.ladder import run_ladder
 
 COSTS = ["params", "flops_train", "train_seconds", "energy_kwh", "latency_ms_p50", "latency_ms_p95", "batch_ms_per_sample"]
 EXPECTED_PLOTS = [f"cost/{c}" for c in COSTS] + [

@@ -6,8 +6,8 @@ import numpy as np
 from PIL import Image
 
 from modelladder.config import validate_run
-from modelladder.pipeline import train_run
 from modelladder.report import write_report
+from modelladder.verbs.train import train_run
 
 
 def test_a_card_shows_the_configured_use_the_explanations_and_the_cost(tmp_path):

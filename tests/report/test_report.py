@@ -16,8 +16,8 @@ from rich.console import Console
 
 from modelladder.config import validate_ladder
 from modelladder.errors import InputError
-from modelladder.ladder import run_ladder
 from modelladder.report import plots, write_report
+from modelladder.verbs.ladder import run_ladder
 
 PNG = b"\x89PNG\r\n\x1a\n"
 COSTS = ["params", "flops_train", "train_seconds", "energy_kwh", "latency_ms_p50", "latency_ms_p95", "batch_ms_per_sample"]

@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 
 from modelladder.config import validate_run
-from modelladder.pipeline import load_run_data, train_run
 from modelladder.runs import prepare
+from modelladder.verbs.build import load_run_data
+from modelladder.verbs.train import train_run
 from tests.e2e.test_train_predict import make_table
 from tests.models.problems import text_problem
 

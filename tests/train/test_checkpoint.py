@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from modelladder.errors import InputError
-from modelladder.train.checkpoint import (latest_checkpoint, load_checkpoint, load_weights, save_checkpoint,
-                                          save_weights)
+from modelladder.train.checkpoint import latest_checkpoint, load_checkpoint, load_weights, save_checkpoint, save_weights
 from tests.train.helpers import mlp, same_weights
 
 

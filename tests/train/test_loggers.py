@@ -12,11 +12,11 @@ from rich.console import Console
 
 from modelladder.config import OptimizerConfig, TrainConfig, validate_ladder, validate_run
 from modelladder.errors import InputError
-from modelladder.ladder import run_ladder
-from modelladder.pipeline import train_run
 from modelladder.tasks.classification import Classification
 from modelladder.train.loggers import TensorBoardLogger, log_run_to_mlflow, make_loggers
 from modelladder.train.loop import fit
+from modelladder.verbs.ladder import run_ladder
+from modelladder.verbs.train import train_run
 from tests.train.helpers import blobs, mlp
 from tests.train.test_resume import Interrupt, StopAt
 

@@ -248,7 +248,7 @@ def test_progress_bar_shows_loss_metric_and_speed(tmp_path):
 
     from rich.console import Console
 
-    from modelladder.train.loop import ProgressBar
+    from modelladder.train.progress import ProgressBar
 
     out = io.StringIO()
     bar = ProgressBar("val_accuracy", console=Console(file=out, force_terminal=True, width=150))

@@ -1,17 +1,22 @@
-"""`ladder VERB ...`: argument handling only; each verb calls one function (cli/training.py,
-cli/using.py, cli/info.py)."""
+"""`ladder VERB ...`: argument parsing only; each verb calls one function of its module in verbs/, imported
+when the verb runs (so `ladder --help` and a verb's bad arguments cost no torch import)."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
-from modelladder.cli.info import cmd_config_show, cmd_datasets, cmd_models
-from modelladder.cli.training import cmd_cv, cmd_finetune, cmd_generate, cmd_pretrain, cmd_run, cmd_train
-from modelladder.cli.using import cmd_audit, cmd_evaluate, cmd_explain, cmd_predict, cmd_report, cmd_serve
 from modelladder.errors import InputError
 from modelladder.openmp import set_wait_policy
+
+
+def verb(target: str):
+    """The function "module:function" of verbs/ that runs a verb, imported when it runs."""
+    module, _, function = target.partition(":")
+    return lambda args: getattr(importlib.import_module(f"modelladder.verbs.{module}"), function)(args)
+
 
 def _add_config_args(p: argparse.ArgumentParser, *, optional: bool = False) -> None:
     p.add_argument("config", nargs="?" if optional else None, help="YAML config file")
@@ -37,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(p, optional=True)
     _add_runs_args(p)
     _add_mlflow_arg(p)
-    p.set_defaults(func=cmd_run)
+    p.set_defaults(func=verb("ladder:main"))
 
     p = verbs.add_parser("cv", help="k-fold cross-validation of one model: mean and std of every metric")
     _add_config_args(p)
@@ -46,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folds", type=int, default=5, help="number of folds (default: 5)")
     p.add_argument("--repeats", type=int, default=1, help="reshufflings of the folds (default: 1)")
     _add_mlflow_arg(p)
-    p.set_defaults(func=cmd_cv)
+    p.set_defaults(func=verb("cv:main"))
 
     p = verbs.add_parser("train", help="train one model from a config")
     _add_config_args(p)
@@ -57,14 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train on N local processes with DistributedDataParallel; train.batch_size stays the "
                         "global batch (default: 1)")
     _add_mlflow_arg(p)
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=verb("train:main"))
 
     p = verbs.add_parser("pretrain", help="pretrain a language model (task causal_lm or masked_lm) on a text corpus")
     _add_config_args(p)
     _add_runs_args(p)
     p.add_argument("--name", help="run name (default: config name or file stem)")
     p.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
-    p.set_defaults(func=cmd_pretrain)
+    p.set_defaults(func=verb("pretrain:main"))
 
     p = verbs.add_parser("finetune", help="train a classifier that starts from a `ladder pretrain` run")
     p.add_argument("pretrained", type=Path, help="run folder of `ladder pretrain`")
@@ -72,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runs_args(p)
     p.add_argument("--name", help="run name (default: config name or file stem)")
     p.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
-    p.set_defaults(func=cmd_finetune)
+    p.set_defaults(func=verb("finetune:main"))
 
     p = verbs.add_parser("generate", help="continue a prompt with a run pretrained with task causal_lm")
     p.add_argument("run", type=Path, nargs="?", help="run folder of `ladder pretrain` (or give --base)")
@@ -86,12 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, help="sample among the k most likely tokens only")
     p.add_argument("--top-p", type=float, help="sample among the most likely tokens that make up this probability")
     p.add_argument("--seed", type=int, default=0, help="the same seed gives the same text (default: 0)")
-    p.set_defaults(func=cmd_generate)
+    p.set_defaults(func=verb("generate:main"))
 
     p = verbs.add_parser("evaluate", help="metrics and latency of a trained run on a split")
     p.add_argument("run", type=Path, help="run folder")
     p.add_argument("--split", choices=["test", "val"], default="test")
-    p.set_defaults(func=cmd_evaluate)
+    p.set_defaults(func=verb("evaluate:main"))
 
     p = verbs.add_parser("predict", help="predict rows, images or texts with a trained run")
     p.add_argument("run", type=Path, help="run folder")
@@ -101,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text", action="append", default=[], dest="texts", metavar="TEXT",
                    help="a text to classify with a text run (repeatable)")
     p.add_argument("--out", type=Path, help="write predictions here as CSV (default: print them)")
-    p.set_defaults(func=cmd_predict)
+    p.set_defaults(func=verb("predict:main"))
 
     p = verbs.add_parser("explain", help="attributions for inputs of a trained run: pictures, faithfulness and "
                                          "agreement in explain.json and the report")
@@ -117,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-inputs", type=int, default=8, help="explain at most this many inputs (default: 8)")
     p.add_argument("--lime-samples", type=int, default=500, help="perturbed texts per LIME explanation (default: 500)")
     p.add_argument("--seed", type=int, default=0, help="seeds LIME, SHAP and the random orders (default: 0)")
-    p.set_defaults(func=cmd_explain)
+    p.set_defaults(func=verb("explain:main"))
 
     p = verbs.add_parser("serve", help="serve a trained run over HTTP (POST /predict, /health, /metadata, /docs)")
     p.add_argument("run", type=Path, help="run folder")
@@ -132,11 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
                                      "the variable keeps it out of the process list)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                    help="uvicorn's log level; 'info' logs every request (default: info)")
-    p.set_defaults(func=cmd_serve)
+    p.set_defaults(func=verb("serve:main"))
 
     p = verbs.add_parser("report", help="write report.html for a run or ladder folder")
     p.add_argument("folder", type=Path, help="a run folder or a ladder folder")
-    p.set_defaults(func=cmd_report)
+    p.set_defaults(func=verb("report:main"))
 
     p = verbs.add_parser("audit", help="fairness of a binary classifier across groups (fairlearn): audit.json, report")
     p.add_argument("run", type=Path, help="run folder of a model trained on a table")
@@ -146,19 +151,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also fit fairlearn's ThresholdOptimizer on the validation split: before / after table")
     p.add_argument("--constraint", choices=["demographic_parity", "equalized_odds"], default="demographic_parity",
                    help="what --mitigate equalises across groups (default: demographic_parity)")
-    p.set_defaults(func=cmd_audit)
+    p.set_defaults(func=verb("audit:main"))
 
     p = verbs.add_parser("config", help="configuration tools")
     sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     show = sub.add_parser("show", help="print the resolved config (defaults filled in, overrides applied)")
     _add_config_args(show)
-    show.set_defaults(func=cmd_config_show)
+    show.set_defaults(func=verb("info:config_show"))
 
     p = verbs.add_parser("datasets", help="list the registered datasets")
-    p.set_defaults(func=cmd_datasets)
+    p.set_defaults(func=verb("info:datasets"))
     p = verbs.add_parser("models", help="list the registered models")
-    p.set_defaults(func=cmd_models)
+    p.set_defaults(func=verb("info:models"))
     return parser
+
 
 def main(argv: list[str] | None = None) -> int:
     set_wait_policy()  # before torch is imported: a short OpenMP spin (modelladder/openmp.py)

@@ -30,9 +30,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tokenizers import Tokenizer
 
-from modelladder.data.download import data_root
+from modelladder.data.download import data_root, ensure_files
 from modelladder.data.text import clean_texts
-from modelladder.data.download import ensure_files
 from modelladder.data.text_sources import cache_root, imdb_folder
 from modelladder.data.tokenize import SPECIAL, UNK_ID, TextEncoder
 from modelladder.errors import InputError

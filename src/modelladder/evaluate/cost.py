@@ -155,8 +155,8 @@ def training_flops(model: nn.Module, task, x, y, steps: int) -> int:
 
 def one_batch(X, y: np.ndarray | None, task, batch_size: int, device: torch.device | str = "cpu"):
     """One full training batch (x, y) on `device`, drawn as the loop draws them (token sequences
-    come length-bucketed). X is an array of features or a train.batches token source's input."""
-    from modelladder.train.batches import make_source
+    come length-bucketed). X is an array of features or a data.batches token source's input."""
+    from modelladder.data.batches import make_source
 
     source = make_source(X, y, task.target_dtype, torch.device("cpu"))  # no second copy of the data on a GPU
     batches = source.epoch(torch.Generator().manual_seed(0), batch_size)

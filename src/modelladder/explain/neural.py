@@ -54,17 +54,6 @@ def _integrate(method, inputs, baselines, target: int):
     return attr, {"completeness_gap": round(gap, 6), "steps": steps}
 
 
-def embedding_layer(model: nn.Module) -> nn.Module:
-    """The token embedding of a text network: a Hugging Face backbone's input embeddings, our
-    Transformer's `backbone.tokens`, or the RNN's `embed`."""
-    backbone = getattr(model, "backbone", None)
-    if backbone is not None and hasattr(backbone, "get_input_embeddings"):
-        return backbone.get_input_embeddings()
-    if backbone is not None and isinstance(getattr(backbone, "tokens", None), nn.Embedding):
-        return backbone.tokens
-    if isinstance(getattr(model, "embed", None), nn.Embedding):
-        return model.embed
-    raise TypeError(f"{type(model).__name__} has no token embedding layer that explain knows")
 
 
 def token_attribution(model: nn.Module, encoder, text: str, target: int) -> tuple[dict, dict]:
@@ -81,7 +70,7 @@ def token_attribution(model: nn.Module, encoder, text: str, target: int) -> tupl
     def probabilities(batch_ids):
         return model((batch_ids, torch.ones_like(batch_ids, dtype=torch.bool))).softmax(-1)
 
-    attr, details = _integrate(LayerIntegratedGradients(probabilities, embedding_layer(model)), ids, baseline, target)
+    attr, details = _integrate(LayerIntegratedGradients(probabilities, model.input_embeddings()), ids, baseline, target)
     tokens = {"tokens": list(encoding.tokens), "offsets": [tuple(o) for o in encoding.offsets],
               "special": [bool(s) for s in encoding.special_tokens_mask],
               "scores": attr[0].sum(-1).detach().cpu().numpy().astype(np.float64)}

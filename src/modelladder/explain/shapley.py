@@ -2,25 +2,30 @@
 model-agnostic KernelExplainer for every other rung, on a k-means summary of the training features.
 
 Values are per model feature; callers sum them over a column's one-hot features (SHAP values add up).
-TreeExplainer explains what the trees output: probabilities for random_forest, log-odds for hist_gb.
+TreeExplainer explains what the trees output (the rung's tree_output: probabilities for random_forest,
+log-odds for hist_gb).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-TREE_RUNGS = ("random_forest", "hist_gb")
 BACKGROUND = 10  # k-means centres standing for the training data (KernelExplainer's cost grows with them)
 
 
+def is_tree(predictor) -> bool:
+    """Whether TreeExplainer explains the predictor's rung (models/classic.py tree_output)."""
+    return predictor.model.tree_output is not None
+
+
 def output_units(predictor) -> str:
-    return {"random_forest": "probability", "hist_gb": "log-odds"}.get(predictor.cfg.model.name, "probability")
+    return predictor.model.tree_output if is_tree(predictor) else "probability"
 
 
 def shap_values(predictor, X: np.ndarray, targets: np.ndarray, background: np.ndarray, *, seed: int) -> np.ndarray:
     """(N, features) SHAP values of each row of X (features in the model's input shape) for its target class."""
     flat = np.asarray(X, np.float64).reshape(len(X), -1)
-    if predictor.cfg.model.name in TREE_RUNGS:
+    if is_tree(predictor):
         return _tree(predictor.model.estimator_, flat, targets)
     return _kernel(predictor, flat, targets, np.asarray(background).reshape(len(background), -1), seed)
 

@@ -7,7 +7,7 @@ MNIST is exactly the tutorial network 784 -> Dense 256 ReLU -> Dense 784 sigmoid
 kind conv: a stride-2 Conv -> ReLU per entry of `channels`, then Linear to a `latent`-wide code; the
 decoder is Linear -> ReLU, then stride-2 transposed convolutions back to the input size (any H, W).
 
-head classifier (what fine-tuning from an autoencoder run sets, finetune.py): the encoder with a new
+head classifier (what fine-tuning from an autoencoder run sets, verbs/transfer.py): the encoder with a new
 Dropout -> Linear head to the classes instead of the decoder, for task classification.
 
 The helpers below build the same encoders and decoders for the VAE (models/vae.py).
@@ -22,6 +22,7 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from modelladder.errors import InputError
+from modelladder.models.base import Network
 from modelladder.schema import Strict
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
@@ -38,12 +39,12 @@ class AutoencoderConfig(Strict):
     dropout: float = Field(0.0, ge=0, lt=1)  # head classifier: on the code, before the Linear layer
 
 
-class Autoencoder(nn.Module):
+class Autoencoder(Network):
     Config = AutoencoderConfig
-    family = "neural"
     input_kind = "pixels"  # the shared model suite's images in [0, 1]
     tasks = ("reconstruction", "classification")  # head decoder, head classifier
-    backbone_parts = ("encoder",)  # what a pretrained autoencoder gives a classifier (finetune.py)
+    backbone_parts = ("encoder",)  # what a pretrained autoencoder gives a classifier (verbs/transfer.py)
+    finetune_fields = frozenset({"head", "dropout"})  # what a fine-tuned classifier sets for itself
 
     def __init__(self, cfg: AutoencoderConfig, input_shape: tuple[int, ...], n_outputs: int):
         super().__init__()
@@ -64,8 +65,8 @@ class Autoencoder(nn.Module):
         self.frozen = False  # finetune mode 'frozen' (models/modes.py): the encoder stays in eval mode
 
     @classmethod
-    def check(cls, cfg) -> None:
-        check_head(cfg, "reconstruction")
+    def problems(cls, cfg) -> list[str]:
+        return head_problems(cfg, "reconstruction")
 
     def encode(self, x: Tensor) -> Tensor:
         """The code (N, code_size): what a downstream model reuses as features."""
@@ -84,13 +85,14 @@ class Autoencoder(nn.Module):
         return self
 
 
-def check_head(cfg, objective: str) -> None:
+def head_problems(cfg, objective: str) -> list[str]:
     """model.head must suit task.name: the model's own `objective` trains the decoder, any other task
     (classification) the classifier head."""
     wanted = "decoder" if cfg.task.name == objective else "classifier"
     if cfg.model.head != wanted:
-        raise InputError(f"task.name '{cfg.task.name}' needs model.head '{wanted}' for model {cfg.model.name}, "
-                         f"got '{cfg.model.head}' (fine-tuning from a pretrained run sets it)")
+        return [f"task.name '{cfg.task.name}' needs model.head '{wanted}' for model {cfg.model.name}, "
+                f"got '{cfg.model.head}' (fine-tuning from a pretrained run sets it)"]
+    return []
 
 
 def mlp_encoder(input_shape: tuple[int, ...], hidden: list[int], activation: str) -> tuple[nn.Sequential, int]:

@@ -27,6 +27,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 
 from modelladder.errors import InputError
+from modelladder.models.base import Rung
 from modelladder.schema import Strict
 
 TASKS = ("classification", "regression")
@@ -34,7 +35,7 @@ TASKS = ("classification", "regression")
 UNREADABLE = (OSError, zipfile.BadZipFile, KeyError, ValueError, TypeError, EOFError)
 
 
-class ClassicRung(ABC):
+class ClassicRung(Rung, ABC):
     """fit / predict_proba / predict / save / load / n_params around one scikit-learn estimator."""
 
     family = "classic"
@@ -172,6 +173,7 @@ class RandomForestConfig(Strict):
 class RandomForestRung(ClassicRung):
     Config = RandomForestConfig
     trusted_types = ("sklearn.tree._tree.Tree",)
+    tree_output = "probability"
 
     def _make_estimator(self):
         cls = RandomForestRegressor if self.task == "regression" else RandomForestClassifier
@@ -195,6 +197,7 @@ class HistGradientBoostingConfig(Strict):
 class HistGradientBoostingRung(ClassicRung):
     Config = HistGradientBoostingConfig
     trusted_types = ("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",)
+    tree_output = "log-odds"
 
     def _make_estimator(self):
         cls = HistGradientBoostingRegressor if self.task == "regression" else HistGradientBoostingClassifier

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from modelladder.data.tokenize import TextEncoder, TokenizerConfig, pretrained_encoder, train_encoder
 from modelladder.errors import InputError
+from modelladder.models.base import Network
 from modelladder.models.cnn import CNN, CNNConfig
 from modelladder.models.modes import with_lora
 from modelladder.models.transformer import BackboneChecks, TransformerBackbone
@@ -66,10 +67,10 @@ class ClipConfig(Strict):
     text: ClipTextConfig = ClipTextConfig()
 
 
-class CLIP(nn.Module):
+class CLIP(Network):
     Config = ClipConfig
-    family = "neural"
     input_kind = "captioned"  # (images, caption token ids, mask): the shared model suite's "captioned" problem
+    tasks = ("clip",)
 
     def __init__(self, cfg: ClipConfig, input_shape: tuple[int, ...], n_outputs: int):
         super().__init__()
@@ -90,11 +91,6 @@ class CLIP(nn.Module):
             width = text.dim
         self.text_projection = nn.Linear(width, cfg.embed_dim, bias=False)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / cfg.temperature)))
-
-    @classmethod
-    def check(cls, cfg) -> None:
-        if cfg.task.name != "clip":
-            raise InputError(f"model.name 'clip' trains with task.name 'clip', got '{cfg.task.name}'")
 
     @staticmethod
     def make_encoder(cfg: ClipConfig, texts) -> TextEncoder:

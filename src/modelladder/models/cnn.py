@@ -15,6 +15,7 @@ from pydantic import Field, field_validator
 from torch import Tensor, nn
 
 from modelladder.errors import InputError
+from modelladder.models.base import Network
 from modelladder.schema import Strict
 
 
@@ -35,9 +36,8 @@ class CNNConfig(Strict):
         return k
 
 
-class CNN(nn.Module):
+class CNN(Network):
     Config = CNNConfig
-    family = "neural"
 
     def __init__(self, cfg: CNNConfig, input_shape: tuple[int, ...], n_outputs: int):
         super().__init__()

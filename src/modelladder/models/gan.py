@@ -16,6 +16,7 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from modelladder.errors import InputError
+from modelladder.models.base import Network
 from modelladder.schema import Strict
 
 
@@ -25,9 +26,8 @@ class GANConfig(Strict):
     width: int = Field(32, gt=0)  # channels of the generator's last block and the discriminator's first
 
 
-class GAN(nn.Module):
+class GAN(Network):
     Config = GANConfig
-    family = "neural"
     input_kind = "pixels"  # the shared model suite's images in [0, 1]
     tasks = ("gan",)
 

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from modelladder.data.tokenize import TextEncoder, pretrained_encoder
 from modelladder.errors import InputError
+from modelladder.models.base import Network
 from modelladder.models.modes import with_lora
 from modelladder.schema import LoraSettings, Mode, Strict
 
@@ -74,9 +75,8 @@ def prepared_backbone(cfg: HFConfig, field: str = "model") -> nn.Module:
     return backbone
 
 
-class HFClassifier(nn.Module):
+class HFClassifier(Network):
     Config = HFConfig
-    family = "neural"
     input_kind = "text"
 
     def __init__(self, cfg: HFConfig, input_shape: tuple[int, ...], n_outputs: int):
@@ -109,6 +109,9 @@ class HFClassifier(nn.Module):
         if self.frozen:
             self.backbone.eval()  # a frozen backbone's features must not change with dropout
         return self
+
+    def input_embeddings(self) -> nn.Embedding:
+        return self.backbone.get_input_embeddings()
 
     @staticmethod
     def make_encoder(cfg: HFConfig, texts) -> TextEncoder:

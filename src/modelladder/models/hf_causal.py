@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from modelladder.data.tokenize import TextEncoder
 from modelladder.errors import InputError
+from modelladder.models.base import Network
 from modelladder.models.modes import with_lora
 from modelladder.schema import LoraSettings, Mode, Strict
 
@@ -116,7 +117,7 @@ def hf_encoder(path: str | None, max_length: int) -> TextEncoder:
 
 
 class HFCache:
-    """The KV cache of generate.py's loop for a Hugging Face model: a transformers DynamicCache."""
+    """The KV cache of verbs/generate.py's loop for a Hugging Face model: a transformers DynamicCache."""
 
     def __init__(self):
         from transformers import DynamicCache
@@ -128,13 +129,31 @@ class HFCache:
         return self.past.get_seq_length()
 
 
-class HFCausalLM(nn.Module):
+class HFCausalLM(Network):
     """token ids (B, L) -> next-token logits (B, L, vocab), as models/transformer.py's LanguageModel."""
 
     Config = HFCausalConfig
-    family = "neural"
     input_kind = "text"
     tasks = ("causal_lm",)  # it is trained by `ladder pretrain` only
+
+    @classmethod
+    def problems(cls, cfg) -> list[str]:
+        problems = []
+        if cfg.model.mode == "frozen":
+            problems.append("model.mode 'frozen' trains nothing: pretrain hf_causal_lm with mode 'lora' or 'full' "
+                            "(to generate with the model as it is, use ladder generate --base)")
+        if cfg.model.max_length is None:
+            problems.append("model.max_length is null: pretraining needs a window length, e.g. 256")
+        return problems
+
+    @classmethod
+    def language_model(cls, cfg: HFCausalConfig, base: nn.Module | None = None) -> HFCausalLM:
+        return cls(cfg, base)
+
+    @classmethod
+    def corpus_encoder(cls, cfg: HFCausalConfig) -> TextEncoder:
+        """The model's own tokenizer; corpus_tokens keys the token files by it."""
+        return hf_encoder(cfg.path, cfg.max_length)
 
     def __init__(self, cfg: HFCausalConfig, base: nn.Module | None = None):
         """`base`: the model model.path names, already loaded (it is copied); by default it is loaded."""

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 from torch import Tensor, nn
 
+from modelladder.models.base import Network
 from modelladder.schema import Strict
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
@@ -24,9 +25,8 @@ class MLPConfig(Strict):
     batchnorm: bool = False  # BatchNorm1d between each hidden Linear and its activation
 
 
-class MLP(nn.Module):
+class MLP(Network):
     Config = MLPConfig
-    family = "neural"
 
     def __init__(self, cfg: MLPConfig, input_shape: tuple[int, ...], n_outputs: int):
         super().__init__()

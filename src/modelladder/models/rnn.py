@@ -12,7 +12,7 @@ be True on a prefix of each row, i.e. right padding). Unlike Keras' pad_sequence
 first max_length tokens.
 
 RNNLanguageModel is the same embedding and recurrent layers under a vocabulary projection, for `ladder
-pretrain` with task causal_lm; the classifier can then start from its weights (finetune.py).
+pretrain` with task causal_lm; the classifier can then start from its weights (verbs/transfer.py).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from modelladder.data.tokenize import (
     train_encoder,
 )
 from modelladder.errors import InputError
+from modelladder.models.base import Network
 from modelladder.schema import Strict
 
 
@@ -55,11 +56,26 @@ class RNNConfig(Strict):
         return check_fits(tokenizer, info.data.get("vocab_size"))
 
 
-class RNN(nn.Module):
+class RNN(Network):
     Config = RNNConfig
-    family = "neural"
     input_kind = "text"
-    backbone_parts = ("embed", "input_dropout", "rnn")  # what a pretrained RNNLanguageModel provides (finetune.py)
+    tasks = ("classification", "regression", "causal_lm")  # causal_lm: `ladder pretrain` trains RNNLanguageModel
+    backbone_parts = ("embed", "input_dropout", "rnn")  # what a pretrained RNNLanguageModel provides (verbs/transfer.py)
+    finetune_fields = frozenset({"pooling", "dropout", "input_dropout", "max_length"})
+
+    @classmethod
+    def problems(cls, cfg) -> list[str]:
+        if cfg.task.name == "causal_lm" and cfg.model.bidirectional:
+            return ["task.name 'causal_lm' predicts each token from the earlier ones: model.bidirectional must be "
+                    "false, got true"]
+        return []
+
+    @classmethod
+    def language_model(cls, cfg: RNNConfig, base: nn.Module | None = None) -> RNNLanguageModel:
+        return RNNLanguageModel(cfg)
+
+    def input_embeddings(self) -> nn.Embedding:
+        return self.embed
 
     def __init__(self, cfg: RNNConfig, input_shape: tuple[int, ...], n_outputs: int):
         super().__init__()

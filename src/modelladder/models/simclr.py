@@ -5,7 +5,7 @@ while the map stays at least 2x2), then Flatten -> Linear -> ReLU to `features` 
 that a downstream classifier reuses. head projection (what task contrastive trains): SimCLR's MLP
 projection Linear -> ReLU -> Linear to `projection` numbers, on which NT-Xent is computed. head classifier
 (the default, and what fine-tuning sets): Dropout -> Linear to the classes, so the same encoder serves as a
-plain CNN classifier trained from scratch or as the backbone of a fine-tuned one (finetune.py).
+plain CNN classifier trained from scratch or as the backbone of a fine-tuned one (verbs/transfer.py).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from modelladder.errors import InputError
+from modelladder.models.base import Network
 from modelladder.schema import Strict
 
 
@@ -28,10 +29,11 @@ class SimCLRConfig(Strict):
     dropout: float = Field(0.0, ge=0, lt=1)  # head classifier: on the representation, before the Linear layer
 
 
-class SimCLR(nn.Module):
+class SimCLR(Network):
     Config = SimCLRConfig
-    family = "neural"
-    backbone_parts = ("encoder",)  # what a pretrained SimCLR provides (finetune.py); the head is new
+    tasks = ("contrastive", "classification")  # head projection, head classifier
+    backbone_parts = ("encoder",)  # what a pretrained SimCLR provides (verbs/transfer.py); the head is new
+    finetune_fields = frozenset({"head", "dropout"})  # what a fine-tuned classifier sets for itself
 
     def __init__(self, cfg: SimCLRConfig, input_shape: tuple[int, ...], n_outputs: int):
         super().__init__()
@@ -56,12 +58,12 @@ class SimCLR(nn.Module):
         self.frozen = False  # finetune mode 'frozen' (models/modes.py): the encoder stays in eval mode
 
     @classmethod
-    def check(cls, cfg) -> None:
+    def problems(cls, cfg) -> list[str]:
         """The head a task needs: task contrastive trains the projection, every other task the classifier."""
         wanted = "projection" if cfg.task.name == "contrastive" else "classifier"
         if cfg.model.head != wanted:
-            raise InputError(f"task.name '{cfg.task.name}' needs model.head '{wanted}' for model simclr, "
-                             f"got '{cfg.model.head}'")
+            return [f"task.name '{cfg.task.name}' needs model.head '{wanted}' for model simclr, got '{cfg.model.head}'"]
+        return []
 
     def encode(self, x: Tensor) -> Tensor:
         """The representation (N, features): what a linear probe and a fine-tuned classifier start from."""

@@ -32,6 +32,7 @@ from modelladder.data.tokenize import (
     train_encoder,
 )
 from modelladder.errors import InputError
+from modelladder.models.base import Network
 from modelladder.schema import Strict
 
 
@@ -239,11 +240,27 @@ class KVCache:
         return self.keys[layer, :, :, :end], self.values[layer, :, :, :end]
 
 
-class Transformer(nn.Module):
+class Transformer(Network):
     Config = TransformerConfig
-    family = "neural"
     input_kind = "text"
-    backbone_parts = ("backbone",)  # what a pretrained LanguageModel provides (finetune.py); the head is new
+    tasks = ("classification", "regression", "causal_lm", "masked_lm")  # the last two: `ladder pretrain`
+    backbone_parts = ("backbone",)  # what a pretrained LanguageModel provides (verbs/transfer.py); the head is new
+    finetune_fields = frozenset({"pooling", "dropout", "max_length"})
+
+    @classmethod
+    def problems(cls, cfg) -> list[str]:
+        causal = cfg.task.name == "causal_lm"
+        if cfg.task.name in ("causal_lm", "masked_lm") and cfg.model.causal != causal:
+            return [f"task.name '{cfg.task.name}' needs model.causal {str(causal).lower()}, "
+                    f"got {str(cfg.model.causal).lower()}"]
+        return []
+
+    @classmethod
+    def language_model(cls, cfg: TransformerConfig, base: nn.Module | None = None) -> LanguageModel:
+        return LanguageModel(cfg)
+
+    def input_embeddings(self) -> nn.Embedding:
+        return self.backbone.tokens
 
     def __init__(self, cfg: TransformerConfig, input_shape: tuple[int, ...], n_outputs: int):
         super().__init__()

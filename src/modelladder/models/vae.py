@@ -5,7 +5,7 @@ kind mlp: flatten -> Linear -> activation per width in `hidden`, then two Linear
 the decoder mirrors the widths. kind conv: stride-2 convolutions as the conv autoencoder (models/autoencoder.py).
 forward(x) decodes a sample of q(z|x) in training mode and its mean in eval mode.
 
-head classifier (what fine-tuning from a VAE run sets, finetune.py): the encoder and the mean of q(z|x)
+head classifier (what fine-tuning from a VAE run sets, verbs/transfer.py): the encoder and the mean of q(z|x)
 with a new Dropout -> Linear head to the classes instead of the decoder, for task classification.
 """
 
@@ -18,12 +18,13 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from modelladder.models.autoencoder import (
-    check_head,
     conv_decoder,
     conv_encoder,
+    head_problems,
     mlp_decoder,
     mlp_encoder,
 )
+from modelladder.models.base import Network
 from modelladder.schema import Strict
 
 
@@ -38,12 +39,11 @@ class VAEConfig(Strict):
     dropout: float = Field(0.0, ge=0, lt=1)  # head classifier: on the mean, before the Linear layer
 
 
-class VAE(nn.Module):
+class VAE(Network):
     Config = VAEConfig
-    family = "neural"
     input_kind = "pixels"  # the shared model suite's images in [0, 1]
     tasks = ("vae", "classification")  # head decoder, head classifier
-    backbone_parts = ("encoder", "mean")  # what a pretrained VAE gives a classifier (finetune.py)
+    backbone_parts = ("encoder", "mean")  # what a pretrained VAE gives a classifier (verbs/transfer.py)
 
     def __init__(self, cfg: VAEConfig, input_shape: tuple[int, ...], n_outputs: int):
         super().__init__()
@@ -65,8 +65,8 @@ class VAE(nn.Module):
         self.frozen = False  # finetune mode 'frozen' (models/modes.py): the encoder stays in eval mode
 
     @classmethod
-    def check(cls, cfg) -> None:
-        check_head(cfg, "vae")
+    def problems(cls, cfg) -> list[str]:
+        return head_problems(cfg, "vae")
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """The mean and log-variance (N, latent) of q(z|x)."""

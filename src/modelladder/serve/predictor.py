@@ -6,13 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
-from modelladder.config import RunConfig, validate_run
+from modelladder.config import RunConfig
 from modelladder.errors import InputError
 from modelladder.models.build import build_model, is_neural
 from modelladder.registry import MODELS, TASKS, lookup
-from modelladder.runs import read_json
+from modelladder.runs import read_json, read_run_config
 
 
 class Predictor:
@@ -36,16 +35,7 @@ class Predictor:
     @classmethod
     def load(cls, run_dir: str | Path) -> Predictor:
         run_dir = Path(run_dir)
-        if not run_dir.is_dir():
-            raise InputError(f"run folder {run_dir} does not exist")
-        config_file = run_dir / "config.yaml"
-        if not config_file.is_file():
-            raise InputError(f"{config_file} is missing: is {run_dir} a ModelLadder run folder?")
-        try:
-            raw = yaml.safe_load(config_file.read_text())
-        except yaml.YAMLError as err:
-            raise InputError(f"{config_file} is not valid YAML: {err}") from None
-        cfg = validate_run(raw if isinstance(raw, dict) else {})
+        cfg = read_run_config(run_dir)
         preprocess = read_json(run_dir / "preprocess.json")
         shape = tuple(preprocess["input_shape"])
         n_outputs = len(preprocess["classes"]) or 1
@@ -70,7 +60,7 @@ class Predictor:
     def scores(self, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:
         """Class probabilities (N, n_classes) or regression values (N,) for preprocessed features
         (cleaned texts for a text run)."""
-        if not hasattr(lookup(TASKS, "task.name", self.cfg.task.name), "decode"):  # autoencoders, VAEs, GANs
+        if not lookup(TASKS, "task.name", self.cfg.task.name).predicts:  # autoencoders, VAEs, GANs
             raise InputError(f"run {self.run_dir} was trained for task.name '{self.cfg.task.name}', which makes "
                              "no predictions: predict with a classification or regression run")
         if not is_neural(self.model):
@@ -79,7 +69,7 @@ class Predictor:
             return self.model.predict(X).astype(np.float32)
         if len(X) == 0:
             return np.zeros((0, len(self.classes)) if self.classes else (0,), np.float32)
-        from modelladder.train.batches import TokenSequences, make_source, unsort
+        from modelladder.data.batches import TokenSequences, make_source, unsort
 
         if self.encoder is not None:
             X = TokenSequences(self.encoder.encode(list(X)), self.encoder.pad_id)

@@ -32,19 +32,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from modelladder.errors import InputError
-from modelladder.tasks.reconstruction import check_generative, first_per_class, pixel_stats, to_pixels
+from modelladder.tasks.base import Task
+from modelladder.tasks.reconstruction import first_per_class, generative_problems, pixel_stats, to_pixels
 
 KS = (1, 5)  # the recall@k reported
 QUERIES = 4  # retrieval examples drawn in each picture
 CAPTION_DATASETS = ("coco_mini", "digits_captions", "mnist_captions")
 
 
-class Clip:
+class Clip(Task):
     target_dtype = torch.long  # labels: (class, caption indices) rows
     data_task = "clip"  # the caption datasets load their labels for this task only
     monitor = ("loss", "min")
-    models = ("clip",)
 
     def __init__(self, captions: tuple[Tensor, Tensor], prompts: tuple[Tensor, Tensor] | None = None, *,
                  texts: Sequence[str] = (), mean: tuple[float, ...] = (0.0,), std: tuple[float, ...] = (1.0,),
@@ -54,11 +53,11 @@ class Clip:
         self.synthetic, self.encoder = synthetic, encoder
 
     @classmethod
-    def check(cls, cfg, data) -> None:
-        check_generative(cfg, data, cls.models)
-        if "captions" not in data.preprocess:
-            raise InputError(f"task.name 'clip' needs images paired with captions: data.dataset must be one of "
-                             f"{list(CAPTION_DATASETS)}, got '{cfg.data.dataset}'")
+    def problems(cls, cfg, data) -> list[str]:
+        if "captions" not in data.preprocess and data.kind == "image":
+            return [f"task.name 'clip' needs images paired with captions: data.dataset must be one of "
+                    f"{list(CAPTION_DATASETS)}, got '{cfg.data.dataset}'"]
+        return generative_problems(cfg, data)
 
     @classmethod
     def from_config(cls, cfg, data) -> Clip:
@@ -117,7 +116,7 @@ class Clip:
 
 def token_table(encoder, texts: list[str]) -> tuple[Tensor, Tensor]:
     """Every text's token ids (n, L) and mask (n, L), padded to the longest."""
-    from modelladder.train.batches import TokenSequences
+    from modelladder.data.batches import TokenSequences
 
     return TokenSequences(encoder.encode(texts), encoder.pad_id).take(torch.arange(len(texts)))
 

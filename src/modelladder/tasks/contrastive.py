@@ -25,26 +25,27 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from modelladder.tasks.reconstruction import check_generative, first_per_class, pixel_stats, to_pixels
+from modelladder.tasks.base import Task
+from modelladder.tasks.reconstruction import first_per_class, generative_problems, pixel_stats, to_pixels
 
 ZOOM, ROTATE, SHIFT, NOISE = (0.8, 1.1), 15.0, 0.1, 0.1  # zoom range, degrees, fraction of the size, pixel std
 PROBE_EXAMPLES = 1000  # labelled training images the linear probe and k-NN are fitted on
 NEIGHBOURS = 10
 
 
-class Contrastive:
+class Contrastive(Task):
     target_dtype = torch.long  # the class labels ride along (only the probes use them)
     data_task = "classification"  # the data layer loads the images with their class labels
     monitor = ("loss", "min")
-    models = ("simclr",)
+    pretrains_encoder = True
 
     def __init__(self, temperature: float = 0.5, mean: tuple[float, ...] = (0.0,), std: tuple[float, ...] = (1.0,),
                  *, seed: int = 0, probe: tuple[np.ndarray, np.ndarray] | None = None):
         self.temperature, self.mean, self.std, self.seed, self.probe = temperature, mean, std, seed, probe
 
     @classmethod
-    def check(cls, cfg, data) -> None:
-        check_generative(cfg, data, cls.models)
+    def problems(cls, cfg, data) -> list[str]:
+        return generative_problems(cfg, data)
 
     @classmethod
     def from_config(cls, cfg, data) -> Contrastive:

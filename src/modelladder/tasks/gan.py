@@ -22,15 +22,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from modelladder.errors import InputError
-from modelladder.tasks.reconstruction import check_generative, pixel_stats, to_pixels
+from modelladder.tasks.base import Task
+from modelladder.tasks.reconstruction import generative_problems, pixel_stats, to_pixels
 
 
-class GAN:
+class GAN(Task):
     target_dtype = torch.long  # the class labels ride along (pictures pick one input per class)
     data_task = "classification"  # the data layer loads the images with their class labels
     monitor = ("loss", "min")
-    models = ("gan",)
 
     def __init__(self, mean: tuple[float, ...] = (0.0,), std: tuple[float, ...] = (1.0,), *, seed: int = 0,
                  sample_every: int = 500, classifier: Path | None = None):
@@ -38,21 +37,14 @@ class GAN:
         self.sample_every, self.classifier = sample_every, classifier
 
     @classmethod
-    def check(cls, cfg, data) -> None:
-        check_generative(cfg, data, cls.models)
+    def problems(cls, cfg, data) -> list[str]:
         problems = []
         if cfg.train.precision != "fp32":
             problems.append(f"task.name 'gan' trains in fp32 (its two updates have no loss scaling): "
                             f"train.precision must be 'fp32', got '{cfg.train.precision}'")
-        if cfg.train.l1 or cfg.train.l2:
-            problems.append("task.name 'gan' takes no train.l1 / train.l2 penalty (it would mix both networks' "
-                            "weights into each update); use train.optimizer.weight_decay")
-        if problems:
-            raise InputError(problems)
-        if cfg.eval.classifier is not None:
-            from modelladder.evaluate.generative import load_classifier
-
-            load_classifier(cfg.eval.classifier, data.input_shape)
+        problems += cfg.train.penalty_problems("task.name 'gan'", "it would mix both networks' weights into each "
+                                               "update")
+        return [*problems, *generative_problems(cfg, data)]
 
     @classmethod
     def from_config(cls, cfg, data) -> GAN:

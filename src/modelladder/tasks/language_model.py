@@ -16,10 +16,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from modelladder.data.tokenize import MASK_ID, SPECIAL
+from modelladder.tasks.base import Task
+
 IGNORE = -100  # cross_entropy's ignore_index: positions without a target
 
 
-class CausalLM:
+class CausalLM(Task):
     """Next-token prediction: the logits at every position are scored against the following token."""
 
     target_dtype = torch.long
@@ -27,6 +30,11 @@ class CausalLM:
 
     def __init__(self, chars_per_token: float = 1.0):
         self.chars_per_token = chars_per_token
+
+    @classmethod
+    def from_config(cls, cfg, data) -> CausalLM:
+        """`data`: the corpus a `ladder pretrain` run prepared (verbs/pretrain.py PretrainData)."""
+        return cls(chars_per_token=data.tokens.chars_per_token)
 
     def loss(self, model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         logits = model(x)
@@ -42,7 +50,7 @@ class CausalLM:
                 "bits_per_char": loss / math.log(2) / self.chars_per_token}
 
 
-class MaskedLM:
+class MaskedLM(Task):
     """BERT's masked-token prediction: `rate` of the tokens are chosen; of those, 80% become [MASK], 10% a
     random token and 10% stay, and the model predicts the original tokens at the chosen positions.
 
@@ -58,6 +66,11 @@ class MaskedLM:
     def __init__(self, mask_id: int, first_token: int, vocab_size: int, rate: float = 0.15, seed: int = 0):
         self.mask_id, self.rate, self.seed = mask_id, rate, seed
         self.random_tokens = (first_token, vocab_size)  # random replacements: real tokens, not special ones
+
+    @classmethod
+    def from_config(cls, cfg, data) -> MaskedLM:
+        """`data`: the corpus a `ladder pretrain` run prepared (verbs/pretrain.py PretrainData)."""
+        return cls(mask_id=MASK_ID, first_token=len(SPECIAL), vocab_size=data.encoder.vocab_size, seed=cfg.seed)
 
     def mask(self, x: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
         """(inputs, targets): x with the chosen tokens replaced, and x at the chosen positions (IGNORE elsewhere)."""

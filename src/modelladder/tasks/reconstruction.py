@@ -18,20 +18,21 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from modelladder.errors import InputError
+from modelladder.tasks.base import Task
 
 
-class Reconstruction:
+class Reconstruction(Task):
     target_dtype = torch.long  # the class labels ride along (pictures pick one input per class)
     data_task = "classification"  # the data layer loads the images with their class labels
     monitor = ("loss", "min")
-    models = ("autoencoder",)  # the models this task trains
+    pretrains_encoder = True
 
     def __init__(self, loss: str = "bce", mean: tuple[float, ...] = (0.0,), std: tuple[float, ...] = (1.0,)):
         self.loss_name, self.mean, self.std = loss, mean, std
 
     @classmethod
-    def check(cls, cfg, data) -> None:
-        check_generative(cfg, data, cls.models)
+    def problems(cls, cfg, data) -> list[str]:
+        return generative_problems(cfg, data)
 
     @classmethod
     def from_config(cls, cfg, data) -> Reconstruction:
@@ -63,17 +64,20 @@ class Reconstruction:
 # ---------------------------------------------------------------- shared by the generative tasks
 
 
-def check_generative(cfg, data, models: tuple[str, ...]) -> None:
-    """Image data and one of `models`: what every generative task needs before anything is trained."""
-    problems = []
-    if cfg.model.name not in models:
-        problems.append(f"task.name '{cfg.task.name}' trains model.name {' or '.join(map(repr, models))}, "
-                        f"got '{cfg.model.name}'")
+def generative_problems(cfg, data) -> list[str]:
+    """Image data: what every generative task needs (which models train it is declared by the models), and a
+    usable eval.classifier when one is named."""
     if data.kind != "image":
-        problems.append(f"task.name '{cfg.task.name}' needs image data, but data.dataset '{cfg.data.dataset}' "
-                        f"is {data.kind} data")
-    if problems:
-        raise InputError(problems)
+        return [f"task.name '{cfg.task.name}' needs image data, but data.dataset '{cfg.data.dataset}' "
+                f"is {data.kind} data"]
+    if cfg.eval.classifier is not None:
+        from modelladder.evaluate.generative import load_classifier
+
+        try:
+            load_classifier(cfg.eval.classifier, data.input_shape)
+        except InputError as err:
+            return err.problems
+    return []
 
 
 def pixel_stats(data) -> tuple[tuple[float, ...], tuple[float, ...]]:

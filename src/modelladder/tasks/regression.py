@@ -8,11 +8,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from modelladder.evaluate.metrics import regression_metrics
+from modelladder.tasks.base import Task
 
 
-class Regression:
+class Regression(Task):
     target_dtype = torch.float32
     monitor = ("mse", "min")  # the default validation metric and its better direction
+    predicts = True
 
     def loss(self, model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         outputs = model(x)

@@ -15,9 +15,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from modelladder.tasks.base import Task
 from modelladder.tasks.reconstruction import (
-    check_generative,
     first_per_class,
+    generative_problems,
     pixel_errors,
     pixel_stats,
     save_reconstructions,
@@ -27,11 +28,11 @@ from modelladder.tasks.reconstruction import (
 INTERPOLATION_STEPS = 10
 
 
-class VAE:
+class VAE(Task):
     target_dtype = torch.long  # the class labels ride along (pictures pick one input per class)
     data_task = "classification"  # the data layer loads the images with their class labels
     monitor = ("loss", "min")
-    models = ("vae",)
+    pretrains_encoder = True
 
     def __init__(self, loss: str = "bce", beta: float = 1.0, mean: tuple[float, ...] = (0.0,),
                  std: tuple[float, ...] = (1.0,), *, seed: int = 0, sample_every: int = 500,
@@ -40,12 +41,8 @@ class VAE:
         self.seed, self.sample_every, self.classifier = seed, sample_every, classifier
 
     @classmethod
-    def check(cls, cfg, data) -> None:
-        check_generative(cfg, data, cls.models)
-        if cfg.eval.classifier is not None:
-            from modelladder.evaluate.generative import load_classifier
-
-            load_classifier(cfg.eval.classifier, data.input_shape)
+    def problems(cls, cfg, data) -> list[str]:
+        return generative_problems(cfg, data)
 
     @classmethod
     def from_config(cls, cfg, data) -> VAE:

@@ -4,7 +4,7 @@ With train.distributed.strategy 'fsdp' the model is sharded instead (train/fsdp.
 
 A distributed run is the single-process run with each batch computed in parts:
 - train.batch_size is the global batch. Every rank draws the same epoch order from the seed
-  (train/batches.py) and takes every world-th example of each batch, `idx[rank::world]`.
+  (data/batches.py) and takes every world-th example of each batch, `idx[rank::world]`.
 - each rank's mean loss is weighted by its share of the batch, and DDP sums the ranks' gradients (a
   comm hook without DDP's division by the world size): the gradient is the batch mean's, even when
   the last batch does not split evenly.
@@ -25,11 +25,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import logging
-import os
-import sys
-import tempfile
-import uuid
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -39,30 +34,12 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
-from modelladder.config import RunConfig, TrainConfig
+from modelladder.config import TrainConfig
+from modelladder.data.batches import TokenSequences, TokenWindows
 from modelladder.errors import InputError
-from modelladder.train.batches import TokenSequences, TokenWindows
 from modelladder.train.checkpoint import load_checkpoint, rng_states
 
-BACKENDS = {"cpu": "gloo", "cuda": "nccl"}
 FINGERPRINT_VALUES = 2**20  # values per data tensor hashed to check that every rank trains on the same data
-
-
-def is_worker() -> bool:
-    """True in a process that torchrun (or `ladder train --nproc`) started as one of several."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
-
-
-def context(device: torch.device, strategy: str = "ddp") -> SingleProcess | Context:
-    """This process's part in the process group that worker_train (or a test) set up, replicating the model (ddp)
-    or sharding it (fsdp); else the one-process run."""
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        if strategy == "fsdp":
-            from modelladder.train.fsdp import Sharded
-
-            return Sharded(device)
-        return Context(device)
-    return SingleProcess(device)
 
 
 class SingleProcess:
@@ -117,6 +94,30 @@ class Context:
         self.device = torch.device("cuda", torch.cuda.current_device()) if device.type == "cuda" else device
         self.comm = self.device if dist.get_backend() == "nccl" else torch.device("cpu")  # nccl moves CUDA tensors
 
+    @classmethod
+    def check(cls, task, cfg: TrainConfig, n_train: int, world: int) -> None:
+        """What a run on `world` processes with this strategy cannot do, as one InputError."""
+        problems = []
+        if task.train_step is not None:
+            problems.append(f"this task ({task.__name__}) brings its own training step, which DistributedDataParallel "
+                            "does not synchronise: train it in one process (leave out --nproc / torchrun)")
+        if cfg.privacy is not None:
+            problems.append("train.privacy (DP-SGD) clips each example's gradient within one process: train it in one "
+                            "process (leave out --nproc / torchrun)")
+        problems += cls.strategy_problems(cfg)
+        last = n_train % cfg.batch_size or cfg.batch_size
+        if last < world:
+            problems.append(f"{world} processes need at least {world} examples in every batch, but train.batch_size "
+                            f"{cfg.batch_size} with {n_train} training examples leaves a last batch of {last}: change "
+                            "train.batch_size or run fewer processes")
+        if problems:
+            raise InputError(problems)
+
+    @classmethod
+    def strategy_problems(cls, cfg: TrainConfig) -> list[str]:
+        """What this strategy in particular cannot do: DDP replicates the model, so nothing."""
+        return []
+
     def progress(self, bar):
         """Rank 0's progress bar; the other ranks draw none."""
         return bar if self.main else nullcontext([])
@@ -134,7 +135,7 @@ class Context:
 
     def shard(self, model: nn.Module, task, cfg: TrainConfig, source, loss_fn):
         """This rank's view of the batch source and a loss that runs through DDP (see the module docstring)."""
-        check(type(task), cfg, len(source), self.world)
+        self.check(type(task), cfg, len(source), self.world)
         self._same_data(source)
         part = _Shard(source, self.rank, self.world)
         ddp = DistributedDataParallel(_LossModule(model, loss_fn),
@@ -255,38 +256,6 @@ def _sum_gradients(state, bucket):
     return dist.all_reduce(bucket.buffer(), async_op=True).get_future().then(lambda fut: fut.value()[0])
 
 
-def check(task_cls: type, cfg: TrainConfig, n_train: int, world: int) -> None:
-    """What a run on `world` processes cannot do, as one InputError."""
-    problems = []
-    if hasattr(task_cls, "train_step"):
-        problems.append(f"this task ({task_cls.__name__}) brings its own training step, which DistributedDataParallel "
-                        "does not synchronise: train it in one process (leave out --nproc / torchrun)")
-    if cfg.privacy is not None:
-        problems.append("train.privacy (DP-SGD) clips each example's gradient within one process: train it in one "
-                        "process (leave out --nproc / torchrun)")
-    if cfg.distributed.strategy == "fsdp":
-        from modelladder.train.fsdp import check_sharded
-
-        problems += check_sharded(cfg)
-    last = n_train % cfg.batch_size or cfg.batch_size
-    if last < world:
-        problems.append(f"{world} processes need at least {world} examples in every batch, but train.batch_size "
-                        f"{cfg.batch_size} with {n_train} training examples leaves a last batch of {last}: change "
-                        "train.batch_size or run fewer processes")
-    if problems:
-        raise InputError(problems)
-
-
-def check_run(cfg: RunConfig, n_train: int, world: int) -> None:
-    """check() for a run config, and that its rung is a network."""
-    from modelladder.registry import MODELS, TASKS, lookup
-
-    if not issubclass(lookup(MODELS, "model.name", cfg.model.name), nn.Module):
-        raise InputError(f"model.name '{cfg.model.name}' is a scikit-learn rung, which trains in one process: "
-                         "leave out --nproc / torchrun for it")
-    check(lookup(TASKS, "task.name", cfg.task.name), cfg.train, n_train, world)
-
-
 def _same_world(state: dict, world: int) -> None:
     made = state.get("world_size", 1)
     if made != world:
@@ -312,134 +281,3 @@ def _fingerprint(source) -> int:
 def _plain(value):
     """JSON for numpy scalars and paths (what evaluate() and the loop hand to from_main)."""
     return value.item() if isinstance(value, np.generic) else str(value)
-
-
-# ---------------------------------------------------------------- `ladder train` on several processes
-
-
-def worker_train(cfg: RunConfig, path: Path, *, overwrite: bool, resume: bool) -> tuple[Path, dict] | None:
-    """`ladder train` in one process of several (torchrun's environment: RANK, WORLD_SIZE, LOCAL_RANK,
-    MASTER_ADDR, MASTER_PORT). Rank 0 prepares the run folder and runs pipeline.train_run; the others
-    train in step with it. Returns rank 0's (run folder, result), None on the other ranks."""
-    from modelladder.pipeline import load_run_data, train_run
-    from modelladder.runs import prepare
-
-    group = _init_process_group(cfg.train.device)
-    try:
-        if not (overwrite or resume):
-            group.from_main(lambda: _refuse_existing(path))  # before the data is loaded
-        data = load_run_data(cfg)
-        check_run(cfg, len(data.X_train), group.world)
-        run_dir = Path(group.from_main(lambda: str(prepare(path, overwrite=overwrite, resume=resume))))
-        if group.main:
-            return run_dir, train_run(cfg, run_dir, resume=resume, data=data)
-        follow_run(cfg, data, run_dir, resume=resume)
-        return None
-    finally:
-        dist.destroy_process_group()
-
-
-def follow_run(cfg: RunConfig, data, run_dir: Path, *, resume: bool) -> None:
-    """What pipeline.train_run does on a rank other than 0: the same model, task and encoded data,
-    trained in step with rank 0, nothing written (the tokenizer rank 0 saves goes to a scratch folder)."""
-    from modelladder.models.build import build_model
-    from modelladder.pipeline import encoded, make_task, text_encoder
-    from modelladder.train.loop import fit
-
-    transfer = None
-    if cfg.finetune is not None:
-        from modelladder.finetune import Transfer
-
-        transfer = Transfer(cfg)
-        cfg = transfer.cfg
-    task = make_task(cfg, data)
-    model = build_model(cfg.model, data.input_shape, data.n_outputs, seed=cfg.seed, task=cfg.task.name)
-    if transfer is not None:
-        model = transfer.start(model)
-    with tempfile.TemporaryDirectory(prefix="ladder-rank-") as scratch:
-        encoder = transfer.encoder(Path(scratch)) if transfer is not None else text_encoder(cfg, data, Path(scratch))
-    fit(model, task, encoded(data, encoder), cfg.train, seed=cfg.seed, run_dir=run_dir, augment=cfg.data.augment,
-        resume=resume)
-
-
-def _refuse_existing(path: Path) -> None:
-    from modelladder.runs import prepare
-
-    if path.exists():
-        prepare(path)  # raises: the folder exists and neither --overwrite nor --resume was given
-
-
-def _init_process_group(device_name: str) -> Context:
-    """The process group from torchrun's environment, gloo for a CPU run and nccl for a GPU run."""
-    from modelladder.train.loop import resolve_device
-
-    device = resolve_device(device_name)
-    if device.type not in BACKENDS:
-        raise InputError(f"distributed training runs on train.device 'cpu' or 'cuda', got '{device_name}'")
-    if device.type == "cuda":
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    dist.init_process_group(BACKENDS[device.type])
-    return Context(device)
-
-
-def launch_train(args, cfg: RunConfig, path: Path) -> int:
-    """`ladder train --nproc N`: check the run here (folder, data, what DDP can do), then run `python -m
-    modelladder train` as N local processes with torch's elastic launcher (torchrun's engine) on a free
-    loopback port. Rank 0 prints to this terminal; another rank's output is shown if it fails."""
-    from modelladder.pipeline import load_run_data
-    from modelladder.runs import prepare
-
-    if args.nproc < 1:
-        raise InputError(f"--nproc must be at least 1, got {args.nproc}")
-    if is_worker():
-        raise InputError("--nproc starts its own processes: under torchrun leave it out")
-    if args.resume:
-        prepare(path, resume=True)  # refuses a folder that does not exist
-    elif not args.overwrite:
-        _refuse_existing(path)
-    check_run(cfg, len(load_run_data(cfg).X_train), args.nproc)
-    if cfg.train.device == "cuda" and torch.cuda.device_count() < args.nproc:
-        raise InputError(f"--nproc {args.nproc} with train.device 'cuda' needs a GPU per process; this machine "
-                         f"has {torch.cuda.device_count()}")
-    return launch(args.nproc, _worker_argv(args, path.name))
-
-
-def _worker_argv(args, name: str) -> list[str]:
-    argv = ["train", str(args.config), "--runs-dir", str(args.runs_dir), "--name", name]
-    argv += [f"--set={override}" for override in args.overrides]
-    argv += [flag for flag, on in (("--resume", args.resume), ("--overwrite", args.overwrite)) if on]
-    return argv + (["--mlflow", args.mlflow] if args.mlflow else [])
-
-
-def launch(nproc: int, argv: list[str]) -> int:
-    """`python -m modelladder ARGV` on `nproc` local processes, as `torchrun --standalone` starts them; the
-    exit status is 0, 2 when every failed process failed on bad input, else 1."""
-    from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, Std
-    from torch.distributed.elastic.multiprocessing.api import SignalException
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
-
-    # as torchrun does: the processes share the cores instead of each taking all of them
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # failures are reported below
-    with tempfile.TemporaryDirectory(prefix="ladder-ranks-") as logs:
-        config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=uuid.uuid4().hex,
-                              rdzv_backend="c10d", rdzv_endpoint="127.0.0.1:0", max_restarts=0,
-                              logs_specs=DefaultLogsSpecs(log_dir=logs, redirects={r: Std.ALL for r in range(1, nproc)}))
-        try:
-            elastic_launch(config, sys.executable)("-m", "modelladder", *argv)
-        except ChildFailedError as err:
-            codes = {rank: failure.exitcode for rank, failure in err.failures.items()}
-            if 0 not in codes:  # rank 0's output went to this terminal; another rank's is in its log
-                for rank in sorted(codes):
-                    print(f"rank {rank} failed (exit status {codes[rank]}):\n{_log_tail(Path(logs), rank)}",
-                          file=sys.stderr)
-            return 2 if all(code == 2 for code in codes.values()) else 1
-        except SignalException:  # Ctrl-C: the launcher has stopped the processes (rank 0 said "interrupted")
-            return 130
-    return 0
-
-
-def _log_tail(logs: Path, rank: int, lines: int = 20) -> str:
-    found = sorted(logs.glob(f"*/attempt_*/{rank}/stderr.log"))
-    return "\n".join(found[-1].read_text().splitlines()[-lines:]) if found else "(no output)"

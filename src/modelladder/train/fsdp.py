@@ -28,13 +28,18 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict, get_optimizer_state_dict,
-                                                     set_model_state_dict, set_optimizer_state_dict)
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_optimizer_state_dict,
+    set_model_state_dict,
+    set_optimizer_state_dict,
+)
 from torch.distributed.fsdp import FSDPModule, fully_shard
 
 from modelladder.config import TrainConfig
 from modelladder.train.checkpoint import load_checkpoint
-from modelladder.train.distributed import Context, _LossModule, _Shard, check
+from modelladder.train.distributed import Context, _LossModule, _Shard
 
 WHOLE = StateDictOptions(full_state_dict=True)  # every rank gets (or gives) the unsharded tensors
 WHOLE_ON_RANK_0 = StateDictOptions(full_state_dict=True, cpu_offload=True)  # rank 0 alone, in CPU memory
@@ -47,6 +52,17 @@ class Sharded(Context):
         super().__init__(device)
         self.root: _LossModule | None = None  # the sharded copy behind the loss, made by trained()
         self.stale = False  # a step has changed the shards since the plain model last got their weights
+
+    @classmethod
+    def strategy_problems(cls, cfg: TrainConfig) -> list[str]:
+        """What an FSDP run cannot do: a penalty or a loss scaler on whole weights that exist only as shards."""
+        problems = cfg.penalty_problems("train.distributed.strategy 'fsdp'", "the penalty needs the whole weights, "
+                                        "which FSDP holds only as shards", "train.optimizer.weight_decay, or strategy "
+                                        "'ddp'")
+        if cfg.precision == "fp16" and cfg.device != "cpu":
+            problems.append("train.precision 'fp16' scales the loss with a GradScaler, which is not wired to FSDP's "
+                            "sharded gradients here: use 'bf16' with train.distributed.strategy 'fsdp', or strategy 'ddp'")
+        return problems
 
     def trained(self, model: nn.Module) -> nn.Module:
         """The sharded copy of `model` (made on the first call): the module whose parameters the optimizer updates."""
@@ -66,7 +82,7 @@ class Sharded(Context):
 
     def shard(self, model: nn.Module, task, cfg: TrainConfig, source, loss_fn):
         """This rank's view of the batch source and a loss that runs through the sharded copy."""
-        check(type(task), cfg, len(source), self.world)
+        self.check(type(task), cfg, len(source), self.world)
         self._same_data(source)
         part = _Shard(source, self.rank, self.world)
         self.trained(model)  # the copy: made already when the loop built its optimizer
@@ -102,18 +118,6 @@ class Sharded(Context):
         set_model_state_dict(self.root.model, model.state_dict(), options=WHOLE)
         self.stale = False
         return state
-
-
-def check_sharded(cfg: TrainConfig) -> list[str]:
-    """What an FSDP run cannot do, as problems for distributed.check()."""
-    problems = []
-    if cfg.l1 or cfg.l2:
-        problems.append("train.l1 / train.l2 add a penalty on the whole weights, which train.distributed.strategy "
-                        "'fsdp' holds only as shards: use train.optimizer.weight_decay, or strategy 'ddp'")
-    if cfg.precision == "fp16" and cfg.device != "cpu":
-        problems.append("train.precision 'fp16' scales the loss with a GradScaler, which is not wired to FSDP's "
-                        "sharded gradients here: use 'bf16' with train.distributed.strategy 'fsdp', or strategy 'ddp'")
-    return problems
 
 
 def _blocks(model: nn.Module) -> list[nn.Module]:

@@ -11,14 +11,11 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from modelladder.config import TrainConfig, read_yaml
 from modelladder.errors import InputError
 from modelladder.runs import read_json
-
-if TYPE_CHECKING:
-    from modelladder.train.loop import FitResult
+from modelladder.train.state import FitResult
 
 MODEL_FILES = ("model.safetensors", "model.skops", "config.yaml", "preprocess.json", "tokenizer.json")
 PARAMS_PER_CALL, METRICS_PER_CALL = 100, 1000  # MLflow's limits for one log_batch call

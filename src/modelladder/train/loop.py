@@ -1,6 +1,6 @@
 """The one training loop: fit(model, task, data, cfg) trains any network on any task.
 
-Batches come from a source (train/batches.py: dense tensors, or token sequences bucketed by
+Batches come from a source (data/batches.py: dense tensors, or token sequences bucketed by
 length) as a per-epoch list of index tensors drawn from (seed, epoch), so a run is fully described by its step, epoch, position in the epoch and RNG
 states; checkpoints hold exactly that, and a run resumed from any checkpoint ends with the same
 weights and the same metrics.jsonl, bit for bit on CPU, as the run that was never interrupted.
@@ -15,7 +15,6 @@ import time
 import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -24,26 +23,17 @@ import torch
 from torch import Tensor, nn
 
 from modelladder.config import AugmentConfig, TrainConfig
+from modelladder.data.batches import make_source
 from modelladder.data.bundle import DataBundle
-from modelladder.errors import InputError, did_you_mean
-from modelladder.train import distributed
-from modelladder.train.batches import make_source
-from modelladder.train.checkpoint import (latest_checkpoint, load_checkpoint, save_best, save_checkpoint, save_weights,
-                                          set_rng_states)
+from modelladder.errors import InputError
+from modelladder.train import parallel
+from modelladder.train.checkpoint import latest_checkpoint, save_checkpoint, save_weights, set_rng_states
+from modelladder.train.early_stopping import EarlyStopping
 from modelladder.train.optim import build_optimizer, lr_multiplier, unhooked_step, with_penalty
-from modelladder.train.progress import ProgressBar, progress_bar  # noqa: F401 (ProgressBar: importable from here, as before)
+from modelladder.train.progress import progress_bar
+from modelladder.train.state import FitResult, LoopState
 
 HOOKS = ("on_fit_start", "on_log", "on_epoch_end", "on_checkpoint", "on_fit_end")
-
-
-@dataclass
-class FitResult:
-    history: list[dict]  # one record per epoch: train_loss, lr, val_<metric> ...
-    steps: int
-    epochs: int  # completed epochs
-    train_seconds: float
-    stopped_early: bool
-    best: dict | None  # the early-stopping best: metric, value, epoch, step
 
 
 class TrainingDiverged(InputError):
@@ -52,17 +42,19 @@ class TrainingDiverged(InputError):
 
 
 def fit(model: nn.Module, task, data: DataBundle, cfg: TrainConfig, *, seed: int, run_dir: Path,
-        augment: AugmentConfig | None = None, resume: bool = False, callbacks: Sequence = ()) -> FitResult:
+        augment: AugmentConfig | None = None, resume: bool = False, callbacks: Sequence = (),
+        lr_scales: dict[str, float] | None = None) -> FitResult:
     """Train `model` (moved to cfg.device) on `data.X_train` for `task`, logging to run_dir/metrics.jsonl,
     checkpointing into run_dir/checkpoints and writing the final (or early-stopping best) weights to
     run_dir/model.safetensors. With `resume`, training continues from the newest checkpoint.
 
     Callbacks are objects with any of: on_fit_start({"step", "total_steps"}), on_log(train record),
-    on_epoch_end(history record), on_checkpoint(path), on_fit_end(FitResult). The caller's random
+    on_epoch_end(history record), on_checkpoint(path), on_fit_end(FitResult). `lr_scales`: a learning-rate
+    factor per parameter-name prefix (a fine-tuned backbone's backbone_lr). The caller's random
     state and thread count are left as they were.
     """
-    # one process, or one rank of torchrun's: DDP (distributed.py) or FSDP (fsdp.py)
-    dist = distributed.context(resolve_device(cfg.device), cfg.distributed.strategy)
+    # one process, or one rank of torchrun's: DDP or FSDP (parallel.py)
+    dist = parallel.context(resolve_device(cfg.device), cfg.distributed.strategy)
     device = dist.device
     cuda = [device.index or 0] if device.type == "cuda" else []
     with (_num_threads(cfg.threads), torch.random.fork_rng(devices=cuda),
@@ -71,7 +63,7 @@ def fit(model: nn.Module, task, data: DataBundle, cfg: TrainConfig, *, seed: int
         if cuda:
             torch.cuda.manual_seed(seed)
         loop = _Loop(model.to(device), task, data, cfg, seed, Path(run_dir), device, augment, [*callbacks, *bars],
-                     dist)
+                     dist, lr_scales)
         if resume:
             loop.restore()
         else:
@@ -80,20 +72,18 @@ def fit(model: nn.Module, task, data: DataBundle, cfg: TrainConfig, *, seed: int
 
 
 class _Loop:
-    def __init__(self, model, task, data, cfg, seed, run_dir, device, augment, callbacks, dist):
+    def __init__(self, model, task, data, cfg, seed, run_dir, device, augment, callbacks, dist, lr_scales):
         if len(data.X_train) == 0:
             raise InputError("the training split has no rows: nothing to train on")
         self.model, self.task, self.cfg, self.seed, self.device = model, task, cfg, seed, device
         self.source = make_source(data.X_train, data.y_train, task.target_dtype, device)
         self.X_val, self.y_val = data.X_val, data.y_val
-        self.optimizer = build_optimizer(dist.trained(model), cfg.optimizer)  # FSDP: the parameters are shards
+        self.optimizer = build_optimizer(dist.trained(model), cfg.optimizer, lr_scales)  # FSDP: the parameters are shards
         self.params = [p for group in self.optimizer.param_groups for p in group["params"]]
         self.loss_fn = with_penalty(task.loss, model, cfg.l1, cfg.l2)
         self.autocast, self.scaler = _precision(cfg.precision, device)
-        # chosen once: the loss-scaling calls cost Python time every step even when they do nothing
-        self._train_step = self._scaled_step if self.scaler.is_enabled() else self._plain_step
-        if hasattr(task, "train_step"):  # a task whose step is more than one update (a GAN's two)
-            self._train_step = self._task_step
+        # read once: the loss-scaling calls cost Python time every step even when they do nothing
+        self.scaled = self.scaler.is_enabled()
         self.optimizer_step = unhooked_step(self.optimizer)
         self.augment, self.generators = _augmenter(augment, seed, device, _global_generators(device))
         # distributed (train/distributed.py): each rank's part of the batches, the loss through DDP, rank 0 writes
@@ -104,19 +94,10 @@ class _Loop:
         self.total_steps = min(cfg.epochs * self.steps_per_epoch, cfg.max_steps or math.inf)
         self.run_dir, self.ckpt_dir, self.metrics_path = run_dir, run_dir / "checkpoints", run_dir / "metrics.jsonl"
         self.hooks = {name: [getattr(cb, name) for cb in callbacks if hasattr(cb, name)] for name in HOOKS}
-        if cfg.privacy is not None:
+        self.early = EarlyStopping(cfg.early_stopping, self.ckpt_dir, main=self.main)
+        if cfg.privacy is not None:  # DP-SGD replaces the optimizer's step (train/privacy.py)
             self._make_private()
-        # everything below is saved in checkpoints
-        self.step = self.epoch = self.position = 0
-        self.lr = cfg.optimizer.lr
-        self.pending: list[Tensor] = []  # detached losses not yet added to the sums below
-        self.window = [0.0, 0]  # loss sum and steps since the last train record
-        self.epoch_loss = [0.0, 0]  # loss sum and steps in this epoch
-        self.history: list[dict] = []
-        self.best: dict | None = None
-        self.bad_epochs = 0
-        self.stopped_early = False
-        self.seconds_before = 0.0
+        self.s = LoopState(lr=cfg.optimizer.lr)  # with self.early's state, what checkpoints save
         self.saved_step = -1
 
     # ------------------------------------------------------------ the loop
@@ -124,74 +105,63 @@ class _Loop:
     def run(self) -> FitResult:
         self.started = self.window_start = time.perf_counter()
         self.window_samples = 0
-        self._emit("on_fit_start", {"step": self.step, "total_steps": self.total_steps})
+        self._emit("on_fit_start", {"step": self.s.step, "total_steps": self.total_steps})
         self.model.train()
-        while self.step < self.total_steps and not self.stopped_early:
+        while self.s.step < self.total_steps and not self.early.stopped:
             self._run_epoch()
         return self._finish()
 
     def _run_epoch(self) -> None:
-        take = self.source.take
-        batches = self.source.epoch(_generator(self.seed, 0, self.epoch), self.cfg.batch_size)
-        for idx in batches[self.position :]:
+        s, take = self.s, self.source.take
+        batches = self.source.epoch(_generator(self.seed, 0, s.epoch), self.cfg.batch_size)
+        for idx in batches[s.position :]:
             x, y = take(idx)
-            self.pending.append(self._train_step(self.augment(x), y))
+            s.pending.append(self._train_step(self.augment(x), y))
             self.window_samples += len(idx)
-            self.position += 1
-            self.step += 1
-            if self.step % self.cfg.log_every == 0:
+            s.position += 1
+            s.step += 1
+            if s.step % self.cfg.log_every == 0:
                 self._log_train()
-            epoch_done = self.position == self.steps_per_epoch
+            epoch_done = s.position == self.steps_per_epoch
             if epoch_done:
                 self._end_epoch()
-            if epoch_done or (self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0):
+            if epoch_done or (self.cfg.checkpoint_every and s.step % self.cfg.checkpoint_every == 0):
                 self._checkpoint()
-            if self.step >= self.total_steps or self.stopped_early:
+            if s.step >= self.total_steps or self.early.stopped:
                 return
 
-    def _plain_step(self, x: Tensor, y: Tensor) -> Tensor:
+    def _train_step(self, x: Tensor, y: Tensor) -> Tensor:
+        """One step on the batch: the task's own (a GAN's two updates, each through _update; fp32, no L1 / L2) or
+        the loss, then one update of every parameter."""
+        if self.task.train_step is not None:
+            return self.task.train_step(self.model, x, y, self._update).detach()
         with self.autocast():
             loss, _ = self.loss_fn(self.model, x, y)
-        loss.backward()
-        if self.cfg.grad_clip is not None:
-            nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip, foreach=True)
-        self._set_lr()
-        self.optimizer_step()
-        _clear_grads(self.params)
+        self._update(loss)
         return loss.detach()
 
-    def _scaled_step(self, x: Tensor, y: Tensor) -> Tensor:
-        """The step with fp16's loss scaling: gradients are unscaled before clipping, steps with inf skipped."""
-        with self.autocast():
-            loss, _ = self.loss_fn(self.model, x, y)
-        self.scaler.scale(loss).backward()
+    def _update(self, loss: Tensor, params: list[Tensor] | None = None) -> None:
+        """One optimizer update from `loss`, of `params` alone (the optimizer skips parameters without a gradient)
+        or of every parameter. With fp16's loss scaling, gradients are unscaled before clipping, and a step with
+        inf is skipped."""
+        (self.scaler.scale(loss) if self.scaled else loss).backward(inputs=params)
         if self.cfg.grad_clip is not None:
-            self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip, foreach=True)
+            if self.scaled:
+                self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(params or self.params, self.cfg.grad_clip, foreach=True)
         self._set_lr()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        _clear_grads(self.params)
-        return loss.detach()
-
-    def _task_step(self, x: Tensor, y: Tensor) -> Tensor:
-        """The task's own step (fp32, no L1 / L2): it computes each loss and hands it to `_update`."""
-        return self.task.train_step(self.model, x, y, self._update).detach()
-
-    def _update(self, loss: Tensor, params: list[Tensor]) -> None:
-        """One optimizer update of `params` alone from `loss`: the optimizer skips parameters without a gradient."""
-        loss.backward(inputs=params)
-        if self.cfg.grad_clip is not None:
-            nn.utils.clip_grad_norm_(params, self.cfg.grad_clip, foreach=True)
-        self._set_lr()
-        self.optimizer_step()
+        if self.scaled:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer_step()
         _clear_grads(self.params)
 
     def _make_private(self) -> None:
         """train.privacy: DP-SGD (train/privacy.py); each step clips per-example gradients and adds noise."""
         from modelladder.train.privacy import make_private
 
-        if hasattr(self.task, "train_step"):
+        if self.task.train_step is not None:
             raise InputError("train.privacy supports the default training step; this task brings its own")
         private = make_private(self.model, self.optimizer, self.cfg, n_train=len(self.source),
                                generator=_generator(self.seed, 2, device=self.device),
@@ -201,75 +171,60 @@ class _Loop:
         self.hooks["on_fit_end"].append(private.on_fit_end)
 
     def _set_lr(self) -> None:
-        lr = self.cfg.optimizer.lr * lr_multiplier(self.cfg.schedule, self.step, self.total_steps, self.steps_per_epoch)
-        if lr != self.lr:  # the param groups always hold self.lr times their lr_scale, also after restore()
-            self.lr = lr
+        s = self.s
+        lr = self.cfg.optimizer.lr * lr_multiplier(self.cfg.schedule, s.step, self.total_steps, self.steps_per_epoch)
+        if lr != s.lr:  # the param groups always hold s.lr times their lr_scale, also after restore()
+            s.lr = lr
             for group in self.optimizer.param_groups:
                 group["lr"] = lr * group.get("lr_scale", 1.0)
 
     def _log_train(self) -> None:
         self._add_pending()
-        now = time.perf_counter()
-        loss, steps = self.window
-        record = {"step": self.step, "epoch": self.epoch + 1, "split": "train", "loss": loss / steps, "lr": self.lr,
+        s, now = self.s, time.perf_counter()
+        loss, steps = s.window
+        record = {"step": s.step, "epoch": s.epoch + 1, "split": "train", "loss": loss / steps, "lr": s.lr,
                   "samples_per_s": self.window_samples / max(now - self.window_start, 1e-9)}
         if self.main:
             _append_jsonl(self.metrics_path, record)
         self._emit("on_log", record)
-        self.window, self.window_samples, self.window_start = [0.0, 0], 0, now
+        s.window, self.window_samples, self.window_start = [0.0, 0], 0, now
 
     def _end_epoch(self) -> None:
         record = self._epoch_record()
-        self.epoch, self.position = self.epoch + 1, 0
-        if self.cfg.early_stopping is not None:
-            self._early_stopping(record)
+        self.s.epoch, self.s.position = self.s.epoch + 1, 0
+        self.early.on_epoch_end(record, self.model)
         self._emit("on_epoch_end", record)
 
     def _epoch_record(self) -> dict:
         """Train loss over the epoch and, when there is a validation split, its metrics and loss."""
         self._add_pending()
-        loss, steps = self.epoch_loss
-        record = {"epoch": self.epoch + 1, "step": self.step, "train_loss": loss / steps, "lr": self.lr}
-        self.epoch_loss = [0.0, 0]
+        s = self.s
+        loss, steps = s.epoch_loss
+        record = {"epoch": s.epoch + 1, "step": s.step, "train_loss": loss / steps, "lr": s.lr}
+        s.epoch_loss = [0.0, 0]
         self.dist.gather(self.model)  # FSDP: the weights from the shards, for evaluate() and save_best()
         if len(self.X_val):
             # no activations are kept for backward, so a larger batch fits
             val = self.dist.from_main(partial(evaluate, self.model, self.task, self.X_val, self.y_val,
                                               batch_size=4 * self.cfg.batch_size, autocast=self.autocast))
             if self.main:
-                _append_jsonl(self.metrics_path, {"epoch": self.epoch + 1, "step": self.step, "split": "val", **val})
+                _append_jsonl(self.metrics_path, {"epoch": s.epoch + 1, "step": s.step, "split": "val", **val})
             record.update({f"val_{k}": v for k, v in val.items()})
-        self.history.append(record)
+        s.history.append(record)
         return record
 
-    def _early_stopping(self, record: dict) -> None:
-        es = self.cfg.early_stopping
-        available = [k for k in record if k not in ("epoch", "step", "lr")]
-        if es.metric not in available:
-            raise InputError(f"train.early_stopping.metric must be one of {available}, got '{es.metric}'"
-                             + did_you_mean(es.metric, available))
-        value = record[es.metric]
-        best = None if self.best is None else self.best["value"]
-        if best is None or (value < best - es.min_delta if es.mode == "min" else value > best + es.min_delta):
-            self.best = {"metric": es.metric, "value": value, "epoch": record["epoch"], "step": self.step}
-            self.bad_epochs = 0
-            if self.main:
-                save_best(self.ckpt_dir, self.model, self.best)
-        else:
-            self.bad_epochs += 1
-            self.stopped_early = self.bad_epochs >= es.patience
-
     def _finish(self) -> FitResult:
-        if self.saved_step != self.step:
+        s = self.s
+        if self.saved_step != s.step:
             self._checkpoint()
-        if self.position:  # stopped by max_steps inside an epoch: still report where it got to
+        if s.position:  # stopped by max_steps inside an epoch: still report where it got to
             self._epoch_record()
-        if self.best is not None and self.main:
-            self._restore_best()
-        weights = "best" if self.best is not None else "final"
         if self.main:
-            save_weights(self.run_dir / "model.safetensors", self.model, {"step": str(self.step), "weights": weights})
-        result = FitResult(self.history, self.step, self.epoch, self._seconds(), self.stopped_early, self.best)
+            self.early.restore_best(self.model)
+        weights = "best" if self.early.best is not None else "final"
+        if self.main:
+            save_weights(self.run_dir / "model.safetensors", self.model, {"step": str(s.step), "weights": weights})
+        result = FitResult(s.history, s.step, s.epoch, self._seconds(), self.early.stopped, self.early.best)
         self._emit("on_fit_end", result)
         return result
 
@@ -281,27 +236,29 @@ class _Loop:
 
     def _add_pending(self) -> None:
         """Fold the pending losses into the window and epoch sums (one host sync, not one per step)."""
-        if not self.pending:
+        s = self.s
+        if not s.pending:
             return
         losses = self._finite_losses()
         total = losses.sum().item()
-        self.window = [self.window[0] + total, self.window[1] + len(losses)]
-        self.epoch_loss = [self.epoch_loss[0] + total, self.epoch_loss[1] + len(losses)]
-        self.pending = []
+        s.window = [s.window[0] + total, s.window[1] + len(losses)]
+        s.epoch_loss = [s.epoch_loss[0] + total, s.epoch_loss[1] + len(losses)]
+        s.pending = []
 
     def _finite_losses(self) -> Tensor:
-        losses = torch.stack(self.pending).double() if self.pending else torch.zeros(0, dtype=torch.float64)
+        pending = self.s.pending
+        losses = torch.stack(pending).double() if pending else torch.zeros(0, dtype=torch.float64)
         losses = self.dist.sum_losses(losses)  # distributed: each rank holds its part of every batch's loss
         bad = (~torch.isfinite(losses)).nonzero()
         if len(bad):
             first = int(bad[0])
-            self._diverged(f"the loss is {losses[first].item()} at step {self.step - len(losses) + first + 1}")
+            self._diverged(f"the loss is {losses[first].item()} at step {self.s.step - len(losses) + first + 1}")
         return losses
 
     def _diverged(self, what: str) -> None:
         last = latest_checkpoint(self.ckpt_dir)
         kept = f"the last good checkpoint is {last}" if last else "no checkpoint was written before it"
-        raise TrainingDiverged(f"training diverged: {what} (epoch {self.epoch + 1}); {kept}. "
+        raise TrainingDiverged(f"training diverged: {what} (epoch {self.s.epoch + 1}); {kept}. "
                                "Lower train.optimizer.lr or set train.grad_clip.")
 
     # ------------------------------------------------------------ checkpoints and resume
@@ -309,23 +266,18 @@ class _Loop:
     def _checkpoint(self) -> None:
         pending = self._finite_losses().tolist()
         if not all(torch.isfinite(p).all() for p in self.params):
-            self._diverged(f"the weights hold NaN or infinite values after step {self.step}")
+            self._diverged(f"the weights hold NaN or infinite values after step {self.s.step}")
         rng = self.dist.rng_states(self.generators)  # distributed: every rank's, gathered for rank 0
         optimizer_state = self.dist.gather(self.model, self.optimizer)  # FSDP: the weights and state from the shards
         path = Path(self.dist.from_main(partial(self._write_checkpoint, pending, rng, optimizer_state)))
-        self.saved_step = self.step
+        self.saved_step = self.s.step
         self._emit("on_checkpoint", path)
 
     def _write_checkpoint(self, pending: list[float], rng: dict, optimizer_state: dict | None = None) -> str:
-        state = {
-            "step": self.step, "epoch": self.epoch, "position": self.position, "lr": self.lr,
-            "seed": self.seed, "batch_size": self.cfg.batch_size, "n_train": len(self.source),
-            **rng,
-            "losses": {"pending": pending, "window": self.window, "epoch": self.epoch_loss},
-            "history": self.history, "best": self.best, "bad_epochs": self.bad_epochs,
-            "stopped_early": self.stopped_early, "scaler": self.scaler.state_dict(),
-            "metrics_bytes": self.metrics_path.stat().st_size, "train_seconds": self._seconds(),
-        }
+        state = {**self.s.to_checkpoint(pending), **self.early.state_dict(), **rng,
+                 "seed": self.seed, "batch_size": self.cfg.batch_size, "n_train": len(self.source),
+                 "scaler": self.scaler.state_dict(), "metrics_bytes": self.metrics_path.stat().st_size,
+                 "train_seconds": self._seconds()}
         return str(save_checkpoint(self.ckpt_dir, self.model, self.optimizer, state, optimizer_state))
 
     def start(self) -> None:
@@ -352,17 +304,15 @@ class _Loop:
                 raise InputError(f"cannot resume from {path}: it was made with {field} {state[key]}, "
                                  f"this run has {now}")
         self.dist.from_main(partial(self._truncate_metrics, path, state["metrics_bytes"]))
-        self.step, self.epoch, self.position, self.lr = state["step"], state["epoch"], state["position"], state["lr"]
         # float64: a distributed run's pending losses are sums of the ranks' float32 parts, not float32 values
-        self.pending = list(torch.tensor(self.dist.own_losses(state["losses"]["pending"]), dtype=torch.float64,
-                                         device=self.device))
-        self.window, self.epoch_loss = state["losses"]["window"], state["losses"]["epoch"]
-        self.history, self.best, self.bad_epochs = state["history"], state["best"], state["bad_epochs"]
-        self.stopped_early, self.seconds_before = state["stopped_early"], state["train_seconds"]
+        pending = list(torch.tensor(self.dist.own_losses(state["losses"]["pending"]), dtype=torch.float64,
+                                    device=self.device))
+        self.s = LoopState.from_checkpoint(state, pending)
+        self.early.load_state_dict(state)
         if state["scaler"]:
             self.scaler.load_state_dict(state["scaler"])
         set_rng_states(rng, self.generators)
-        self.saved_step = self.step
+        self.saved_step = self.s.step
 
     def _truncate_metrics(self, path: Path, metrics_bytes: int) -> None:
         size = self.metrics_path.stat().st_size if self.metrics_path.exists() else -1
@@ -370,14 +320,8 @@ class _Loop:
             raise InputError(f"cannot resume: {self.metrics_path} is shorter than when {path} was written")
         os.truncate(self.metrics_path, metrics_bytes)  # drop records written after the checkpoint
 
-    def _restore_best(self) -> None:
-        state = load_checkpoint(self.ckpt_dir / "best", self.model, None)
-        if state["step"] != self.best["step"]:
-            raise InputError(f"{self.ckpt_dir / 'best'} holds step {state['step']}, "
-                             f"but this run's best is step {self.best['step']}")
-
     def _seconds(self) -> float:
-        return self.seconds_before + time.perf_counter() - self.started
+        return self.s.train_seconds + time.perf_counter() - self.started
 
 
 # ---------------------------------------------------------------- evaluation

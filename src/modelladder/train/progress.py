@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import sys
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
 from modelladder.config import TrainConfig
-
-if TYPE_CHECKING:
-    from modelladder.train.loop import FitResult
+from modelladder.train.state import FitResult
 
 
 @contextmanager

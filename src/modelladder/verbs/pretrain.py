@@ -10,12 +10,12 @@ resume as for every run.
 
 The run folder describes itself: config.yaml, tokenizer.json, model.safetensors (the language model's
 weights under the names the classifier of its family has: `backbone.*` for the Transformer, `embed.*` and
-`rnn.*` for the RNN, so fine-tuning (finetune.py) can start from them), preprocess.json (kind "corpus": source, split, token and character counts), metrics.jsonl,
+`rnn.*` for the RNN, so fine-tuning (verbs/transfer.py) can start from them), preprocess.json (kind "corpus": source, split, token and character counts), metrics.jsonl,
 checkpoints/, env.json, summary.json.
 
-Image encoders pretrain too (IMAGE_PRETRAIN_TASKS): with task.name reconstruction (model autoencoder), vae
+Image encoders pretrain too (tasks whose pretrains_encoder is set, tasks/base.py): with task.name reconstruction (model autoencoder), vae
 (model vae) or contrastive (model simclr, head projection: SimCLR), data.dataset is an image dataset whose
-labels go unused by the objective, and the run is an ordinary training run (pipeline.train_run) with
+labels go unused by the objective, and the run is an ordinary training run (verbs/train.py's train_run) with
 preprocess.json of kind "image" and no tokenizer; its encoder is what finetune.from reuses.
 """
 
@@ -29,21 +29,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from modelladder.config import RunConfig, to_yaml
+from modelladder.config import RunConfig, load_run_config, to_yaml
+from modelladder.data.batches import TokenWindows
 from modelladder.data.bundle import DataBundle
 from modelladder.data.corpus import Corpus, CorpusTokens, corpus_encoder, corpus_tokens
-from modelladder.data.tokenize import MASK_ID, SPECIAL, TextEncoder
+from modelladder.data.tokenize import TextEncoder
 from modelladder.errors import InputError
-from modelladder.models.hf_causal import HFCausalLM, hf_encoder
-from modelladder.models.rnn import RNNLanguageModel
-from modelladder.models.transformer import LanguageModel
 from modelladder.registry import CORPORA, MODELS, PRETRAIN_TASKS, TASKS, lookup
-from modelladder.runs import environment, read_json, write_json, write_text
-from modelladder.train.batches import TokenWindows
-
-# image objectives whose encoder a classifier reuses (trained by pipeline.train_run), and the model each trains
-IMAGE_PRETRAIN_TASKS = {"reconstruction": "autoencoder", "vae": "vae", "contrastive": "simclr"}
-LANGUAGE_MODELS = ["transformer", "rnn", "hf_causal_lm"]  # model.name values a causal_lm run trains; masked_lm: transformer
+from modelladder.runs import claim, environment, run_path, write_json, write_text
+from modelladder.verbs.build import make_task, trained_by
+from modelladder.verbs.transfer import image_objectives, pretrained_config
 
 
 @dataclass
@@ -57,43 +52,34 @@ class PretrainData:
 
 def check_pretrain_config(cfg: RunConfig) -> None:
     """What `ladder pretrain` supports, checked before any data is read."""
-    if cfg.task.name in IMAGE_PRETRAIN_TASKS:
+    if pretrains_images(cfg):
         return check_image_pretrain(cfg)
     if cfg.task.name not in PRETRAIN_TASKS:
         raise InputError(f"ladder pretrain needs task.name "
-                         f"{' or '.join(map(repr, (*PRETRAIN_TASKS, *IMAGE_PRETRAIN_TASKS)))}, got '{cfg.task.name}'")
-    causal = cfg.task.name == "causal_lm"
-    allowed = LANGUAGE_MODELS if causal else ["transformer"]
-    if cfg.model.name not in allowed:
+                         f"{' or '.join(map(repr, (*PRETRAIN_TASKS, *image_objectives())))}, got '{cfg.task.name}'")
+    model_cls = lookup(MODELS, "model.name", cfg.model.name)
+    if cfg.task.name not in model_cls.tasks:
+        allowed = trained_by(cfg.task.name)
         raise InputError(f"ladder pretrain with task.name '{cfg.task.name}' trains model.name "
                          f"{' or '.join(map(repr, allowed))}, got '{cfg.model.name}'")
-    if cfg.model.name == "rnn" and cfg.model.bidirectional:
-        raise InputError("task.name 'causal_lm' predicts each token from the earlier ones: model.bidirectional "
-                         "must be false, got true")
-    if cfg.model.name == "hf_causal_lm" and cfg.model.mode == "frozen":
-        raise InputError("model.mode 'frozen' trains nothing: pretrain hf_causal_lm with mode 'lora' or 'full' "
-                         "(to generate with the model as it is, use ladder generate --base)")
-    if cfg.model.name == "hf_causal_lm" and cfg.model.max_length is None:
-        raise InputError("model.max_length is null: pretraining needs a window length, e.g. 256")
-    if cfg.model.name == "transformer" and cfg.model.causal != causal:
-        raise InputError(f"task.name '{cfg.task.name}' needs model.causal {str(causal).lower()}, "
-                         f"got {str(cfg.model.causal).lower()}")
+    problems = model_cls.problems(cfg)
+    if problems:
+        raise InputError(problems)
 
 
 def prepare_data(cfg: RunConfig) -> PretrainData:
     """The corpus, its tokenizer and token files (made once, then read from the cache) and the windows; for an
     image objective, the image DataBundle."""
     check_pretrain_config(cfg)
-    if cfg.task.name in IMAGE_PRETRAIN_TASKS:
-        from modelladder.pipeline import load_run_data
+    if pretrains_images(cfg):
+        from modelladder.verbs.build import load_run_data
 
         return load_run_data(cfg)
     corpus = lookup(CORPORA, "data.dataset", cfg.data.dataset)(cfg.data)
     val = cfg.data.split.val
-    if cfg.model.name == "hf_causal_lm":  # the model's own tokenizer; corpus_tokens keys the token files by it
-        encoder = hf_encoder(cfg.model.path, cfg.model.max_length)
-    else:
-        model_cls = lookup(MODELS, "model.name", cfg.model.name)
+    model_cls = lookup(MODELS, "model.name", cfg.model.name)
+    encoder = model_cls.corpus_encoder(cfg.model)  # a pretrained model's own tokenizer, or None
+    if encoder is None:
         recipe = {"model": cfg.model.name, "tokenizer": cfg.model.tokenizer.model_dump(mode="json"),
                   "vocab_size": cfg.model.vocab_size, "max_length": cfg.model.max_length}
         encoder = corpus_encoder(corpus, val, recipe, lambda texts: model_cls.make_encoder(cfg.model, texts))
@@ -113,21 +99,13 @@ def _windows(ids: np.ndarray, context: int, what: str) -> TokenWindows:
     return TokenWindows(ids, context)
 
 
-def build_language_model(cfg: RunConfig, base: nn.Module | None = None) -> LanguageModel | RNNLanguageModel | HFCausalLM:
-    """The language model for cfg.model; its initial weights depend only on cfg.seed. `base`: for
-    hf_causal_lm, the model model.path names, already loaded (it is copied, not loaded again)."""
+def build_language_model(cfg: RunConfig, base: nn.Module | None = None) -> nn.Module:
+    """The language model of cfg.model's family (models/base.py Network.language_model); its initial weights
+    depend only on cfg.seed. `base`: a pretrained model already loaded (copied, not loaded again)."""
+    model_cls = lookup(MODELS, "model.name", cfg.model.name)
     with torch.random.fork_rng():
         torch.manual_seed(cfg.seed)
-        if cfg.model.name == "hf_causal_lm":
-            return HFCausalLM(cfg.model, base)
-        return LanguageModel(cfg.model) if cfg.model.name == "transformer" else RNNLanguageModel(cfg.model)
-
-
-def make_lm_task(cfg: RunConfig, data: PretrainData):
-    task_cls = lookup(TASKS, "task.name", cfg.task.name)
-    if cfg.task.name == "causal_lm":
-        return task_cls(chars_per_token=data.tokens.chars_per_token)
-    return task_cls(mask_id=MASK_ID, first_token=len(SPECIAL), vocab_size=data.encoder.vocab_size, seed=cfg.seed)
+        return model_cls.language_model(cfg.model, base)
 
 
 def pretrain_run(cfg: RunConfig, run_dir: Path, *, resume: bool = False, data: PretrainData | None = None,
@@ -136,7 +114,7 @@ def pretrain_run(cfg: RunConfig, run_dir: Path, *, resume: bool = False, data: P
     go to fit; `base` as for build_language_model."""
     from modelladder.train.loop import fit
 
-    if cfg.task.name in IMAGE_PRETRAIN_TASKS:
+    if pretrains_images(cfg):
         return pretrain_images(cfg, run_dir, resume=resume, data=data)
     data = data if data is not None else prepare_data(cfg)
     write_text(run_dir / "config.yaml", to_yaml(cfg))
@@ -152,7 +130,7 @@ def pretrain_run(cfg: RunConfig, run_dir: Path, *, resume: bool = False, data: P
     bundle = DataBundle(X_train=data.train, y_train=np.zeros(0, np.int64), X_val=data.val,
                         y_val=np.zeros(0, np.int64), X_test=np.zeros(0), y_test=np.zeros(0, np.int64),
                         kind="corpus", input_shape=(), source=data.corpus.source)
-    result = fit(model, make_lm_task(cfg, data), bundle, cfg.train, seed=cfg.seed, run_dir=run_dir, resume=resume,
+    result = fit(model, make_task(cfg, data), bundle, cfg.train, seed=cfg.seed, run_dir=run_dir, resume=resume,
                  callbacks=callbacks)
     tokens_seen = result.steps * cfg.train.batch_size * cfg.model.max_length
     summary = {"model": cfg.model.name, "task": cfg.task.name, "family": "neural",
@@ -167,37 +145,8 @@ def pretrain_run(cfg: RunConfig, run_dir: Path, *, resume: bool = False, data: P
     return {**summary, "split": "val", "n": int(meta["val"]["tokens"]), "metrics": val}
 
 
-def pretrained_config(run_dir: str | Path, field: str = "run folder") -> RunConfig:
-    """The config of a finished `ladder pretrain` run folder; an InputError naming `field` and the file if
-    `run_dir` is not one."""
-    from modelladder.config import read_yaml, validate_run
-
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise InputError(f"{field} {run_dir} does not exist")
-    if not (run_dir / "config.yaml").is_file() or not (run_dir / "preprocess.json").is_file():
-        raise InputError(f"{field} {run_dir} is not a ModelLadder run folder (it has no config.yaml and "
-                         "preprocess.json)")
-    kind = read_json(run_dir / "preprocess.json").get("kind")
-    if kind not in ("corpus", "image"):
-        raise InputError(f"{field} {run_dir} is not a `ladder pretrain` run (its preprocess.json kind is not "
-                         "'corpus' or 'image')")
-    try:
-        cfg = validate_run(read_yaml(run_dir / "config.yaml"))
-    except InputError as err:
-        raise InputError([f"{run_dir / 'config.yaml'}: {problem}" for problem in err.problems]) from None
-    if kind == "image" and cfg.task.name not in IMAGE_PRETRAIN_TASKS:
-        raise InputError(f"{field} {run_dir} is an image run with task.name '{cfg.task.name}': a pretrained "
-                         f"image encoder comes from task.name {' or '.join(map(repr, IMAGE_PRETRAIN_TASKS))}")
-    for name in ("model.safetensors", "tokenizer.json") if kind == "corpus" else ("model.safetensors",):
-        if not (run_dir / name).is_file():
-            raise InputError(f"{run_dir / name} is missing: the run folder has no trained model "
-                             "(did pretraining finish?)")
-    return cfg
-
-
 def load_language_model(run_dir: str | Path, base: nn.Module | None = None
-                        ) -> tuple[RunConfig, LanguageModel | RNNLanguageModel | HFCausalLM, TextEncoder]:
+                        ) -> tuple[RunConfig, nn.Module, TextEncoder]:
     """(config, model with its trained weights, tokenizer) of a `ladder pretrain` run folder; `base` as for
     build_language_model."""
     from modelladder.train.checkpoint import load_weights
@@ -211,20 +160,42 @@ def load_language_model(run_dir: str | Path, base: nn.Module | None = None
 # ---------------------------------------------------------------- image encoders
 
 
+def pretrains_images(cfg: RunConfig) -> bool:
+    """Whether task.name is an image objective whose encoder a classifier reuses (tasks/base.py)."""
+    return lookup(TASKS, "task.name", cfg.task.name).pretrains_encoder
+
+
 def check_image_pretrain(cfg: RunConfig) -> None:
     """An image objective trains its own model, with the head that objective needs."""
-    wanted = IMAGE_PRETRAIN_TASKS[cfg.task.name]
-    if cfg.model.name != wanted:
-        raise InputError(f"ladder pretrain with task.name '{cfg.task.name}' trains model.name '{wanted}', "
+    model_cls = lookup(MODELS, "model.name", cfg.model.name)
+    if cfg.task.name not in model_cls.tasks:
+        wanted = " or ".join(map(repr, trained_by(cfg.task.name)))
+        raise InputError(f"ladder pretrain with task.name '{cfg.task.name}' trains model.name {wanted}, "
                          f"got '{cfg.model.name}'")
-    lookup(MODELS, "model.name", wanted).check(cfg)
+    problems = model_cls.problems(cfg)
+    if problems:
+        raise InputError(problems)
 
 
 def pretrain_images(cfg: RunConfig, run_dir: Path, *, resume: bool = False, data: DataBundle | None = None) -> dict:
     """An image encoder pretrained with task reconstruction, vae or contrastive: an ordinary training run
-    (pipeline.train_run: config.yaml, preprocess.json of kind image, model.safetensors, the task's own
+    (verbs/train.py's train_run: config.yaml, preprocess.json of kind image, model.safetensors, the task's own
     evaluation and pictures) that finetune.from can name."""
-    from modelladder.pipeline import train_run
+    from modelladder.verbs.train import train_run
 
     check_image_pretrain(cfg)
     return train_run(cfg, run_dir, resume=resume, data=data)
+
+
+def main(args) -> int:
+    """`ladder pretrain CONFIG [--set ...] [--name] [--runs-dir] [--resume | --overwrite]`."""
+    from modelladder.verbs.report import print_result
+
+    cfg = load_run_config(args.config, args.overrides)
+    path = run_path(args.runs_dir, args.name or cfg.name or Path(args.config).stem)
+    data, run_dir = claim(path, overwrite=args.overwrite, resume=args.resume, load=lambda: prepare_data(cfg))
+    result = pretrain_run(cfg, run_dir, resume=args.resume, data=data)
+    print_result(run_dir, result)
+    speed = f", {result['tokens_per_s']:,.0f} tokens/s" if "tokens_per_s" in result else ""  # image runs: no tokens
+    print(f"{result['steps']} steps{speed}, {result['train_seconds']:.1f} s")
+    return 0

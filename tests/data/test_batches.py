@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from modelladder.config import DataConfig
+from modelladder.data.batches import TokenSequences, TokenWindows, make_source, unsort
 from modelladder.data.splits import train_val
-from modelladder.train.batches import TokenSequences, TokenWindows, make_source, unsort
 
 
 def _sequences(n: int, seed: int = 0) -> list[np.ndarray]:

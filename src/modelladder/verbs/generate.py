@@ -133,7 +133,7 @@ def generate_text(run_dir: str | Path | None, prompt: str, max_new_tokens: int, 
 def _load(run_dir: str | Path | None, base: str | None) -> tuple[nn.Module, TextEncoder, list[int], set[int]]:
     """(model, tokenizer, ids never drawn, ids that end the text) of a causal_lm run or of a base model."""
     from modelladder.models.hf_causal import HFCausalConfig, HFCausalLM, hf_encoder
-    from modelladder.pretrain import load_language_model
+    from modelladder.verbs.pretrain import load_language_model
 
     if run_dir is None:
         model = HFCausalLM(HFCausalConfig(path=base, mode="frozen", max_length=None)).eval()
@@ -147,3 +147,17 @@ def _load(run_dir: str | Path | None, base: str | None) -> tuple[nn.Module, Text
         return model, encoder, [], set(model.stop_ids)
     special = [i for i in map(encoder.tokenizer.token_to_id, SPECIAL) if i is not None]
     return model, encoder, [*special, *range(encoder.vocab_size, cfg.model.vocab_size)], set()
+
+
+def main(args) -> int:
+    """`ladder generate [RUN | --base [PATH]] [--prompt] [--max-new-tokens] [--temperature] [--top-k] [--top-p]
+    [--seed]`: the text streamed to stdout as it comes."""
+    def show(text: str) -> None:
+        print(text, end="", flush=True)
+
+    if (args.run is None) == (args.base is None):
+        raise InputError("ladder generate needs a run folder or --base [PATH], not both")
+    generate_text(args.run, args.prompt, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                  top_p=args.top_p, seed=args.seed, base=args.base or None, on_text=show)
+    print()
+    return 0

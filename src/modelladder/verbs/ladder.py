@@ -3,27 +3,39 @@
 protocol.kind holdout: every rung is trained on one split and scored on eval.split. kfold: every
 rung is trained on each (repeat, fold) into <ladder>/<rung>/fold-r-k/, the leaderboard holds
 mean ± std over the folds, and each rung is compared with the best one on the task's headline
-metric (evaluate/cross_validate.py).
+metric (verbs/cv.py, evaluate/significance.py).
 
 A ladder's `pretrain:` stages are `ladder pretrain` runs made first, into <ladder>/<stage>/; rungs with
-finetune.from naming a stage start from it (finetune.py). The leaderboard holds the rungs only.
+finetune.from naming a stage start from it (verbs/stages.py). The leaderboard holds the rungs only.
 """
 
 from __future__ import annotations
 
-import re
+from importlib.resources import files
 from pathlib import Path
 
+import pandas as pd
 from rich.console import Console
-from rich.table import Table
 
-from modelladder.audit.run import audit_rung, audited_rungs
-from modelladder.config import LadderConfig, RunConfig, rung_configs, to_yaml
-from modelladder.evaluate.cross_validate import (ALPHA, compare_to_best, cost_values, fold_plan, headline,
-                                                 mlflow_logger, round_cost, run_folds, summarize, write_plan)
-from modelladder.finetune import run_stages, set_aside_stages
-from modelladder.pipeline import check_model_fits_data, load_run_data, train_run
-from modelladder.runs import check_name, prepare, run_path, write_json, write_text
+from modelladder.config import LadderConfig, RunConfig, load_ladder_config, rung_configs, to_yaml
+from modelladder.evaluate.significance import compare_to_best
+from modelladder.report.leaderboard import leaderboard_table
+from modelladder.runs import check_name, prepare, run_path, write_csv, write_json, write_text
+from modelladder.verbs.audit import audit_rung, audited_rungs
+from modelladder.verbs.build import check_model_fits_data, load_run_data
+from modelladder.verbs.cv import (
+    cost_values,
+    fold_plan,
+    headline,
+    mlflow_logger,
+    round_cost,
+    run_folds,
+    summarize,
+    write_plan,
+)
+from modelladder.verbs.report import report_for
+from modelladder.verbs.stages import run_stages, set_aside_stages
+from modelladder.verbs.train import train_run
 
 
 def run_ladder(ladder: LadderConfig, runs_dir: str | Path, *, overwrite: bool = False,
@@ -40,11 +52,11 @@ def run_ladder(ladder: LadderConfig, runs_dir: str | Path, *, overwrite: bool = 
     if path.exists() and not overwrite:
         prepare(path)  # refuses, before the data is loaded
     if ladder.pretrain and overwrite:
-        set_aside_stages(ladder, path)  # finished pretraining survives --overwrite (finetune.py)
+        set_aside_stages(ladder, path)  # finished pretraining survives --overwrite (verbs/stages.py)
     run = _kfold if ladder.protocol.kind == "kfold" else _holdout
     root, rows = run(ladder, rungs, path, overwrite=overwrite, console=console, mlflow=mlflow)
     write_json(root / "leaderboard.json", rows)
-    _write_csv(root / "leaderboard.csv", rows)
+    write_csv(root / "leaderboard.csv", pd.DataFrame(rows), index=False)
     return rows
 
 
@@ -99,76 +111,19 @@ def _kfold(ladder: LadderConfig, rungs: list[RunConfig], path: Path, *, overwrit
     return root, rows
 
 
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    import pandas as pd
-
-    tmp = path.with_name(f".{path.name}.tmp")
-    pd.DataFrame(rows).to_csv(tmp, index=False)
-    tmp.replace(path)
+DEFAULT_LADDER = "digits.yaml"  # the embedded default: scikit-learn's bundled digits, no download
 
 
-# ---------------------------------------------------------------- the printed table
-
-# what fits a 120-column terminal; leaderboard.csv / .json hold every column
-TABLE_COSTS = {"params": "params", "flops_train": "train FLOPs", "train_seconds": "train s",
-               "energy_kwh": "kWh (est.)", "latency_ms_p50": "latency ms"}
-HEADLINE = ("_accuracy", "_f1_macro", "_r2", "_mse")
-# shown when some rung has them: the audit's demographic parity gaps (odds_gap_*: leaderboard.csv), a DP
-# rung's epsilon
-TABLE_EXTRAS = ("parity_gap_", "dp_epsilon")
+def default_ladder() -> Path:
+    return Path(str(files("modelladder") / "recipes" / DEFAULT_LADDER))
 
 
-def leaderboard_table(rows: list[dict], title: str) -> Table:
-    """Headline metrics, then the main costs that some rung has a value for. Under k-fold: the
-    task's headline metric as mean ± std, and its p-value against the best rung."""
-    tested = "p_value" in rows[0]
-    metrics = _metric_columns(rows[0])[: 1 if tested else None]
-    costs = [c for c in TABLE_COSTS if any(row.get(c) is not None for row in rows)]
-    table = Table(title=title)
-    table.add_column("rung", no_wrap=True)
-    table.add_column("model", no_wrap=True)
-    for col in metrics:
-        table.add_column(col.replace("_", " "), justify="right", no_wrap=tested)  # mean ± std on one line
-    if tested:
-        table.add_column("p", justify="right")
-        table.add_column("sig.", justify="right")
-        table.caption = (f"mean ± std over {rows[0]['folds']} folds; p: corrected resampled t-test (Nadeau & "
-                         f"Bengio) against the best rung; sig.: p < {ALPHA}. Wilcoxon p and every cost: "
-                         "leaderboard.csv")
-    extras = [c for c in dict.fromkeys(k for row in rows for k in row) if c.startswith(TABLE_EXTRAS)]
-    for col in extras:
-        table.add_column(col.replace("_", " "), justify="right")
-    for col in costs:
-        table.add_column(TABLE_COSTS[col], justify="right")
-    for row in rows:
-        cells = [_metric_cell(row, c) for c in metrics]
-        if tested:
-            cells += [_fmt(row["p_value"]), _significance(row)]
-        cells += [_fmt(row.get(c)) for c in extras]
-        table.add_row(row["rung"], row["model"], *cells, *(_fmt(row.get(c)) for c in costs))
-    return table
-
-
-def _metric_columns(row: dict) -> list[str]:
-    names = list(dict.fromkeys(re.sub(r"_(mean|std)$", "", k) for k in row if k.startswith(("test_", "val_"))))
-    return [c for c in names if c.endswith(HEADLINE)] or names[:2]
-
-
-def _metric_cell(row: dict, column: str) -> str:
-    if f"{column}_mean" in row:
-        return f"{row[f'{column}_mean']:.4f} ± {row[f'{column}_std']:.4f}"
-    return f"{row[column]:.4f}" if row.get(column) is not None else "-"
-
-
-def _significance(row: dict) -> str:
-    if row["significant"] is None:
-        return "best"
-    return "yes" if row["significant"] else "no"
-
-
-def _fmt(value) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, int):
-        return f"{value:,}" if value < 10**7 else f"{value:.3g}"
-    return f"{value:.3g}" if abs(value) < 1e4 else f"{value:,.0f}"
+def main(args) -> int:
+    """`ladder run [CONFIG] [--set ...] [--runs-dir] [--overwrite] [--mlflow URI]`: the leaderboard, printed."""
+    ladder = load_ladder_config(args.config or default_ladder(), args.overrides)
+    rows = run_ladder(ladder, args.runs_dir, overwrite=args.overwrite, mlflow=args.mlflow)
+    console = Console(width=max(Console().width, 120))  # a leaderboard must not be cut when piped
+    console.print(leaderboard_table(rows, f"{ladder.name} leaderboard"))
+    root = Path(args.runs_dir) / ladder.name
+    console.print(f"written: {root / 'leaderboard.csv'} (and .json), {report_for(root)}")
+    return 0

@@ -3,7 +3,7 @@ methods, saved as <run>/explain.json and <run>/pictures/explain-*.png, and shown
 
 Tables and scikit-learn image rungs need the training features (the SHAP background, the mean row that a
 removed column takes): the run folder does not keep them, so they are loaded again through the run's
-config (pipeline.load_run_data), which needs the run's data where the config says it is.
+config (verbs/build.py load_run_data), which needs the run's data where the config says it is.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 from modelladder.errors import InputError, did_you_mean
 from modelladder.explain import neural, pictures
 from modelladder.explain.faithfulness import ArrayInput, faithfulness, rank_agreement
-from modelladder.explain.shapley import output_units, shap_values
+from modelladder.explain.shapley import is_tree, output_units, shap_values
 from modelladder.explain.text import html_snippet, lime_attribution, pieces, text_input, words_of_tokens
 from modelladder.models.build import is_neural
 from modelladder.runs import write_json
@@ -72,7 +72,7 @@ class RunExplainer:
 
     @cached_property
     def data(self):
-        from modelladder.pipeline import load_run_data
+        from modelladder.verbs.build import load_run_data
 
         return load_run_data(self.predictor.cfg)
 
@@ -105,7 +105,7 @@ class RunExplainer:
         p = self.predictor
         if method == "shap":
             values = shap_values(p, np.stack([s.x for s in subjects]), targets, self.background(), seed=self.seed)
-            kind = "tree" if p.cfg.model.name in ("random_forest", "hist_gb") else "kernel"
+            kind = "tree" if is_tree(p) else "kernel"
             return [(s.per_unit(v), {"explainer": kind, "output": output_units(p)}) for s, v in zip(subjects, values)]
         if method == "lime":
             return [lime_attribution(s, int(t), p.classes, samples=self.lime_samples, seed=self.seed)
@@ -213,7 +213,7 @@ def _global_importance(explainer: RunExplainer, run_dir: Path) -> dict:
     """Mean |SHAP| per column over a sample of the test split, each row explained for its predicted class."""
     p = explainer.predictor
     X = np.asarray(explainer.data.X_test)
-    rows = GLOBAL_ROWS if p.cfg.model.name in ("random_forest", "hist_gb") else GLOBAL_ROWS // 5
+    rows = GLOBAL_ROWS if is_tree(p) else GLOBAL_ROWS // 5
     X = X[np.sort(np.random.default_rng(explainer.seed).choice(len(X), min(rows, len(X)), replace=False))]
     values = shap_values(p, X, p.scores(X).argmax(axis=1), explainer.background(), seed=explainer.seed)
     subject = explainer.subject(X[0])
@@ -262,3 +262,24 @@ def summary_table(record: dict):
         top = ", ".join(f"{u['unit']} {u['mean_abs_shap']:.3g}" for u in record["global"]["importance"][:5])
         table.caption = f"global mean |SHAP| over {record['global']['rows']} test rows: {top}"
     return table
+
+
+def main(args) -> int:
+    """`ladder explain RUN --input PATH ... | --text TEXT ... [--method M] [--target CLASS] [--max-inputs N]`."""
+    from rich.console import Console
+
+    from modelladder.verbs.predict import read_inputs
+
+    if args.max_inputs < 1 or args.lime_samples < 10:
+        raise InputError(f"--max-inputs must be >= 1 and --lime-samples >= 10, got {args.max_inputs} and "
+                         f"{args.lime_samples}")
+    predictor, X, names = read_inputs(args.run, args.inputs, args.texts, "explain")
+    record = explain_run(predictor, X[: args.max_inputs], names[: args.max_inputs], methods=args.methods,
+                         target=args.target, seed=args.seed, lime_samples=args.lime_samples)
+    console = Console(width=max(Console().width, 120))
+    console.print(summary_table(record))
+    if len(names) > args.max_inputs:
+        console.print(f"explained the first {args.max_inputs} of {len(names)} inputs (--max-inputs)")
+    console.print(f"written: {args.run / 'explain.json'}, {args.run / 'pictures'}/explain-*.png, "
+                  + ", ".join(record["reports"]))
+    return 0

@@ -31,7 +31,7 @@ def audit_run(run_dir: str | Path, sensitive: list[str] = (), *, mitigate: bool 
     columns = list(sensitive) or list(predictor.cfg.data.sensitive)
     _check_auditable(predictor, run_dir, columns)
     if data is None or any(c not in data.sensitive.get("test", {}) for c in columns):
-        from modelladder.pipeline import load_run_data
+        from modelladder.verbs.build import load_run_data
 
         data = load_run_data(with_sensitive(predictor.cfg, columns))
     X, y = data.split("test")
@@ -123,3 +123,16 @@ def _gaps_line(column: str, attribute: dict, mitigation: dict | None) -> str:
 
 def _fmt(value) -> str:
     return "-" if value is None else f"{value:.4f}"
+
+
+def main(args) -> int:
+    """`ladder audit RUN [--sensitive COLUMNS] [--mitigate] [--constraint]`."""
+    from rich.console import Console
+
+    from modelladder.verbs.report import report_for
+
+    columns = [c.strip() for c in (args.sensitive or "").split(",") if c.strip()]
+    record = audit_run(args.run, columns, mitigate=args.mitigate, constraint=args.constraint)
+    Console(width=max(Console().width, 120)).print(audit_table(record, f"{args.run.name}: fairness audit"))
+    print(f"written: {args.run / 'audit.json'}, {report_for(args.run)}")
+    return 0

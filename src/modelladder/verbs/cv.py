@@ -1,5 +1,5 @@
-"""k-fold cross-validation: each model trained on every (repeat, fold), summarised as mean ± std over
-the folds, and compared with the best model by the corrected resampled t-test.
+"""`ladder cv` and a k-fold ladder's folds: each model trained on every (repeat, fold), summarised as mean ± std
+over the folds (a ladder then compares the rungs with evaluate/significance.py).
 
 Fold k of repeat r is the validation split of run fold-r-k (data.split.folds/fold/repeat), with
 preprocessing fitted on the other folds. The folds come from the seed alone, so every model sees
@@ -9,20 +9,18 @@ data.limit), and each fold's data is loaded once and shared by every model.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from modelladder.config import RunConfig, deep_merge, to_yaml, validate_run
+from modelladder.config import RunConfig, deep_merge, load_run_config, to_yaml, validate_run
 from modelladder.errors import InputError
 from modelladder.evaluate.cost import COST_COLUMNS
-from modelladder.pipeline import check_model_fits_data, load_run_data, train_run
 from modelladder.registry import TASKS, lookup
 from modelladder.runs import prepare, run_path, write_json, write_text
-
-ALPHA = 0.05  # a difference with p below this is called significant
+from modelladder.verbs.build import check_model_fits_data, load_run_data
+from modelladder.verbs.train import train_run
 
 
 def fold_name(repeat: int, fold: int) -> str:
@@ -124,54 +122,6 @@ def round_cost(value: float | None) -> float | None:
     return float(f"{value:.4g}") if isinstance(value, float) else value
 
 
-def compare_to_best(rows: list[dict], records: list[list[dict]], metric: str, mode: str) -> None:
-    """Add p_value (corrected resampled t-test), wilcoxon_p and significant (p < ALPHA) to every row,
-    pairing its fold values of `metric` with the best row's (highest mean for mode 'max', lowest for
-    'min'); the best row gets None for all three."""
-    means = [row[f"val_{metric}_mean"] for row in rows]
-    best = int(np.argmax(means) if mode == "max" else np.argmin(means))
-    ref = records[best]
-    n_train = float(np.mean([r["n_train"] for r in ref]))
-    n_test = float(np.mean([r["n_val"] for r in ref]))
-    for i, (row, recs) in enumerate(zip(rows, records)):
-        if i == best:
-            row |= {"p_value": None, "wilcoxon_p": None, "significant": None}
-            continue
-        a = [r["metrics"][metric] for r in ref]
-        b = [r["metrics"][metric] for r in recs]
-        _, p = corrected_ttest(a, b, n_train=n_train, n_test=n_test)
-        row |= {"p_value": round(p, 4), "wilcoxon_p": round(wilcoxon_p(a, b), 4), "significant": p < ALPHA}
-
-
-def corrected_ttest(a, b, *, n_train: float, n_test: float) -> tuple[float, float]:
-    """(t, two-sided p) of the corrected resampled t-test (Nadeau & Bengio, 2003) on paired fold scores.
-
-    With d_j = a_j - b_j over J folds: t = mean(d) / sqrt((1/J + n_test/n_train) * var(d)), var with
-    ddof 1, on J - 1 degrees of freedom. The n_test/n_train term accounts for the overlap of the
-    training sets, which makes the plain paired t-test far too eager. Identical scores give
-    p = 1; a constant non-zero difference gives p = 0.
-    """
-    from scipy import stats
-
-    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
-    if len(d) < 2:
-        raise ValueError(f"the corrected t-test needs at least 2 paired scores, got {len(d)}")
-    mean, var = d.mean(), d.var(ddof=1)
-    if var == 0:
-        return (0.0, 1.0) if mean == 0 else (math.copysign(math.inf, mean), 0.0)
-    t = mean / math.sqrt((1 / len(d) + n_test / n_train) * var)
-    return float(t), float(2 * stats.t.sf(abs(t), df=len(d) - 1))
-
-
-def wilcoxon_p(a, b) -> float:
-    """Two-sided p of the Wilcoxon signed-rank test on paired scores (1 when they are all equal)."""
-    from scipy import stats
-
-    if np.array_equal(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)):
-        return 1.0
-    return float(stats.wilcoxon(a, b).pvalue)
-
-
 def headline(cfg: RunConfig) -> tuple[str, str]:
     """The metric rungs are compared on and its better direction: the task's monitor."""
     return lookup(TASKS, "task.name", cfg.task.name).monitor
@@ -215,3 +165,20 @@ def mlflow_logger(uri: str, *, experiment: str) -> Callable[[RunConfig, Path, st
                           tags=tags)
 
     return log
+
+
+def main(args) -> int:
+    """`ladder cv CONFIG [--folds K] [--repeats R] [--name] [--runs-dir] [--overwrite] [--mlflow URI]`."""
+    from rich.console import Console
+
+    from modelladder.report.leaderboard import leaderboard_table
+    from modelladder.verbs.report import report_for
+
+    cfg = load_run_config(args.config, args.overrides)
+    name = args.name or cfg.name or Path(args.config).stem
+    row = cross_validate(cfg, args.folds, args.repeats, args.runs_dir, name=name, overwrite=args.overwrite,
+                         mlflow=args.mlflow)
+    console = Console(width=max(Console().width, 120))
+    console.print(leaderboard_table([row], f"{name}: {args.folds}-fold cross-validation"))
+    console.print(f"written: {Path(args.runs_dir) / name}, {report_for(Path(args.runs_dir) / name)}")
+    return 0

@@ -1,20 +1,18 @@
-"""The verbs that describe: config show, datasets, models."""
+"""The verbs that describe: `ladder config show`, `ladder datasets`, `ladder models`."""
 
 from __future__ import annotations
 
+from modelladder.config import apply_overrides, is_ladder, read_yaml, to_yaml, validate_ladder, validate_run
+from modelladder.registry import CORPORA, DATASETS, MODELS
 
-def cmd_config_show(args) -> int:
-    from modelladder.config import (is_ladder, apply_overrides, read_yaml, to_yaml, validate_ladder,
-                                    validate_run)
 
+def config_show(args) -> int:
     raw = apply_overrides(read_yaml(args.config), args.overrides)
     print(to_yaml(validate_ladder(raw) if is_ladder(raw) else validate_run(raw)), end="")
     return 0
 
 
-def cmd_datasets(args) -> int:
-    from modelladder.registry import CORPORA, DATASETS
-
+def datasets(args) -> int:
     for name, path in DATASETS.items():
         print(f"{name:16s} {path}")
     for name, path in CORPORA.items():
@@ -22,9 +20,7 @@ def cmd_datasets(args) -> int:
     return 0
 
 
-def cmd_models(args) -> int:
-    from modelladder.registry import MODELS
-
+def models(args) -> int:
     for name, path in MODELS.items():
         print(f"{name:14s} {path}")
     return 0

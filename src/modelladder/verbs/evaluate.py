@@ -1,0 +1,67 @@
+"""`ladder evaluate`: a trained run's metrics and latency on one split, with its predictions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from modelladder.data.bundle import DataBundle
+from modelladder.errors import InputError
+from modelladder.evaluate.cost import inference_latency
+from modelladder.runs import write_csv, write_json
+from modelladder.serve.predictor import Predictor
+from modelladder.verbs.build import load_run_data, make_task
+
+
+def evaluate_run(run_dir: Path, *, split: str = "test", data: DataBundle | None = None,
+                 predictor: Predictor | None = None) -> dict:
+    """Metrics and latency on one split, saved as eval_<split>.json and predictions_<split>.csv."""
+    predictor = predictor or Predictor.load(run_dir)
+    cfg = predictor.cfg
+    data = data if data is not None else load_run_data(cfg)
+    X, y = data.split(split)
+    if cfg.eval.limit is not None:  # the same sample for every rung of a ladder: they share seed and data
+        from modelladder.data.splits import subsample
+
+        keep = subsample(y, cfg.eval.limit, seed=cfg.seed, stratify=bool(data.classes), name="eval.limit")
+        X, y = X[keep], y[keep]
+    if len(y) == 0:
+        raise InputError(f"split '{split}' of run {run_dir} is empty (data.split.val is 0?)")
+    task = make_task(cfg, data)
+    if task.evaluate_model is not None:  # generative tasks score the model itself and draw pictures/
+        metrics, details = task.evaluate_model(predictor.model, X, y, run_dir)
+        record = {"split": split, "n": len(y), "metrics": metrics, **details}
+        write_json(run_dir / f"eval_{split}.json", record)
+        return record
+    scores = predictor.scores(X)
+    metrics = task.metrics(y, scores)
+    record = {"split": split, "n": int(len(y)), "metrics": metrics,
+              "latency": inference_latency(predictor.scores, X)}
+    if data.classes:
+        from modelladder.evaluate.metrics import confusion
+
+        record["confusion"] = confusion(y, task.decode(scores), len(data.classes))
+    write_json(run_dir / f"eval_{split}.json", record)
+    _write_predictions(run_dir / f"predictions_{split}.csv", y, scores, data.classes)
+    return record
+
+
+def _write_predictions(path: Path, y: np.ndarray, scores: np.ndarray, classes: list[str]) -> None:
+    import pandas as pd
+
+    if classes:
+        frame = pd.DataFrame(scores, columns=[f"proba_{c}" for c in classes])
+        frame.insert(0, "predicted", np.asarray(classes, dtype=object)[scores.argmax(axis=1)])
+        frame.insert(0, "true", np.asarray(classes, dtype=object)[y])
+    else:
+        frame = pd.DataFrame({"true": y, "predicted": scores})
+    write_csv(path, frame, index_label="row")
+
+
+def main(args) -> int:
+    """`ladder evaluate RUN [--split test|val]`."""
+    from modelladder.verbs.report import print_result
+
+    print_result(args.run, evaluate_run(args.run, split=args.split))
+    return 0

@@ -1,0 +1,21 @@
+"""`ladder report FOLDER`: report.html for a run or ladder folder; and how every verb prints a run's result."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from modelladder.report import write_report
+
+
+def main(args) -> int:
+    print(f"written: {report_for(args.folder)}")
+    return 0
+
+
+def report_for(folder: Path) -> Path:
+    return write_report(folder)
+
+
+def print_result(run_dir: Path, result: dict) -> None:
+    metrics = "  ".join(f"{k}={v:.4f}" for k, v in result["metrics"].items())
+    print(f"{run_dir} [{result['split']}, n={result['n']}]  {metrics}")

@@ -1,0 +1,113 @@
+"""`ladder train`: one run end to end: data -> model -> train -> evaluate, written into a run folder; in one process,
+or on several (--nproc N, torchrun: verbs/distributed.py), each rank building the same Training."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import torch.distributed as dist
+
+from modelladder.config import RunConfig, load_run_config
+from modelladder.data.bundle import DataBundle
+from modelladder.evaluate.cost import measure_training, one_batch, training_flops
+from modelladder.models.build import count_params, is_neural
+from modelladder.runs import claim, prepare, read_json, refuse_existing, run_path, write_json, write_run_files
+from modelladder.serve.predictor import Predictor
+from modelladder.train.loop import fit
+from modelladder.verbs.build import build_training, load_run_data, preprocess_record
+from modelladder.verbs.distributed import check_run, init_process_group, is_worker, launch_train
+from modelladder.verbs.evaluate import evaluate_run
+
+
+def train_run(cfg: RunConfig, run_dir: Path, *, resume: bool = False, data: DataBundle | None = None) -> dict:
+    """Train the model `cfg` describes into `run_dir` (prepared by the caller) and evaluate it."""
+    t = build_training(cfg, data, run_dir)
+    cfg, data, model = t.cfg, t.data, t.model
+    write_run_files(run_dir, cfg, preprocess_record(data))
+    summary = {"model": cfg.model.name, "family": "neural" if is_neural(model) else "classic"}
+    if is_neural(model):
+        from modelladder.train.loggers import make_loggers
+        from modelladder.train.loop import resolve_device
+
+        device = resolve_device(cfg.train.device)
+        # a task may add its own callbacks, such as a GAN's sample grids through training
+        callbacks = [*make_loggers(cfg.train, run_dir), *t.task.callbacks(model, run_dir)]
+        with measure_training(device) as cost:
+            result = fit(model, t.task, t.train_data, cfg.train, seed=cfg.seed, run_dir=run_dir,
+                         augment=cfg.data.augment, resume=resume, callbacks=callbacks, lr_scales=t.lr_scales)
+        summary |= {"train_seconds": result.train_seconds, "steps": result.steps,
+                    "epochs": result.epochs, "stopped_early": result.stopped_early}
+        if cfg.train.privacy is not None:  # the (epsilon, delta) the steps taken spent
+            from modelladder.train.privacy import privacy_spent
+
+            summary |= privacy_spent(cfg.train, n_train=len(t.train_data.y_train), steps=result.steps)
+        x, y = one_batch(t.train_data.X_train, t.train_data.y_train, t.task, cfg.train.batch_size, device)
+        summary["flops_train"] = training_flops(model, t.task, x, y, steps=result.steps)
+        if t.transfer is not None:
+            model = t.transfer.finish(model, run_dir)
+    else:
+        with measure_training() as cost:
+            model.fit(data.X_train, data.y_train)
+        summary["train_seconds"] = cost.wall_s
+        summary["flops_train"] = None  # scikit-learn's work is not a tensor program: not counted
+        model.save(run_dir / "model.skops")
+    summary |= cost.record()
+    summary["params"] = count_params(model)  # trees have nodes only once fitted
+    summary["train_examples"] = int(len(data.y_train))
+    write_json(run_dir / "summary.json", summary)
+    predictor = Predictor(cfg, model, read_json(run_dir / "preprocess.json"), run_dir, encoder=t.encoder)
+    return summary | evaluate_run(run_dir, split=cfg.eval.split, data=data, predictor=predictor)
+
+
+def main(args) -> int:
+    """`ladder train CONFIG [--set ...] [--name] [--runs-dir] [--resume | --overwrite] [--nproc N] [--mlflow URI]`."""
+    from modelladder.verbs.report import print_result, report_for
+
+    cfg = load_run_config(args.config, args.overrides)
+    path = run_path(args.runs_dir, args.name or cfg.name or Path(args.config).stem)
+    if args.nproc != 1:  # check the run here, then start N processes that each run this verb
+        return launch_train(args, cfg, path)
+    if is_worker():  # one of several processes that torchrun (or --nproc) started
+        trained = worker_train(cfg, path, overwrite=args.overwrite, resume=args.resume)
+        if trained is None:  # a rank other than 0: rank 0 evaluates, reports and logs
+            return 0
+        run_dir, result = trained
+    else:
+        data, run_dir = claim(path, overwrite=args.overwrite, resume=args.resume, load=lambda: load_run_data(cfg))
+        result = train_run(cfg, run_dir, resume=args.resume, data=data)
+    print_result(run_dir, result)
+    print(f"written: {report_for(run_dir)}")
+    if args.mlflow:
+        from modelladder.train.loggers import log_run_to_mlflow
+
+        print(f"mlflow run {log_run_to_mlflow(run_dir, args.mlflow)} in {args.mlflow}")
+    return 0
+
+
+def worker_train(cfg: RunConfig, path: Path, *, overwrite: bool, resume: bool) -> tuple[Path, dict] | None:
+    """`ladder train` in one process of several (torchrun's environment: RANK, WORLD_SIZE, LOCAL_RANK,
+    MASTER_ADDR, MASTER_PORT). Rank 0 prepares the run folder and runs train_run; the others
+    train in step with it. Returns rank 0's (run folder, result), None on the other ranks."""
+    group = init_process_group(cfg.train.device)
+    try:
+        if not (overwrite or resume):
+            group.from_main(lambda: refuse_existing(path))  # before the data is loaded
+        data = load_run_data(cfg)
+        check_run(cfg, len(data.X_train), group.world)
+        run_dir = Path(group.from_main(lambda: str(prepare(path, overwrite=overwrite, resume=resume))))
+        if group.main:
+            return run_dir, train_run(cfg, run_dir, resume=resume, data=data)
+        follow_run(cfg, data, run_dir, resume=resume)
+        return None
+    finally:
+        dist.destroy_process_group()
+
+
+def follow_run(cfg: RunConfig, data: DataBundle, run_dir: Path, *, resume: bool) -> None:
+    """train_run on a rank other than 0: the same Training (build_training), trained in step with rank 0; nothing
+    written (the tokenizer goes to a scratch folder)."""
+    with tempfile.TemporaryDirectory(prefix="ladder-rank-") as scratch:
+        t = build_training(cfg, data, Path(scratch))
+    fit(t.model, t.task, t.train_data, t.cfg.train, seed=t.cfg.seed, run_dir=run_dir, augment=t.cfg.data.augment,
+        resume=resume, lr_scales=t.lr_scales)
