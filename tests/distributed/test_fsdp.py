@@ -28,8 +28,7 @@ from modelladder.serve.predictor import Predictor
 from modelladder.train.checkpoint import latest_checkpoint, load_checkpoint
 from modelladder.train.optim import build_optimizer
 from modelladder.verbs.build import load_run_data
-from modelladder.verbs.distributed import follow_run
-from modelladder.verbs.train import train_run
+from modelladder.verbs.train import follow_run, train_run
 from tests.distributed.helpers import interrupted_then_resumed, spawn, train
 from tests.models.problems import text_problem
 from tests.train.helpers import records
@@ -61,7 +60,7 @@ def text_config(root) -> dict:
 
 
 def train_folder(raw: dict, run_dir) -> None:
-    """What `ladder train` does on each rank (distributed.worker_train) in the process group spawn() made."""
+    """What `ladder train` does on each rank (verbs/train.py worker_train) in the process group spawn() made."""
     cfg = validate_run(raw)
     data = load_run_data(cfg)
     if dist.get_rank() == 0:
