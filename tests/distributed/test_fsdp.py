@@ -92,8 +92,10 @@ def fsdp(tmp_path_factory):
 
 def assert_same_weights(one: dict, two: dict) -> None:
     assert one.keys() == two.keys()
+    # the sharded run sums each gradient in another order: last-bit differences that 30 AdamW steps grow
+    # (1.27e-5 on one of 768 transformer weights on this machine, before and after the layering refactor)
     for key, value in one.items():
-        torch.testing.assert_close(two[key], value, rtol=0, atol=1e-5)
+        torch.testing.assert_close(two[key], value, rtol=0, atol=5e-5)
 
 
 def test_the_tutorial_mlp_under_fsdp_matches_one_process_with_the_same_global_batch(fsdp, tmp_path):
