@@ -4,7 +4,7 @@ Re-record (only when a change of training is intended; from the repository root)
     MODELLADDER_DATA=../shared/data HF_HUB_OFFLINE=1 python -m tests.golden.record [RECIPE ...]
 writes tests/golden/<recipe-id>.json. tests/test_golden_curves.py re-runs the same cut and compares.
 
-Only modelladder.cli.main and the run folders' files are used: the package's internal modules may move.
+Only modelladder.cli.main, config.deep_merge and the run folders' files are used: internal modules may move.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 
 import yaml
+
+from modelladder.config import deep_merge  # the ladder's own merge of a rung's train section
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).resolve().parent
@@ -79,7 +81,7 @@ def golden_cut(raw: dict) -> dict:
         if "train" in rung or rung["model"].get("name") in PRETRAINED:
             _cut_train(rung.setdefault("train", {}), rung["model"])
             rungs.append(rung["train"])
-    _cut_data(cut.setdefault("data", {}), cut.get("task", {}), [train] + [deep_merged(train, r) for r in rungs])
+    _cut_data(cut.setdefault("data", {}), cut.get("task", {}), [train] + [deep_merge(train, r) for r in rungs])
     if "audit" in cut:  # fitted after training, it needs both labels of every small group in the little val split
         cut["audit"]["mitigate"] = False
     for stage in cut.get("pretrain", []):  # a stage has its own data and train (it does not inherit the ladder's)
@@ -89,14 +91,6 @@ def golden_cut(raw: dict) -> dict:
     evaluation["limit"] = min(evaluation.get("limit") or EVAL_LIMIT, EVAL_LIMIT)
     evaluation.pop("classifier", None)  # a trained runs/mnist-classifier only scores generated images after training
     return cut
-
-
-def deep_merged(base: dict, over: dict) -> dict:
-    """What a rung trains with: its train section over the ladder's (as the ladder merges them)."""
-    out = copy.deepcopy(base)
-    for key, value in over.items():
-        out[key] = deep_merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
 
 
 def datasets(cut: dict) -> list[str]:
