@@ -23,7 +23,9 @@ from tests.golden.record import (
 # Same machine and threads: bitwise equal. Another CPU (SIMD kernels, thread count, summation order) differs in
 # float32's last bits (~1e-7), which a few steps leave far below 1e-4; a changed training moves losses by far more.
 RTOL, ATOL = 1e-4, 1e-6
-SCORES_ATOL = 2e-4  # leaderboard.json rounds to 4 decimals: a last-bit difference may flip one rounding unit
+# leaderboard.json rounds to 4 decimals, and logreg's lbfgs stops short of convergence on these few rows, where
+# BLAS threads move its log-loss by up to 3e-4 from run to run (seen on mnist_fewlabels and mnist_kfold)
+SCORES_ATOL = 1e-3
 DATA_FOLDERS = {"digits": None, "digits_captions": None, "mnist_captions": "mnist", "imdb_unsup": "imdb",
                 "sst2": "sst"}  # dataset -> folder under $MODELLADDER_DATA (None: bundled with scikit-learn)
 SLOW = {"configs.ladders.imdb", "configs.ladders.mnist_kfold", "configs.pretrain.smollm2_lora"}  # ~20 s or more here

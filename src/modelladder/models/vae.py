@@ -44,6 +44,7 @@ class VAE(Network):
     input_kind = "pixels"  # the shared model suite's images in [0, 1]
     tasks = ("vae", "classification")  # head decoder, head classifier
     backbone_parts = ("encoder", "mean")  # what a pretrained VAE gives a classifier (verbs/transfer.py)
+    finetune_fields = frozenset({"head", "dropout"})  # what a fine-tuned classifier sets for itself
 
     def __init__(self, cfg: VAEConfig, input_shape: tuple[int, ...], n_outputs: int):
         super().__init__()
