@@ -153,9 +153,9 @@ class TrainConfig(Strict):
         """DP-SGD's guarantee holds only if nothing but the clipped, noised per-example gradients moves the weights."""
         if self.privacy is None:
             return self
-        for problem in self.penalty_problems("train.privacy", "the penalty's gradient would skip the per-example "
-                                             "clipping"):
-            raise ValueError(problem)
+        penalty = self.penalty_problems("train.privacy", "the penalty's gradient would skip the per-example clipping")
+        if penalty:
+            raise ValueError(penalty[0])
         if self.grad_clip is not None:
             raise ValueError("train.privacy clips each example's gradient to privacy.max_grad_norm: "
                              "leave train.grad_clip unset")

@@ -99,13 +99,7 @@ def read_run_config(run_dir: str | Path, field: str = "run folder") -> RunConfig
 
 
 def write_csv(path: Path, frame: pd.DataFrame, **to_csv) -> None:
-    """frame.to_csv(path) through a temporary name, as write_text does."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        frame.to_csv(tmp, **to_csv)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    _atomically(path, lambda tmp: frame.to_csv(tmp, **to_csv))
 
 
 def write_json(path: Path, obj) -> None:
@@ -113,10 +107,14 @@ def write_json(path: Path, obj) -> None:
 
 
 def write_text(path: Path, text: str) -> None:
-    """Write to a temporary name, then rename: a crash never leaves half a file."""
+    _atomically(path, lambda tmp: tmp.write_text(text))
+
+
+def _atomically(path: Path, write: Callable[[Path], object]) -> None:
+    """write(a temporary name), then rename it to `path`: a crash never leaves half a file."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        tmp.write_text(text)
+        write(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

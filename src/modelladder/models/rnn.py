@@ -60,7 +60,8 @@ class RNN(Network):
     Config = RNNConfig
     input_kind = "text"
     tasks = ("classification", "regression", "causal_lm")  # causal_lm: `ladder pretrain` trains RNNLanguageModel
-    backbone_parts = ("embed", "input_dropout", "rnn")  # what a pretrained RNNLanguageModel provides (verbs/transfer.py)
+    # what a pretrained RNNLanguageModel provides (verbs/transfer.py)
+    backbone_parts = ("embed", "input_dropout", "rnn")
     finetune_fields = frozenset({"pooling", "dropout", "input_dropout", "max_length"})
 
     @classmethod

@@ -61,7 +61,8 @@ class Sharded(Context):
                                         "'ddp'")
         if cfg.precision == "fp16" and cfg.device != "cpu":
             problems.append("train.precision 'fp16' scales the loss with a GradScaler, which is not wired to FSDP's "
-                            "sharded gradients here: use 'bf16' with train.distributed.strategy 'fsdp', or strategy 'ddp'")
+                            "sharded gradients here: use 'bf16' with train.distributed.strategy 'fsdp', or "
+                            "strategy 'ddp'")
         return problems
 
     def trained(self, model: nn.Module) -> nn.Module:

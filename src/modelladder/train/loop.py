@@ -78,12 +78,14 @@ class _Loop:
         self.model, self.task, self.cfg, self.seed, self.device = model, task, cfg, seed, device
         self.source = make_source(data.X_train, data.y_train, task.target_dtype, device)
         self.X_val, self.y_val = data.X_val, data.y_val
-        self.optimizer = build_optimizer(dist.trained(model), cfg.optimizer, lr_scales)  # FSDP: the parameters are shards
+        # FSDP: the parameters are shards
+        self.optimizer = build_optimizer(dist.trained(model), cfg.optimizer, lr_scales)
         self.params = [p for group in self.optimizer.param_groups for p in group["params"]]
         self.loss_fn = with_penalty(task.loss, model, cfg.l1, cfg.l2)
         self.autocast, self.scaler = _precision(cfg.precision, device)
-        # read once: the loss-scaling calls cost Python time every step even when they do nothing
+        # read once, not every step: the loss-scaling calls cost Python time even when they do nothing
         self.scaled = self.scaler.is_enabled()
+        self.own_step = task.train_step is not None  # a GAN's two updates
         self.optimizer_step = unhooked_step(self.optimizer)
         self.augment, self.generators = _augmenter(augment, seed, device, _global_generators(device))
         # distributed (train/distributed.py): each rank's part of the batches, the loss through DDP, rank 0 writes
@@ -133,7 +135,7 @@ class _Loop:
     def _train_step(self, x: Tensor, y: Tensor) -> Tensor:
         """One step on the batch: the task's own (a GAN's two updates, each through _update; fp32, no L1 / L2) or
         the loss, then one update of every parameter."""
-        if self.task.train_step is not None:
+        if self.own_step:
             return self.task.train_step(self.model, x, y, self._update).detach()
         with self.autocast():
             loss, _ = self.loss_fn(self.model, x, y)
@@ -161,7 +163,7 @@ class _Loop:
         """train.privacy: DP-SGD (train/privacy.py); each step clips per-example gradients and adds noise."""
         from modelladder.train.privacy import make_private
 
-        if self.task.train_step is not None:
+        if self.own_step:
             raise InputError("train.privacy supports the default training step; this task brings its own")
         private = make_private(self.model, self.optimizer, self.cfg, n_train=len(self.source),
                                generator=_generator(self.seed, 2, device=self.device),

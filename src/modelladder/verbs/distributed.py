@@ -1,7 +1,7 @@
 """`ladder train` on several processes: `ladder train --nproc N` checks the run here and starts N local processes
-(torch's elastic launcher, torchrun's engine); in each of them (or under torchrun) worker_train joins the process
-group and trains (verbs/train.py). Every rank builds the same Training (verbs/build.py); rank 0 alone claims the run folder and
-writes (train/distributed.py explains how a batch is split)."""
+(torch's elastic launcher, torchrun's engine); in each of them (or under torchrun) verbs/train.py's worker_train
+joins the process group and trains. Every rank builds the same Training (verbs/build.py); rank 0 alone claims the
+run folder and writes (train/distributed.py explains how a batch is split)."""
 
 from __future__ import annotations
 

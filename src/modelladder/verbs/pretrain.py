@@ -13,7 +13,8 @@ weights under the names the classifier of its family has: `backbone.*` for the T
 `rnn.*` for the RNN, so fine-tuning (verbs/transfer.py) can start from them), preprocess.json (kind "corpus": source, split, token and character counts), metrics.jsonl,
 checkpoints/, env.json, summary.json.
 
-Image encoders pretrain too (tasks whose pretrains_encoder is set, tasks/base.py): with task.name reconstruction (model autoencoder), vae
+Image encoders pretrain too (the tasks whose pretrains_encoder is set, tasks/base.py): with task.name
+reconstruction (model autoencoder), vae
 (model vae) or contrastive (model simclr, head projection: SimCLR), data.dataset is an image dataset whose
 labels go unused by the objective, and the run is an ordinary training run (verbs/train.py's train_run) with
 preprocess.json of kind "image" and no tokenizer; its encoder is what finetune.from reuses.

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 
 def main(args) -> int:
-    """`ladder serve RUN [--host] [--port] [--max-batch] [--max-wait-ms] [--max-items] [--max-body-bytes] [--api-key]`."""
+    """`ladder serve RUN [--host] [--port] [--max-batch] [--max-wait-ms] [--max-items] [--max-body-bytes]
+    [--api-key]`."""
     from modelladder.serve.app import serve, settings_from_args
 
     settings = settings_from_args(args.max_batch, args.max_wait_ms, args.max_items, args.max_body_bytes,

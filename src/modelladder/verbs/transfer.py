@@ -2,7 +2,8 @@
 
 A run config with a `finetune:` section names the pretrained run folder in finetune.from. The fine-tuned
 model is the pretrained one's family (model.name) with its architecture: every model field is copied from
-the pretrained run's config.yaml except those a classifier sets for itself (the model class's finetune_fields: pooling, dropout;
+the pretrained run's config.yaml except those a classifier sets for itself (the model class's finetune_fields:
+pooling, dropout;
 max_length where no weight depends on it); a field set to another value is an InputError naming it. The
 pretrained tokenizer.json is reused, not trained again, and copied into the new run folder; the backbone's
 weights (the model's `backbone_parts`) are copied exactly from the pretrained model.safetensors and the
