@@ -87,10 +87,12 @@ def check_calibration(cfg, data) -> None:
         return
     problems = []
     method = calibration_method(cfg)
-    if method is not None:
-        why = (f"eval.calibrate '{method}'" if cfg.eval.calibrate else
-               f"model.name '{cfg.model.name}' outputs margins, not probabilities: they")
-        problems.append(f"{why} are fitted on the validation split, which is empty: set data.split.val > 0")
+    if cfg.eval.calibrate is not None:
+        problems.append(f"eval.calibrate '{method}' is fitted on the validation split, which is empty: "
+                        "set data.split.val > 0")
+    elif method is not None:
+        problems.append(f"model.name '{cfg.model.name}' outputs margins, not probabilities: they are calibrated "
+                        f"({method}, eval.calibrate) on the validation split, which is empty: set data.split.val > 0")
     if cfg.eval.conformal is not None:
         problems.append("eval.conformal is fitted on the validation split, which is empty: set data.split.val > 0")
     if problems:
