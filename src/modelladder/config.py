@@ -172,10 +172,34 @@ class TrainConfig(Strict):
         return [f"{refuser} cannot be combined with train.l1 / train.l2 ({because}); use {instead}"]
 
 
+class ConformalConfig(Strict):
+    """Split conformal prediction sets (mapie), fitted on the validation split, coverage reported on eval.split."""
+
+    alpha: float = Field(0.1, gt=0, lt=1)  # the sets should miss the true class on about this fraction of rows
+
+
 class EvalConfig(Strict):
     split: Literal["test", "val"] = "test"
     limit: int | None = Field(None, gt=0)  # score a fixed sample (seeded by seed, stratified) of this many examples
     classifier: Path | None = None  # vae and gan: an image classifier's run folder that scores generated images
+    # classifiers: probabilities calibrated on the validation split (evaluate/calibration.py); margin models
+    # (tfidf_svm) are always calibrated, by 'platt' unless this says 'temperature'
+    calibrate: Literal["temperature", "platt"] | None = None
+    conformal: ConformalConfig | None = None  # classifiers: prediction sets with coverage about 1 - alpha
+
+    def problems(self, task: str) -> list[str]:
+        """What calibration and conformal sets cannot work with: they are fitted on the validation split, so
+        they need class probabilities and must not be scored on the rows they were fitted on."""
+        out = []
+        for field, value in (("eval.calibrate", self.calibrate), ("eval.conformal", self.conformal)):
+            if value is None:
+                continue
+            if task != "classification":
+                out.append(f"{field} needs task.name 'classification' (class probabilities), got '{task}'")
+            if self.split == "val":
+                out.append(f"{field} is fitted on the validation split: it cannot be scored there (eval.split "
+                           "'val'); use eval.split 'test'")
+        return out
 
 
 class CardConfig(Strict):
@@ -360,6 +384,7 @@ def validate_run(raw: dict, prefix: str = "") -> RunConfig:
     cfg = None
     try:
         cfg = RunConfig.model_validate(raw)
+        problems += [prefix + p for p in cfg.eval.problems(cfg.task.name)]
     except ValidationError as err:
         problems += format_errors(err, RunConfig, raw, prefix)
     if problems:

@@ -167,7 +167,7 @@ def on_text(case: Case) -> Callable[[], tuple[RunConfig, Any]]:
 def _cases() -> dict[str, Case]:
     cases = [
         Case("classification", {"name": "mlp", "hidden": [32]}, "classes",
-             frozenset({"accuracy", "precision_macro", "recall_macro", "f1_macro", "log_loss", "roc_auc"}),
+             frozenset({"accuracy", "precision_macro", "recall_macro", "f1_macro", "log_loss", "ece", "roc_auc"}),
              loss_metric="log_loss", decodes="class", fall=0.5),
         Case("regression", {"name": "mlp", "hidden": [32]}, "targets", frozenset({"mse", "mae", "r2"}),
              loss_metric="mse", decodes="value", fall=0.5),

@@ -7,7 +7,7 @@ from sklearn import metrics
 
 
 def classification_metrics(y_true: np.ndarray, proba: np.ndarray, n_classes: int) -> dict[str, float]:
-    """Accuracy, macro precision / recall / F1, log loss and ROC AUC from class probabilities (N, C).
+    """Accuracy, macro precision / recall / F1, log loss, ECE (15 bins) and ROC AUC from class probabilities (N, C).
 
     ROC AUC is one-vs-rest macro over the classes present in `y_true` (for two classes: on the
     positive column); it is left out when `y_true` holds a single class, where it is undefined.
@@ -25,6 +25,7 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray, n_classes: int
         "recall_macro": recall,
         "f1_macro": f1,
         "log_loss": metrics.log_loss(y_true, proba, labels=list(range(n_classes))),
+        "ece": expected_calibration_error(y_true, proba),
     }
     present = np.unique(y_true)
     if len(present) >= 2:
@@ -34,6 +35,34 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray, n_classes: int
             one_hot = y_true[:, None] == present[None, :]
             out["roc_auc"] = metrics.roc_auc_score(one_hot, proba[:, present], average="macro")
     return {k: float(v) for k, v in out.items()}
+
+
+N_BINS = 15  # calibration bins: equal-width on the top-class probability
+
+
+def reliability_table(y_true: np.ndarray, proba: np.ndarray, n_bins: int = N_BINS) -> list[dict]:
+    """Per equal-width bin (lo, hi] of top-class probability: mean confidence, accuracy and count (None for an
+    empty bin's confidence and accuracy)."""
+    confidence = np.asarray(proba).max(axis=1)
+    correct = np.asarray(proba).argmax(axis=1) == np.asarray(y_true)
+    edges = np.linspace(0, 1, n_bins + 1)
+    which = np.digitize(confidence, edges[1:-1], right=True)  # bin i holds edges[i] < p <= edges[i + 1]
+    table = []
+    for i in range(n_bins):
+        mask = which == i
+        n = int(mask.sum())
+        table.append({"lo": round(float(edges[i]), 6), "hi": round(float(edges[i + 1]), 6), "count": n,
+                      "confidence": float(confidence[mask].mean()) if n else None,
+                      "accuracy": float(correct[mask].mean()) if n else None})
+    return table
+
+
+def expected_calibration_error(y_true: np.ndarray, proba: np.ndarray, n_bins: int = N_BINS) -> float:
+    """ECE: over equal-width bins (lo, hi] of top-class probability, the mean of |accuracy - mean confidence|
+    weighted by each bin's share of the rows (0 for a perfectly calibrated model)."""
+    table = reliability_table(y_true, proba, n_bins)
+    n = sum(b["count"] for b in table)
+    return sum(b["count"] / n * abs(b["accuracy"] - b["confidence"]) for b in table if b["count"]) if n else 0.0
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> list[list[int]]:

@@ -31,6 +31,9 @@ class Rung:
     # a tree ensemble that SHAP's TreeExplainer explains exactly: what its trees output ("probability" or
     # "log-odds"); None: explained model-agnostically (ladder explain)
     tree_output: ClassVar[str | None] = None
+    # a classifier whose scores are margins, not probabilities (a linear SVM): its runs are always calibrated
+    # on the validation split (eval.calibrate, 'platt' by default), so no margin is ever shown as a probability
+    outputs_margins: ClassVar[bool] = False
 
     @classmethod
     def problems(cls, cfg) -> list[str]:

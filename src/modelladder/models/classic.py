@@ -78,6 +78,11 @@ class ClassicRung(Rung, ABC):
         out[:, estimator.classes_.astype(int)] = proba
         return out
 
+    def logits(self, X: np.ndarray) -> np.ndarray:
+        """(N, n_outputs) scores that calibration rescales (serve/calibration.py): the log of predict_proba,
+        floored at 1e-12 so that a class given probability 0 keeps a finite logit."""
+        return np.log(np.clip(self.predict_proba(X), 1e-12, None))
+
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Class indices for classification, values for regression."""
         out = self._fitted().predict(self._flat(X))

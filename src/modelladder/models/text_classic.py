@@ -8,9 +8,11 @@ n_params counts the linear model: (vocabulary size) x (classes, or 1 for two cla
 keeps a single weight row) weights plus the intercepts. The IDF weights, one per term, are fitted
 statistics of the corpus rather than trained parameters and are not counted.
 
-tfidf_svm's probabilities are the softmax of LinearSVC's decision values (for two classes, the sigmoid of
-the margin): uncalibrated, but they rank texts as the SVM does (so ROC AUC is the SVM's) and cost no
-extra fits, where CalibratedClassifierCV would refit the SVM once per calibration fold.
+tfidf_svm outputs margins (outputs_margins): its own predict_proba, the softmax of LinearSVC's decision
+values (for two classes, the sigmoid of the margin), ranks texts as the SVM does but is no probability, so
+its runs are always calibrated on the validation split (Platt scaling by default, evaluate/calibration.py)
+from `logits`, the margins themselves; the SVM is fitted once, where CalibratedClassifierCV would refit it
+once per calibration fold.
 """
 
 from __future__ import annotations
@@ -86,19 +88,24 @@ class TfidfSVMConfig(Strict):
 
 class TfidfSVMRung(TfidfRung):
     Config = TfidfSVMConfig
+    outputs_margins = True
 
     def _linear_model(self):
         cls = LinearSVR if self.task == "regression" else LinearSVC
         return cls(C=self.cfg.C, max_iter=self.cfg.max_iter, random_state=self.seed)
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """Softmax of the SVM's decision values (uncalibrated); a class absent from training gets 0."""
+    def logits(self, X: np.ndarray) -> np.ndarray:
+        """(N, n_outputs) SVM margins; a class absent from training gets -1e4 (probability 0 after a softmax)."""
         if self.task != "classification":
-            raise ValueError(f"predict_proba needs task 'classification', this rung was built for {self.task!r}")
+            raise ValueError(f"logits needs task 'classification', this rung was built for {self.task!r}")
         estimator = self._fitted()
         margins = estimator.decision_function(self._flat(X))
         if margins.ndim == 1:  # two classes: one margin m for classes_[1]; softmax([-m/2, m/2]) = sigmoid(m)
             margins = np.column_stack([-margins, margins]) / 2
-        out = np.zeros((len(margins), self.n_outputs), dtype=margins.dtype)
-        out[:, estimator.classes_.astype(int)] = softmax(margins, axis=1)
+        out = np.full((len(margins), self.n_outputs), -1e4, dtype=margins.dtype)
+        out[:, estimator.classes_.astype(int)] = margins
         return out
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Softmax of the SVM's margins: uncalibrated, no probability (runs calibrate it); absent classes get 0."""
+        return softmax(self.logits(X), axis=1)

@@ -12,6 +12,7 @@ from modelladder.errors import InputError
 from modelladder.models.build import build_model, is_neural
 from modelladder.registry import MODELS, TASKS, lookup
 from modelladder.runs import read_json, read_run_config
+from modelladder.serve.calibration import Calibration, load_calibration
 
 
 class Predictor:
@@ -19,15 +20,19 @@ class Predictor:
 
     `predict` / `predict_proba` take raw input: a pandas DataFrame of the original columns for
     tabular runs, an array of images in the original pixel scale for image runs. `scores` takes
-    features already preprocessed (what DataBundle holds).
+    features already preprocessed (what DataBundle holds). A calibrated run's probabilities are
+    calibrated everywhere (its calibration.json, serve/calibration.py); `uncalibrated_scores` gives the
+    model's own.
     """
 
-    def __init__(self, cfg: RunConfig, model, preprocess: dict, run_dir: Path | None = None, encoder=None):
+    def __init__(self, cfg: RunConfig, model, preprocess: dict, run_dir: Path | None = None, encoder=None,
+                 calibration: Calibration | None = None):
         self.cfg = cfg
         self.model = model
         self.preprocess = preprocess
         self.run_dir = run_dir
         self.encoder = encoder  # a text network's TextEncoder (the run's tokenizer.json)
+        self.calibration = calibration  # applied to the logits by `scores`; None: the model's own probabilities
         self.classes: list[str] = preprocess.get("classes", [])
         if is_neural(model):
             model.eval()
@@ -53,22 +58,47 @@ class Predictor:
             rung_cls = lookup(MODELS, "model.name", cfg.model.name)
             model = rung_cls.load(_existing(run_dir / "model.skops"), cfg.model, shape, n_outputs,
                                   task=cfg.task.name)
-        return cls(cfg, model, preprocess, run_dir, encoder)
+        return cls(cfg, model, preprocess, run_dir, encoder, load_calibration(run_dir))
 
     # ---------------------------------------------------------------- features in
 
     def scores(self, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-        """Class probabilities (N, n_classes) or regression values (N,) for preprocessed features
-        (cleaned texts for a text run)."""
-        if not lookup(TASKS, "task.name", self.cfg.task.name).predicts:  # autoencoders, VAEs, GANs
-            raise InputError(f"run {self.run_dir} was trained for task.name '{self.cfg.task.name}', which makes "
-                             "no predictions: predict with a classification or regression run")
+        """Class probabilities (N, n_classes), calibrated when the run is, or regression values (N,) for
+        preprocessed features (cleaned texts for a text run)."""
+        if self.calibration is None or not self.classes:
+            return self.uncalibrated_scores(X, batch_size)
+        return self.calibration.apply(self.logits(X, batch_size))
+
+    def uncalibrated_scores(self, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        """The model's own class probabilities (a softmax of a network's logits, a scikit-learn rung's
+        predict_proba) or regression values, whether or not the run is calibrated."""
+        self._check_predicts()
         if not is_neural(self.model):
             if self.classes:
                 return self.model.predict_proba(X)
             return self.model.predict(X).astype(np.float32)
+        out = self._network_outputs(X, batch_size)
+        return (out.softmax(-1) if self.classes else out.squeeze(-1)).numpy()
+
+    def logits(self, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        """(N, n_classes) scores that calibration rescales: a network's logits, a margin model's margins, another
+        scikit-learn rung's log-probabilities (models/classic.py ClassicRung.logits)."""
+        self._check_predicts()
+        if not self.classes:
+            raise InputError(f"run {self.run_dir} is a regression: it has no logits to calibrate")
+        if not is_neural(self.model):
+            return self.model.logits(X)
+        return self._network_outputs(X, batch_size).numpy()
+
+    def _check_predicts(self) -> None:
+        if not lookup(TASKS, "task.name", self.cfg.task.name).predicts:  # autoencoders, VAEs, GANs
+            raise InputError(f"run {self.run_dir} was trained for task.name '{self.cfg.task.name}', which makes "
+                             "no predictions: predict with a classification or regression run")
+
+    def _network_outputs(self, X: np.ndarray, batch_size: int) -> torch.Tensor:
+        """The network's raw outputs (N, n_outputs) on the CPU, in the order of X."""
         if len(X) == 0:
-            return np.zeros((0, len(self.classes)) if self.classes else (0,), np.float32)
+            return torch.zeros((0, len(self.classes) or 1))
         from modelladder.data.batches import TokenSequences, make_source, unsort
 
         if self.encoder is not None:
@@ -77,9 +107,8 @@ class Predictor:
         batches, outs = source.in_order(batch_size), []
         with torch.inference_mode():
             for idx in batches:
-                out = self.model(source.take(idx)[0])
-                outs.append(out.softmax(-1) if self.classes else out.squeeze(-1))
-        return unsort(batches, outs).cpu().numpy()
+                outs.append(self.model(source.take(idx)[0]).float())
+        return unsort(batches, outs).cpu()
 
     # ---------------------------------------------------------------- raw input in
 

@@ -10,6 +10,7 @@ from modelladder.config import RunConfig
 from modelladder.data.bundle import DataBundle
 from modelladder.data.tokenize import TextEncoder
 from modelladder.errors import InputError
+from modelladder.evaluate.calibration import check_calibration
 from modelladder.models.build import build_model, is_neural
 from modelladder.registry import MODELS, PRETRAIN_TASKS, TASKS, load_object, lookup
 from modelladder.verbs.transfer import Transfer
@@ -103,6 +104,7 @@ def build_training(cfg: RunConfig, data: DataBundle | None, folder: Path) -> Tra
     cfg = transfer.cfg if transfer is not None else cfg
     data = data if data is not None else load_run_data(cfg)
     task = make_task(cfg, data)
+    check_calibration(cfg, data)  # fitted on the validation split after training: say now if it is empty
     model = build_model(cfg.model, data.input_shape, data.n_outputs, seed=cfg.seed, task=cfg.task.name)
     if transfer is not None:
         model = transfer.start(model)

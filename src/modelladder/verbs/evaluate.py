@@ -8,6 +8,7 @@ import numpy as np
 
 from modelladder.data.bundle import DataBundle
 from modelladder.errors import InputError
+from modelladder.evaluate.calibration import evaluation_fields
 from modelladder.evaluate.cost import inference_latency
 from modelladder.runs import write_csv, write_json
 from modelladder.serve.predictor import Predictor
@@ -42,6 +43,7 @@ def evaluate_run(run_dir: Path, *, split: str = "test", data: DataBundle | None 
         from modelladder.evaluate.metrics import confusion
 
         record["confusion"] = confusion(y, task.decode(scores), len(data.classes))
+        record |= evaluation_fields(predictor, data, split, X, y, scores)  # reliability, before/after, conformal
     write_json(run_dir / f"eval_{split}.json", record)
     _write_predictions(run_dir / f"predictions_{split}.csv", y, scores, data.classes)
     return record

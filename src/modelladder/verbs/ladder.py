@@ -18,6 +18,7 @@ import pandas as pd
 from rich.console import Console
 
 from modelladder.config import LadderConfig, RunConfig, load_ladder_config, rung_configs, to_yaml
+from modelladder.evaluate.calibration import leaderboard_fields
 from modelladder.evaluate.significance import compare_to_best
 from modelladder.report.leaderboard import leaderboard_table
 from modelladder.runs import check_name, prepare, run_path, write_csv, write_json, write_text
@@ -86,6 +87,7 @@ def _holdout(ladder: LadderConfig, rungs: list[RunConfig], path: Path, *, overwr
 def _row(cfg: RunConfig, result: dict) -> dict:
     row = {"rung": cfg.name, "model": cfg.model.name, "family": result["family"]}
     row |= {f"{result['split']}_{k}": round(v, 4) for k, v in result["metrics"].items()}
+    row |= leaderboard_fields(result)
     if "dp_epsilon" in result:  # a DP rung: the privacy it spent (train/privacy.py)
         row["dp_epsilon"] = round(result["dp_epsilon"], 3)
     return row | {k: round_cost(v) for k, v in cost_values(result).items()}

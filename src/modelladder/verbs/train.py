@@ -10,6 +10,7 @@ import torch.distributed as dist
 
 from modelladder.config import RunConfig, load_run_config
 from modelladder.data.bundle import DataBundle
+from modelladder.evaluate.calibration import calibrate_run
 from modelladder.evaluate.cost import measure_training, one_batch, training_flops
 from modelladder.models.build import count_params, is_neural
 from modelladder.runs import claim, prepare, read_json, refuse_existing, run_path, write_json, write_run_files
@@ -57,6 +58,7 @@ def train_run(cfg: RunConfig, run_dir: Path, *, resume: bool = False, data: Data
     summary["train_examples"] = int(len(data.y_train))
     write_json(run_dir / "summary.json", summary)
     predictor = Predictor(cfg, model, read_json(run_dir / "preprocess.json"), run_dir, encoder=t.encoder)
+    calibrate_run(cfg, predictor, data, run_dir)  # on the validation split, when eval.calibrate or a margin model
     return summary | evaluate_run(run_dir, split=cfg.eval.split, data=data, predictor=predictor)
 
 
