@@ -132,12 +132,12 @@ def make_private(model: nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainC
     `generator`: the seeded noise stream, used unless train.privacy.secure."""
     from opacus import PrivacyEngine
     from opacus.validators.errors import UnsupportedModuleError
-    from torch.utils.data import DataLoader
+    from torch.utils.data import DataLoader, TensorDataset
 
     privacy = cfg.privacy
     secure_mode, generator, sampler_generator = _noise_source(privacy.secure, generator)
     # opacus reads the sample rate and dataset size off a loader; the loop's PoissonSource does the sampling
-    loader = DataLoader(range(n_train), batch_size=cfg.batch_size)
+    loader = DataLoader(TensorDataset(torch.arange(n_train)), batch_size=cfg.batch_size)
     try:
         with warnings.catch_warnings():
             _quiet_accountant()
