@@ -155,13 +155,12 @@ def environment(seed: int, *, country: str = "USA") -> dict:
     measured under (the report's footnote prints it): CPU model, cores, the threads latency is timed with, the
     load average at the start (finish_environment adds the end), the CO2 grid's country, whether RAPL was
     readable (measured CPU energy)."""
-    from modelladder.evaluate.cost import rapl_energy_uj
-
     import numpy
     import sklearn
     import torch
 
     import modelladder
+    from modelladder.evaluate.cost import rapl_energy_uj
 
     return {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -192,8 +192,8 @@ def test_cost_country_is_validated_and_reaches_every_rung():
 
     with pytest.raises(InputError) as err:
         validate_run({"model": {"name": "mlp"}, "cost": {"country": "France"}})
-    assert err.value.problems == ["cost.country must be an ISO 3166 alpha-3 code that codecarbon knows (such as "
-                                  "'USA', 'FRA', 'DEU'), got 'France'"]
+    assert err.value.problems == [("cost.country must be an ISO 3166 alpha-3 code that codecarbon knows (such as "
+                                   "'USA', 'FRA', 'DEU'), got 'France'")]
     ladder = validate_ladder({"cost": {"country": "FRA"}, "rungs": [{"name": "a", "model": {"name": "logreg"}}]})
     from modelladder.config import rung_configs
 

@@ -14,10 +14,9 @@ from torch import nn
 from modelladder.config import PrivacyConfig, TrainConfig, validate_run
 from modelladder.data.batches import make_source
 from modelladder.errors import InputError
-from modelladder.tasks.classification import Classification
-from modelladder.train.loop import fit
 from modelladder.report.card import card_context
-from modelladder.train.loop import _generator
+from modelladder.tasks.classification import Classification
+from modelladder.train.loop import _generator, fit
 from modelladder.train.privacy import PoissonSource, make_private, privacy_spent
 from modelladder.verbs.ladder import _row
 from modelladder.verbs.train import train_run
@@ -137,11 +136,10 @@ def test_an_empty_poisson_batch_still_takes_a_noised_step(tmp_path):
 
 def test_a_secure_run_keeps_its_noise_secret(tmp_path):
     cfg = CFG.model_copy(update={"privacy": PrivacyConfig(**PRIVACY, secure=True), "epochs": 1})
+    first, second = mlp(), mlp()
     with pytest.warns(UserWarning, match="torchcsprng is not installed"):
-        first = mlp()
         fit(first, Classification(3), blobs(n=300, seed=1), cfg, seed=3, run_dir=tmp_path / "a")
     with pytest.warns(UserWarning, match="os.urandom"):
-        second = mlp()
         fit(second, Classification(3), blobs(n=300, seed=1), cfg, seed=3, run_dir=tmp_path / "b")
     assert not same_weights(first, second)  # same seed, different noise: it cannot be replayed
     state = json.loads(next((tmp_path / "a" / "checkpoints").glob("step-*/state.json")).read_text())
