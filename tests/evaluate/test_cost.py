@@ -156,7 +156,7 @@ def test_latency_record_says_how_it_was_measured():
 
     record = inference_latency(predict, X, model=model)
     assert set(record) == {"latency_ms_p50", "latency_ms_p95", "throughput_per_s", "batch_size",
-                           "throughput_batch_size", "threads", "calls"}
+                           "throughput_batch_size", "threads", "calls", "cpu_ms_p50"}
     assert record["batch_size"] == 1 and record["throughput_batch_size"] == 256 and record["threads"] == 1
     assert 30 <= record["calls"] <= 300
     assert 0 < record["latency_ms_p50"] <= record["latency_ms_p95"] and record["throughput_per_s"] > 0
