@@ -207,5 +207,5 @@ def privacy_spent(cfg: TrainConfig, *, n_train: int, steps: int) -> dict:
         accountant.history = [(sigma, rate, steps)]  # every step used the same noise and sample rate
         epsilon = float(accountant.get_epsilon(privacy.delta))
     return {"dp_epsilon": epsilon, "dp_delta": privacy.delta, "dp_sampling": SAMPLING, "dp_secure": privacy.secure,
-            "dp_noise": noise_source(cfg), "dp_target_epsilon": privacy.target_epsilon, "dp_noise_multiplier": float(sigma),
-            "dp_max_grad_norm": privacy.max_grad_norm, "dp_sample_rate": rate}
+            "dp_noise": noise_source(cfg), "dp_target_epsilon": privacy.target_epsilon,
+            "dp_noise_multiplier": float(sigma), "dp_max_grad_norm": privacy.max_grad_norm, "dp_sample_rate": rate}
