@@ -45,7 +45,7 @@ def test_a_resumed_run_reports_the_whole_runs_cost(tmp_path):
         assert whole[key] > first[key] >= kept.get(key, 0), key
     for key in ("energy_kwh", "energy_modelled_kwh", "co2_kg"):  # codecarbon's model of 0.5 s is noisy: vs kept
         assert whole[key] > kept[key] > 0, key
-    assert whole["peak_mem_mb"] >= first["peak_mem_mb"]
+    assert whole["peak_mem_mb"] >= kept["peak_mem_mb"]  # the larger of the segments' peaks
 
 
 def test_text_flops_are_the_sum_over_the_batches_trained(tmp_path):
