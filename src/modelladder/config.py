@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, SerializeAsAny, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, SerializeAsAny, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError, PydanticKnownError
 
 from modelladder.errors import InputError, did_you_mean, unknown_name
@@ -120,6 +120,9 @@ class PrivacyConfig(Strict):
     target_epsilon: float = Field(gt=0)
     delta: float = Field(1e-5, gt=0, lt=1)  # should be below 1 / (training examples)
     max_grad_norm: float = Field(1.0, gt=0)  # each example's gradient is clipped to this norm
+    # true for a model meant for release: noise from a cryptographically secure source (opacus secure_mode
+    # with torchcsprng, else seeded from os.urandom and never stored), so a resumed run is not bitwise the same
+    secure: bool = False
 
 
 class DistributedConfig(Strict):
@@ -202,6 +205,22 @@ class EvalConfig(Strict):
         return out
 
 
+class CostConfig(Strict):
+    """How costs are turned into CO2 (evaluate/cost.py)."""
+
+    country: str = "USA"  # ISO 3166 alpha-3 code of the electricity grid whose carbon intensity gives co2_kg
+
+    @field_validator("country")
+    @classmethod
+    def _known_country(cls, country: str) -> str:
+        from modelladder.evaluate.cost import known_countries
+
+        if country not in known_countries():
+            raise PydanticCustomError("country", "must be an ISO 3166 alpha-3 code that codecarbon knows (such as "
+                                      "'USA', 'FRA', 'DEU')")
+        return country
+
+
 class CardConfig(Strict):
     """What the model card in report.html says about use; unset fields get a cautious default."""
 
@@ -262,6 +281,7 @@ class RunConfig(Strict):
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
     card: CardConfig = CardConfig()
+    cost: CostConfig = CostConfig()
     finetune: FinetuneConfig | None = None  # start from a pretrained run instead of from scratch
 
 
@@ -297,6 +317,7 @@ class LadderConfig(Strict):
     train: dict[str, Any] = {}
     eval: dict[str, Any] = {}
     card: dict[str, Any] = {}  # the model card's intended use etc., the same for every rung
+    cost: dict[str, Any] = {}  # CostConfig (the CO2 grid's country), the same for every rung
     audit: AuditConfig | None = None  # fairness audit of every rung; its gaps become leaderboard columns
     pretrain: list[PretrainStageConfig] = []  # language models pretrained first; rungs fine-tune them
     rungs: list[RungConfig] = Field(min_length=1)
@@ -414,6 +435,7 @@ def rung_configs(ladder: LadderConfig) -> list[RunConfig]:
             "train": deep_merge(ladder.train, rung.train),
             "eval": ladder.eval,
             "card": ladder.card,
+            "cost": ladder.cost,
             "model": rung.model,
         }
         if rung.finetune is not None:

@@ -78,7 +78,17 @@ def write_run_files(run_dir: Path, cfg: RunConfig, preprocess: dict) -> None:
 
     write_text(run_dir / "config.yaml", to_yaml(cfg))
     write_json(run_dir / "preprocess.json", preprocess)
-    write_json(run_dir / "env.json", environment(cfg.seed))
+    write_json(run_dir / "env.json", environment(cfg.seed, country=cfg.cost.country))
+
+
+def finish_environment(folder: Path) -> None:
+    """env.json gets the load average at the end of the run (or ladder) beside the one at its start: a busy
+    machine is what makes timings differ between runs."""
+    path = folder / "env.json"
+    if path.is_file():
+        env = read_json(path)
+        env["cost"]["load_average_end"] = _load_average()
+        write_json(path, env)
 
 
 def read_run_config(run_dir: str | Path, field: str = "run folder") -> RunConfig:
@@ -140,13 +150,17 @@ def git_sha() -> str | None:
     return out.stdout.strip() or None
 
 
-def environment(seed: int) -> dict:
-    """Versions, hardware, seed and git SHA: what it takes to reproduce a run."""
+def environment(seed: int, *, country: str = "USA") -> dict:
+    """Versions, hardware, seed and git SHA: what it takes to reproduce a run; under "cost", what its costs were
+    measured under (the report's footnote prints it): CPU model, cores, the threads latency is timed with, the
+    load average at the start (finish_environment adds the end), the CO2 grid's country, whether RAPL was
+    readable (measured CPU energy)."""
     import numpy
     import sklearn
     import torch
 
     import modelladder
+    from modelladder.evaluate.cost import rapl_energy_uj
 
     return {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -167,4 +181,35 @@ def environment(seed: int) -> dict:
             "torch_threads": torch.get_num_threads(),
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         },
+        "cost": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "cpu_model": cpu_model(),
+            "cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),  # what training used unless train.threads says otherwise
+            "latency_threads": 1,  # evaluate/cost.py one_thread
+            "load_average_start": _load_average(),
+            "load_average_end": None,
+            "country": country,
+            "rapl_readable": rapl_energy_uj() is not None,
+        },
     }
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name (/proc/cpuinfo on Linux), else what the platform module says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _load_average() -> list[float] | None:
+    """1, 5 and 15 minute load averages (None where the OS has none)."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None

@@ -30,9 +30,13 @@ def test_default_ladder_prints_leaderboard_and_writes_files(digits_ladder):
     acc = dict(zip(board["rung"], board["test_accuracy"]))
     assert min(acc.values()) >= 0.93, acc
     assert acc["cnn"] >= 0.97 and acc["mlp"] >= 0.96, acc
-    assert (board["params"] > 0).all() and (board["train_seconds"] > 0).all()
-    assert (board["latency_ms_p50"] > 0).all()
-    assert board.set_index("rung").loc["cnn", "params"] > board.set_index("rung").loc["logreg", "params"]
+    sized = board.set_index("rung")
+    assert (sized.drop("random_forest")["params"] > 0).all() and (board["train_seconds"] > 0).all()
+    assert sized.loc["random_forest", "nodes"] > 0 and pd.isna(sized.loc["random_forest", "params"])  # trees: nodes
+    assert (board["latency_ms_p50"] > 0).all() and (board["throughput_per_s"] > 0).all()
+    assert sized.loc["cnn", "params"] > sized.loc["logreg", "params"]
+    env = json.loads((cwd / "runs" / "digits" / "env.json").read_text())["cost"]
+    assert env["latency_threads"] == 1 and env["load_average_end"] is not None
 
 
 def test_each_rung_folder_is_a_complete_run(digits_ladder):

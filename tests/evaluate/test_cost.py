@@ -11,8 +11,18 @@ import torch
 
 from modelladder.data.batches import TokenSequences
 from modelladder.errors import InputError
-from modelladder.evaluate.cost import measure_training, one_batch, training_flops
-from modelladder.models.build import count_params
+from modelladder.evaluate.cost import (
+    COST_COLUMNS,
+    TrainingCost,
+    inference_latency,
+    measure_training,
+    one_batch,
+    one_thread,
+    rapl_energy_uj,
+    training_flops,
+)
+from modelladder.models.build import build_model, count_nodes, count_params
+from modelladder.models.classic import RandomForestConfig
 from modelladder.models.mlp import MLP, MLPConfig
 from modelladder.tasks.classification import Classification
 
@@ -78,11 +88,15 @@ def test_measure_training_records_time_cpu_memory_and_energy():
             block[::4096] += 1.0
         time.sleep(0.05)  # the sampler reads the resident memory every 10 ms
     record = cost.record()
-    assert list(record) == ["wall_s", "cpu_s", "peak_mem_mb", "peak_gpu_mem_mb", "energy_kwh", "co2_kg"]
+    assert list(record) == ["wall_s", "cpu_s", "peak_mem_mb", "peak_gpu_mem_mb", "energy_cpu_kwh",
+                            "energy_modelled_kwh", "energy_kwh", "co2_kg", "co2_country"]
     assert record["wall_s"] >= 0.25 and record["cpu_s"] >= 0.2
     assert 60 <= record["peak_mem_mb"] < 1024
     assert record["peak_gpu_mem_mb"] is None  # no CUDA here
-    assert record["energy_kwh"] > 0 and record["co2_kg"] > 0
+    # measured only where RAPL is readable; the modelled part is always there; energy is their sum
+    assert (record["energy_cpu_kwh"] is None) == (rapl_energy_uj() is None)
+    assert record["energy_kwh"] == pytest.approx((record["energy_cpu_kwh"] or 0) + record["energy_modelled_kwh"])
+    assert record["energy_kwh"] > 0 and record["co2_kg"] > 0 and record["co2_country"] == "USA"
     # a 2-core machine draws under 1 kW: the estimate is a plausible size
     assert record["energy_kwh"] < 1.0 * record["wall_s"] / 3600
 
@@ -98,3 +112,89 @@ def test_unknown_country_is_an_input_error():
     message = r"^country must be an ISO 3166 alpha-3 code .*got 'Atlantis'$"
     with pytest.raises(InputError, match=message), measure_training(country="Atlantis"):
         pass
+
+
+def test_a_france_grid_is_named_in_the_record():
+    with measure_training(country="FRA") as cost:
+        time.sleep(0.02)
+    assert cost.co2_country == "FRA" and cost.co2_kg > 0
+
+
+def test_costs_of_a_resumed_run_add_up():
+    first = {"wall_s": 2.0, "cpu_s": 3.0, "peak_mem_mb": 500.0, "peak_gpu_mem_mb": None, "energy_cpu_kwh": None,
+             "energy_modelled_kwh": 1e-5, "energy_kwh": 1e-5, "co2_kg": 4e-6}
+    with measure_training(earlier=first) as cost:
+        time.sleep(0.02)
+        so_far = cost.so_far()
+    assert so_far.wall_s >= 2.02 and cost.wall_s >= so_far.wall_s
+    assert cost.cpu_s >= 3.0 and cost.energy_kwh > 1e-5 and cost.co2_kg > 4e-6
+    assert cost.peak_mem_mb == 500.0  # the larger peak of the two segments
+    assert TrainingCost(wall_s=1.0).plus(None).wall_s == 1.0
+
+
+def test_one_thread_sets_and_restores_the_thread_counts():
+    from threadpoolctl import threadpool_info
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with one_thread():
+            assert torch.get_num_threads() == 1
+            assert all(pool["num_threads"] == 1 for pool in threadpool_info())
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_latency_record_says_how_it_was_measured():
+    X = np.random.default_rng(0).normal(size=(500, 64)).astype(np.float32)
+    model = mlp([32]).eval()
+
+    @torch.no_grad()
+    def predict(rows):
+        return model(torch.from_numpy(rows)).numpy()
+
+    record = inference_latency(predict, X, model=model)
+    assert set(record) == {"latency_ms_p50", "latency_ms_p95", "throughput_per_s", "batch_size",
+                           "throughput_batch_size", "threads", "calls", "cpu_ms_p50"}
+    assert record["batch_size"] == 1 and record["throughput_batch_size"] == 256 and record["threads"] == 1
+    assert 30 <= record["calls"] <= 300
+    assert 0 < record["latency_ms_p50"] <= record["latency_ms_p95"] and record["throughput_per_s"] > 0
+    assert inference_latency(predict, X[:0]) == {}
+
+
+def test_a_random_forest_is_timed_with_one_job_and_given_its_setting_back():
+    X = np.random.default_rng(0).normal(size=(60, 1, 4, 4)).astype(np.float32)
+    y = np.arange(60) % 2
+    rung = build_model(RandomForestConfig(n_estimators=5, n_jobs=2), (1, 4, 4), 2, seed=0).fit(X, y)
+    seen = []
+
+    def predict(rows):
+        seen.append(rung.estimator_.n_jobs)
+        return rung.predict_proba(rows)
+
+    inference_latency(predict, X, model=rung)
+    assert set(seen) == {1} and torch.get_num_threads() >= 1
+    assert rung.estimator_.n_jobs == 2
+
+
+def test_trees_have_nodes_and_no_params():
+    X = np.random.default_rng(0).normal(size=(60, 1, 4, 4)).astype(np.float32)
+    y = np.arange(60) % 2
+    rung = build_model(RandomForestConfig(n_estimators=5, max_depth=1), (1, 4, 4), 2, seed=0).fit(X, y)
+    assert count_params(rung) is None and count_nodes(rung) == 5 * 3
+    assert count_nodes(mlp([8])) is None
+    assert COST_COLUMNS[:2] == ["params", "nodes"] and "batch_ms_per_sample" not in COST_COLUMNS
+
+
+def test_cost_country_is_validated_and_reaches_every_rung():
+    from modelladder.config import validate_ladder, validate_run
+
+    with pytest.raises(InputError) as err:
+        validate_run({"model": {"name": "mlp"}, "cost": {"country": "France"}})
+    assert err.value.problems == [("cost.country must be an ISO 3166 alpha-3 code that codecarbon knows (such as "
+                                   "'USA', 'FRA', 'DEU'), got 'France'")]
+    ladder = validate_ladder({"cost": {"country": "FRA"}, "rungs": [{"name": "a", "model": {"name": "logreg"}}]})
+    from modelladder.config import rung_configs
+
+    assert [cfg.cost.country for cfg in rung_configs(ladder)] == ["FRA"]

@@ -10,7 +10,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import Ridge
 
 from modelladder.errors import InputError
-from modelladder.models.build import build_model, count_params
+from modelladder.models.build import build_model, count_nodes, count_params
 from modelladder.models.classic import HistGradientBoostingRung, LogisticRegressionRung, RandomForestRung
 
 SMALL = {  # fast configs: the shared suite already covers the defaults
@@ -63,12 +63,12 @@ def test_logreg_params_are_weights_and_intercepts():
     assert count_params(build_model(SMALL["logreg"], (1, 4, 4), 3, seed=0).fit(X3, y3)) == 3 * 16 + 3
 
 
-def test_tree_params_are_nodes():
+def test_trees_count_nodes_not_params():
     X, y = images()
-    stumps = RandomForestRung.Config(n_estimators=5, max_depth=1)
-    assert count_params(build_model(stumps, (1, 4, 4), 2, seed=0).fit(X, y)) == 5 * 3
+    stumps = build_model(RandomForestRung.Config(n_estimators=5, max_depth=1), (1, 4, 4), 2, seed=0).fit(X, y)
+    assert count_nodes(stumps) == 5 * 3 and count_params(stumps) is None
     boosted = HistGradientBoostingRung.Config(max_iter=4, max_leaf_nodes=2, early_stopping=False)
-    assert count_params(build_model(boosted, (1, 4, 4), 2, seed=0).fit(X, y)) == 4 * 3
+    assert count_nodes(build_model(boosted, (1, 4, 4), 2, seed=0).fit(X, y)) == 4 * 3
 
 
 def test_seed_reaches_the_estimator():

@@ -28,7 +28,7 @@ from safetensors.torch import load_file, save_file
 
 from modelladder.config import RunConfig, TaskConfig, to_yaml, validate_run
 from modelladder.errors import InputError
-from modelladder.models.build import build_model, count_params, is_neural
+from modelladder.models.build import build_model, count_nodes, count_params, is_neural
 from modelladder.registry import MODELS, TASKS, load_object
 from modelladder.train.checkpoint import load_weights, save_weights
 from tests.models.problems import text_problem
@@ -246,7 +246,7 @@ def test_builds_and_gives_one_row_per_example(name, request):
         model.fit(X, y)
         assert np.allclose(model.predict_proba(X).sum(axis=1), 1)
     assert outputs(model, X).shape == (len(X), 3)
-    assert count_params(model) > 0
+    assert (count_params(model) or count_nodes(model)) > 0  # trees count nodes, not params
 
 
 def test_training_learns_the_problem(name, request):
@@ -319,7 +319,7 @@ def test_save_then_load_gives_identical_outputs(name, tmp_path, request):
         loaded = type(model).load(tmp_path / "model.skops", cfg, input_shape, n_outputs)
         assert np.array_equal(loaded.predict_proba(X), model.predict_proba(X))
         assert np.array_equal(loaded.predict(X), model.predict(X))
-        assert loaded.n_params() == model.n_params()
+        assert loaded.n_params() == model.n_params() and loaded.n_nodes() == model.n_nodes()
 
 
 def test_config_round_trips(name):

@@ -12,10 +12,13 @@ import torch
 from torch import nn
 
 from modelladder.config import PrivacyConfig, TrainConfig, validate_run
+from modelladder.data.batches import make_source
 from modelladder.errors import InputError
+from modelladder.report.card import card_context
 from modelladder.tasks.classification import Classification
-from modelladder.train.loop import fit
-from modelladder.train.privacy import make_private, privacy_spent
+from modelladder.train.loop import _generator, fit
+from modelladder.train.privacy import PoissonSource, make_private, privacy_spent
+from modelladder.verbs.ladder import _row
 from modelladder.verbs.train import train_run
 from tests.train.helpers import blobs, mlp, records, same_weights
 
@@ -37,6 +40,14 @@ def test_a_dp_mlp_on_digits_reaches_91_percent_within_its_epsilon(tmp_path):
     assert result["dp_epsilon"] > 2.9  # the noise is calibrated to spend (about) the whole budget
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["dp_epsilon"] == result["dp_epsilon"] and summary["dp_delta"] == 1e-4
+    assert summary["dp_sampling"] == "poisson" and summary["dp_secure"] is False
+    # the card says delta, the sampling, and what the accounting leaves out
+    privacy = dict(next(part for part in card_context(tmp_path, summary, result, str)["parts"]
+                        if part["title"] == "Privacy")["entries"])["differential privacy"]
+    assert "delta 0.0001" in privacy and "poisson sampling" in privacy
+    assert "preprocessing statistics fitted on the private training rows" in privacy
+    row = _row(cfg.model_copy(update={"name": "dp_mlp"}), result)
+    assert row["dp_delta"] == 1e-4 and row["dp_sampling"] == "poisson" and row["dp_secure"] is False
 
 
 def test_a_dp_cnn_trains_and_reports_its_epsilon(tmp_path):
@@ -96,6 +107,44 @@ def _trained_without_privacy(tmp_path) -> nn.Module:
     fit(model, Classification(3), blobs(n=300, seed=1), CFG.model_copy(update={"privacy": None}), seed=3,
         run_dir=tmp_path / "plain")
     return model
+
+
+def test_batches_are_poisson_samples_with_the_accounted_rate():
+    data = blobs(n=300, seed=1)
+    source = PoissonSource(make_source(data.X_train, data.y_train, torch.long, torch.device("cpu")))
+    batches = source.epoch(torch.Generator().manual_seed(0), 32)
+    sizes = [len(b) for b in batches]
+    assert len(batches) == 10  # steps per epoch: ceil(300 / 32), the sample rate 1 / 10 accounted for
+    assert len(set(sizes)) > 1 and 20 < sum(sizes) / len(sizes) < 40  # Poisson: sizes vary around 30
+    assert all(len(set(b.tolist())) == len(b) for b in batches)  # an example at most once per batch
+    again = source.epoch(torch.Generator().manual_seed(0), 32)
+    assert all(torch.equal(a, b) for a, b in zip(batches, again))  # seeded: a resumed run draws the same
+
+
+def test_an_empty_poisson_batch_still_takes_a_noised_step(tmp_path):
+    data = blobs(n=4, val=8, seed=1)
+    cfg = CFG.model_copy(update={"batch_size": 1, "epochs": 4, "log_every": 1})
+    source = PoissonSource(make_source(data.X_train, data.y_train, torch.long, torch.device("cpu")))
+    drawn = [b for epoch in range(4) for b in source.epoch(_generator(5, 0, epoch), 1)]
+    assert any(len(b) == 0 for b in drawn)  # (3/4)^4: about a third of the steps take no example
+    model = mlp()
+    result = fit(model, Classification(3), data, cfg, seed=5, run_dir=tmp_path)
+    assert result.steps == len(drawn) == 16
+    assert all(math.isfinite(r["train_loss"]) for r in result.history)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_a_secure_run_keeps_its_noise_secret(tmp_path):
+    cfg = CFG.model_copy(update={"privacy": PrivacyConfig(**PRIVACY, secure=True), "epochs": 1})
+    first, second = mlp(), mlp()
+    with pytest.warns(UserWarning, match="torchcsprng is not installed"):
+        fit(first, Classification(3), blobs(n=300, seed=1), cfg, seed=3, run_dir=tmp_path / "a")
+    with pytest.warns(UserWarning, match="os.urandom"):
+        fit(second, Classification(3), blobs(n=300, seed=1), cfg, seed=3, run_dir=tmp_path / "b")
+    assert not same_weights(first, second)  # same seed, different noise: it cannot be replayed
+    state = json.loads(next((tmp_path / "a" / "checkpoints").glob("step-*/state.json")).read_text())
+    assert "dp_noise" not in json.dumps(state["rng"])
+    assert privacy_spent(cfg, n_train=300, steps=10)["dp_secure"] is True
 
 
 def test_a_model_with_batchnorm_is_refused_with_the_reason_before_anything_is_written(tmp_path):

@@ -20,7 +20,7 @@ from modelladder.config import validate_ladder
 from modelladder.report import write_report
 from modelladder.verbs.ladder import run_ladder
 
-COSTS = ["params", "flops_train", "train_seconds", "energy_kwh", "latency_ms_p50", "latency_ms_p95", "batch_ms_per_sample"]
+COSTS = ["params", "flops_train", "train_seconds", "energy_modelled_kwh", "energy_kwh", "latency_ms_p50", "latency_ms_p95"]
 EXPECTED_PLOTS = [f"cost/{c}" for c in COSTS] + [
     "logreg/confusion", "logreg/roc", "mlp/learning-curves", "mlp/confusion", "mlp/roc"]
 WINDOW = (1280, 2000)

@@ -38,7 +38,7 @@ class TokenSequences:
     def take(self, idx: Tensor) -> tuple[Tensor, Tensor]:
         """(ids (B, L), mask (B, L)) for the examples `idx`, padded to their longest; mask is True on tokens."""
         lengths = self.lengths[idx]
-        positions = torch.arange(int(lengths.max()))
+        positions = torch.arange(int(lengths.max()) if len(idx) else 1)  # an empty (DP Poisson) batch: (0, 1)
         mask = positions[None, :] < lengths[:, None]
         where = (self.offsets[idx][:, None] + positions[None, :]).clamp_(max=len(self.ids) - 1)
         return self.ids[where].masked_fill_(~mask, self.pad_id), mask
@@ -103,6 +103,9 @@ class DenseSource:
     def take(self, idx: Tensor) -> tuple[Tensor, Tensor | None]:
         return self.X.index_select(0, idx), None if self.y is None else self.y.index_select(0, idx)
 
+    def padded_length(self, idx: Tensor) -> None:
+        return None  # not a text batch
+
 
 class TokenSource:
     """Token sequences kept on the host; each batch is padded there and moved to the device."""
@@ -127,6 +130,10 @@ class TokenSource:
         """Every example once, sorted by length (callers put results back with `unsort`)."""
         return list(torch.argsort(self.X.lengths, stable=True).split(batch_size))
 
+    def padded_length(self, idx: Tensor) -> int | None:
+        """The length the batch `idx` is padded to (what its FLOPs depend on); None for an empty batch."""
+        return int(self.X.lengths[idx].max()) if len(idx) else None
+
     def take(self, idx: Tensor) -> tuple[tuple[Tensor, Tensor], Tensor | None]:
         ids, mask = self.X.take(idx)
         x = (ids.to(self.device, non_blocking=True), mask.to(self.device, non_blocking=True))
@@ -148,6 +155,9 @@ class WindowSource:
 
     def in_order(self, batch_size: int) -> list[Tensor]:
         return list((torch.arange(len(self.X)) * self.X.context).split(batch_size))
+
+    def padded_length(self, starts: Tensor) -> None:
+        return None  # windows all have the context's length: not counted per length
 
     def take(self, starts: Tensor) -> tuple[Tensor, Tensor]:
         x, y = self.X.take(starts)

@@ -25,8 +25,13 @@ def is_neural(model: Any) -> bool:
     return isinstance(model, nn.Module)
 
 
-def count_params(model: Any) -> int:
-    """Trainable and frozen parameters of a network (not buffers); a classic rung's own count."""
+def count_params(model: Any) -> int | None:
+    """Trainable and frozen parameters of a network (not buffers); a classic rung's weights (None for trees)."""
     if is_neural(model):
         return sum(p.numel() for p in model.parameters())
     return model.n_params()
+
+
+def count_nodes(model: Any) -> int | None:
+    """A tree rung's node count; None for networks and linear models."""
+    return None if is_neural(model) else model.n_nodes()

@@ -11,6 +11,8 @@ import math
 import os
 import zipfile
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -36,7 +38,7 @@ UNREADABLE = (OSError, zipfile.BadZipFile, KeyError, ValueError, TypeError, EOFE
 
 
 class ClassicRung(Rung, ABC):
-    """fit / predict_proba / predict / save / load / n_params around one scikit-learn estimator."""
+    """fit / predict_proba / predict / save / load / n_params or n_nodes around one scikit-learn estimator."""
 
     family = "classic"
     trusted_types: tuple[str, ...] = ()  # types outside skops' safe defaults that this rung's files hold
@@ -88,9 +90,25 @@ class ClassicRung(Rung, ABC):
         out = self._fitted().predict(self._flat(X))
         return out.astype(np.int64) if self.task == "classification" else out
 
-    @abstractmethod
-    def n_params(self) -> int:
-        """The fitted model's size, the counterpart of a network's parameter count."""
+    def n_params(self) -> int | None:
+        """The fitted model's weights, the counterpart of a network's parameter count; None for trees."""
+        return None
+
+    def n_nodes(self) -> int | None:
+        """Tree rungs: the fitted trees' node count (a size in its own column, never under params)."""
+        return None
+
+    @contextmanager
+    def one_job(self) -> Iterator[None]:
+        """Inside the block the fitted estimator (every Pipeline step too) predicts with n_jobs=1, as every rung's
+        latency is measured (evaluate/cost.py one_thread); the settings are restored afterwards."""
+        estimator = self._fitted()
+        jobs = {k: v for k, v in estimator.get_params().items() if k == "n_jobs" or k.endswith("__n_jobs")}
+        estimator.set_params(**dict.fromkeys(jobs, 1))
+        try:
+            yield
+        finally:
+            estimator.set_params(**jobs)
 
     def save(self, path: Path) -> None:
         """skops file, written under a temporary name and renamed, so a crash leaves no half file."""
@@ -186,8 +204,8 @@ class RandomForestRung(ClassicRung):
         return cls(n_estimators=cfg.n_estimators, max_depth=cfg.max_depth, min_samples_leaf=cfg.min_samples_leaf,
                    n_jobs=cfg.n_jobs, random_state=self.seed)
 
-    def n_params(self) -> int:
-        """For trees the "parameters" are the nodes: the total node count over all trees."""
+    def n_nodes(self) -> int:
+        """The total node count over all trees."""
         return int(sum(tree.tree_.node_count for tree in self._fitted().estimators_))
 
 
@@ -210,6 +228,6 @@ class HistGradientBoostingRung(ClassicRung):
         return cls(learning_rate=cfg.learning_rate, max_iter=cfg.max_iter, max_leaf_nodes=cfg.max_leaf_nodes,
                    early_stopping=cfg.early_stopping, random_state=self.seed)
 
-    def n_params(self) -> int:
-        """For trees the "parameters" are the nodes: the total node count over all boosted trees."""
+    def n_nodes(self) -> int:
+        """The total node count over all boosted trees."""
         return int(sum(len(tree.nodes) for round_ in self._fitted()._predictors for tree in round_))

@@ -17,8 +17,9 @@ from modelladder.audit.fairness import GROUP_METRICS
 from modelladder.runs import read_json
 
 COSTS = {"train_seconds": "training time (s)", "cpu_s": "CPU time (s)", "params": "parameters",
-         "flops_train": "training FLOPs", "peak_mem_mb": "peak memory (MB)", "energy_kwh": "energy (kWh, est.)",
-         "co2_kg": "CO2 (kg, est.)"}
+         "nodes": "tree nodes", "flops_train": "training FLOPs", "peak_mem_mb": "peak memory (MB)",
+         "energy_cpu_kwh": "CPU energy (kWh, measured: RAPL)", "energy_modelled_kwh": "energy (kWh, modelled)",
+         "energy_kwh": "energy (kWh, total)", "co2_kg": "CO2 (kg, est.)", "co2_country": "CO2 grid (country)"}
 EXPLANATION_EXAMPLES = 2  # pictures inlined in the card; the Pictures section holds them all
 DEFAULT_USE = ("Research and teaching: comparing models on {dataset} under one evaluation protocol. The model "
                "has not been validated for any decision about a person.")
@@ -123,8 +124,11 @@ def _group_entries(run_dir: Path, fmt) -> list[tuple[str, str]]:
 def _privacy_entries(summary: dict, transform: dict, fmt) -> list[tuple[str, str]]:
     if summary.get("dp_epsilon") is not None:
         dp = (f"DP-SGD (opacus): epsilon {fmt(summary['dp_epsilon'])} spent of {fmt(summary['dp_target_epsilon'])}"
-              f" at delta {fmt(summary['dp_delta'])}; per-example gradients clipped to "
-              f"{fmt(summary['dp_max_grad_norm'])}, noise multiplier {fmt(summary['dp_noise_multiplier'])}")
+              f" at delta {fmt(summary['dp_delta'])} ({summary.get('dp_sampling', 'poisson')} sampling, rate "
+              f"{fmt(summary.get('dp_sample_rate'))}, RDP accountant); per-example gradients clipped to "
+              f"{fmt(summary['dp_max_grad_norm'])}, noise multiplier {fmt(summary['dp_noise_multiplier'])}; noise "
+              f"from a {summary.get('dp_noise', 'seeded generator')}. Not covered: preprocessing statistics fitted "
+              "on the private training rows (normalisation, vocabulary) ship with the model outside this guarantee")
     else:
         dp = "none: the model was trained without differential privacy"
     entries = [("differential privacy", dp)]

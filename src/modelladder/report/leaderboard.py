@@ -9,7 +9,7 @@ from rich.table import Table
 from modelladder.evaluate.significance import ALPHA
 
 # what fits a 120-column terminal; leaderboard.csv / .json hold every column
-TABLE_COSTS = {"params": "params", "flops_train": "train FLOPs", "train_seconds": "train s",
+TABLE_COSTS = {"params": "params", "nodes": "nodes", "flops_train": "train FLOPs", "train_seconds": "train s",
                "energy_kwh": "kWh (est.)", "latency_ms_p50": "latency ms"}
 HEADLINE = ("_accuracy", "_f1_macro", "_r2", "_mse")
 # shown when some rung has them: the audit's demographic parity gaps (odds_gap_*: leaderboard.csv), a DP

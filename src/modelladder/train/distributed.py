@@ -232,6 +232,9 @@ class _Shard:
     def epoch(self, generator: torch.Generator, batch_size: int) -> list[Tensor]:
         return self.source.epoch(generator, batch_size)
 
+    def padded_length(self, idx: Tensor) -> int | None:
+        return self.source.padded_length(idx)  # the whole batch's, as every rank trains a part of it
+
     def take(self, idx: Tensor):
         part = idx[self.rank :: self.world]
         self.weight = len(part) / len(idx)

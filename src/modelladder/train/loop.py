@@ -118,6 +118,7 @@ class _Loop:
         batches = self.source.epoch(_generator(self.seed, 0, s.epoch), self.cfg.batch_size)
         for idx in batches[s.position :]:
             x, y = take(idx)
+            s.count_examples(self.source.padded_length(idx), len(idx))
             s.pending.append(self._train_step(self.augment(x), y))
             self.window_samples += len(idx)
             s.position += 1
@@ -160,7 +161,8 @@ class _Loop:
         _clear_grads(self.params)
 
     def _make_private(self) -> None:
-        """train.privacy: DP-SGD (train/privacy.py); each step clips per-example gradients and adds noise."""
+        """train.privacy: DP-SGD (train/privacy.py); batches are Poisson samples, each step clips per-example
+        gradients and adds noise."""
         from modelladder.train.privacy import make_private
 
         if self.own_step:
@@ -169,7 +171,9 @@ class _Loop:
                                generator=_generator(self.seed, 2, device=self.device),
                                model_name=type(self.model).__name__.lower())
         self.optimizer, self.optimizer_step = private.optimizer, private.step
-        self.generators["dp_noise"] = private.generator  # saved in checkpoints: a resumed run draws the same noise
+        self.source, self.loss_fn = private.poisson(self.source), private.loss(self.loss_fn)
+        if not self.cfg.privacy.secure:  # saved in checkpoints: a resumed run draws the same noise
+            self.generators["dp_noise"] = private.generator
         self.hooks["on_fit_end"].append(private.on_fit_end)
 
     def _set_lr(self) -> None:
@@ -226,7 +230,8 @@ class _Loop:
         weights = "best" if self.early.best is not None else "final"
         if self.main:
             save_weights(self.run_dir / "model.safetensors", self.model, {"step": str(s.step), "weights": weights})
-        result = FitResult(s.history, s.step, s.epoch, self._seconds(), self.early.stopped, self.early.best)
+        result = FitResult(s.history, s.step, s.epoch, self._seconds(), self.early.stopped, self.early.best,
+                           dict(s.examples_by_length))
         self._emit("on_fit_end", result)
         return result
 

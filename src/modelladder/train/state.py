@@ -16,6 +16,8 @@ class FitResult:
     train_seconds: float
     stopped_early: bool
     best: dict | None  # the early-stopping best: metric, value, epoch, step
+    # text: examples trained per padded length, over the whole run (evaluate/cost.py text_training_flops)
+    examples_by_length: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -32,16 +34,23 @@ class LoopState:
     epoch_loss: list = field(default_factory=lambda: [0.0, 0])  # loss sum and steps in this epoch
     history: list[dict] = field(default_factory=list)
     train_seconds: float = 0.0  # spent before this process took the run over (resume)
+    examples_by_length: dict[int, int] = field(default_factory=dict)  # text batches: examples per padded length
+
+    def count_examples(self, padded_length: int | None, examples: int) -> None:
+        """A batch of `examples` padded to `padded_length` tokens was trained (None: not a text batch)."""
+        if padded_length is not None:
+            self.examples_by_length[padded_length] = self.examples_by_length.get(padded_length, 0) + examples
 
     def to_checkpoint(self, pending: list[float]) -> dict:
         """The JSON part of a checkpoint (state.json) that this state writes; `pending`: the losses as floats."""
         return {"step": self.step, "epoch": self.epoch, "position": self.position, "lr": self.lr,
                 "losses": {"pending": pending, "window": self.window, "epoch": self.epoch_loss},
-                "history": self.history}
+                "history": self.history, "examples_by_length": self.examples_by_length}
 
     @classmethod
     def from_checkpoint(cls, state: dict, pending: list[Tensor]) -> LoopState:
         losses = state["losses"]
         return cls(lr=state["lr"], step=state["step"], epoch=state["epoch"], position=state["position"],
                    pending=pending, window=losses["window"], epoch_loss=losses["epoch"], history=state["history"],
-                   train_seconds=state["train_seconds"])
+                   train_seconds=state["train_seconds"],
+                   examples_by_length={int(k): v for k, v in state.get("examples_by_length", {}).items()})

@@ -109,10 +109,13 @@ def summarize(name: str, model: str, records: list[dict]) -> dict:
     return row | {key: mean_cost([r[key] for r in records]) for key in COST_COLUMNS}
 
 
-def mean_cost(values: list) -> float | None:
-    """The mean over folds; a whole number for counts (params, FLOPs); None if any fold has none."""
+def mean_cost(values: list) -> float | str | None:
+    """The mean over folds; a whole number for counts (params, FLOPs); a text (co2_country) when every fold has
+    the same; None if any fold has none."""
     if any(v is None for v in values):
         return None
+    if any(isinstance(v, str) for v in values):
+        return values[0] if len(set(values)) == 1 else None
     mean = float(np.mean(values))
     return round(mean) if all(isinstance(v, int) for v in values) else round_cost(mean)
 

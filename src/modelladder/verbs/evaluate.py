@@ -38,7 +38,7 @@ def evaluate_run(run_dir: Path, *, split: str = "test", data: DataBundle | None 
     scores = predictor.scores(X)
     metrics = task.metrics(y, scores)
     record = {"split": split, "n": int(len(y)), "metrics": metrics,
-              "latency": inference_latency(predictor.scores, X)}
+              "latency": inference_latency(predictor.scores, X, model=predictor.model)}
     if data.classes:
         from modelladder.evaluate.metrics import confusion
 

@@ -21,7 +21,16 @@ from modelladder.config import LadderConfig, RunConfig, load_ladder_config, rung
 from modelladder.evaluate.calibration import leaderboard_fields
 from modelladder.evaluate.significance import compare_to_best
 from modelladder.report.leaderboard import leaderboard_table
-from modelladder.runs import check_name, prepare, run_path, write_csv, write_json, write_text
+from modelladder.runs import (
+    check_name,
+    environment,
+    finish_environment,
+    prepare,
+    run_path,
+    write_csv,
+    write_json,
+    write_text,
+)
 from modelladder.verbs.audit import audit_rung, audited_rungs
 from modelladder.verbs.build import check_model_fits_data, load_run_data
 from modelladder.verbs.cv import (
@@ -55,7 +64,10 @@ def run_ladder(ladder: LadderConfig, runs_dir: str | Path, *, overwrite: bool = 
     if ladder.pretrain and overwrite:
         set_aside_stages(ladder, path)  # finished pretraining survives --overwrite (verbs/stages.py)
     run = _kfold if ladder.protocol.kind == "kfold" else _holdout
+    env = environment(ladder.seed, country=rungs[0].cost.country)  # the load average as the ladder starts
     root, rows = run(ladder, rungs, path, overwrite=overwrite, console=console, mlflow=mlflow)
+    write_json(root / "env.json", env)
+    finish_environment(root)
     write_json(root / "leaderboard.json", rows)
     write_csv(root / "leaderboard.csv", pd.DataFrame(rows), index=False)
     return rows
@@ -89,7 +101,7 @@ def _row(cfg: RunConfig, result: dict) -> dict:
     row |= {f"{result['split']}_{k}": round(v, 4) for k, v in result["metrics"].items()}
     row |= leaderboard_fields(result)
     if "dp_epsilon" in result:  # a DP rung: the privacy it spent (train/privacy.py)
-        row["dp_epsilon"] = round(result["dp_epsilon"], 3)
+        row |= {"dp_epsilon": round(result["dp_epsilon"], 3)} | {k: result[k] for k in DP_FIELDS}
     return row | {k: round_cost(v) for k, v in cost_values(result).items()}
 
 
@@ -113,6 +125,7 @@ def _kfold(ladder: LadderConfig, rungs: list[RunConfig], path: Path, *, overwrit
     return root, rows
 
 
+DP_FIELDS = ("dp_delta", "dp_sampling", "dp_secure")
 DEFAULT_LADDER = "digits.yaml"  # the embedded default: scikit-learn's bundled digits, no download
 
 

@@ -126,7 +126,7 @@ def pretrain_run(cfg: RunConfig, run_dir: Path, *, resume: bool = False, data: P
         "val_fraction": meta["val_fraction"], "dtype": meta["dtype"],
         "train": meta["train"], "val": meta["val"], "chars_per_token": data.tokens.chars_per_token,
     })
-    write_json(run_dir / "env.json", environment(cfg.seed))
+    write_json(run_dir / "env.json", environment(cfg.seed, country=cfg.cost.country))
     model = build_language_model(cfg, base)
     bundle = DataBundle(X_train=data.train, y_train=np.zeros(0, np.int64), X_val=data.val,
                         y_val=np.zeros(0, np.int64), X_test=np.zeros(0), y_test=np.zeros(0, np.int64),

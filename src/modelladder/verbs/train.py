@@ -11,9 +11,25 @@ import torch.distributed as dist
 from modelladder.config import RunConfig, load_run_config
 from modelladder.data.bundle import DataBundle
 from modelladder.evaluate.calibration import calibrate_run
-from modelladder.evaluate.cost import measure_training, one_batch, training_flops
-from modelladder.models.build import count_params, is_neural
-from modelladder.runs import claim, prepare, read_json, refuse_existing, run_path, write_json, write_run_files
+from modelladder.evaluate.cost import (
+    CheckpointCost,
+    earlier_cost,
+    measure_training,
+    one_batch,
+    text_training_flops,
+    training_flops,
+)
+from modelladder.models.build import count_nodes, count_params, is_neural
+from modelladder.runs import (
+    claim,
+    finish_environment,
+    prepare,
+    read_json,
+    refuse_existing,
+    run_path,
+    write_json,
+    write_run_files,
+)
 from modelladder.serve.predictor import Predictor
 from modelladder.train.loop import fit
 from modelladder.verbs.build import build_training, load_run_data, preprocess_record
@@ -34,32 +50,46 @@ def train_run(cfg: RunConfig, run_dir: Path, *, resume: bool = False, data: Data
         device = resolve_device(cfg.train.device)
         # a task may add its own callbacks, such as a GAN's sample grids through training
         callbacks = [*make_loggers(cfg.train, run_dir), *t.task.callbacks(model, run_dir)]
-        with measure_training(device) as cost:
+        # the cost kept with the checkpoint resumed from is added in: the summary covers the whole run
+        with measure_training(device, country=cfg.cost.country,
+                              earlier=earlier_cost(run_dir) if resume else None) as cost:
             result = fit(model, t.task, t.train_data, cfg.train, seed=cfg.seed, run_dir=run_dir,
-                         augment=cfg.data.augment, resume=resume, callbacks=callbacks, lr_scales=t.lr_scales)
+                         augment=cfg.data.augment, resume=resume, callbacks=[*callbacks, CheckpointCost(cost)],
+                         lr_scales=t.lr_scales)
         summary |= {"train_seconds": result.train_seconds, "steps": result.steps,
                     "epochs": result.epochs, "stopped_early": result.stopped_early}
         if cfg.train.privacy is not None:  # the (epsilon, delta) the steps taken spent
             from modelladder.train.privacy import privacy_spent
 
             summary |= privacy_spent(cfg.train, n_train=len(t.train_data.y_train), steps=result.steps)
-        x, y = one_batch(t.train_data.X_train, t.train_data.y_train, t.task, cfg.train.batch_size, device)
-        summary["flops_train"] = training_flops(model, t.task, x, y, steps=result.steps)
+        summary["flops_train"] = _flops(model, t, cfg.train.batch_size, result, device)
         if t.transfer is not None:
             model = t.transfer.finish(model, run_dir)
     else:
-        with measure_training() as cost:
+        with measure_training(country=cfg.cost.country) as cost:
             model.fit(data.X_train, data.y_train)
         summary["train_seconds"] = cost.wall_s
         summary["flops_train"] = None  # scikit-learn's work is not a tensor program: not counted
         model.save(run_dir / "model.skops")
     summary |= cost.record()
-    summary["params"] = count_params(model)  # trees have nodes only once fitted
+    summary["params"] = count_params(model)  # weights: networks and linear models; None for trees
+    summary["nodes"] = count_nodes(model)  # trees, once fitted; None for the others
     summary["train_examples"] = int(len(data.y_train))
     write_json(run_dir / "summary.json", summary)
     predictor = Predictor(cfg, model, read_json(run_dir / "preprocess.json"), run_dir, encoder=t.encoder)
     calibrate_run(cfg, predictor, data, run_dir)  # on the validation split, when eval.calibrate or a margin model
-    return summary | evaluate_run(run_dir, split=cfg.eval.split, data=data, predictor=predictor)
+    result = summary | evaluate_run(run_dir, split=cfg.eval.split, data=data, predictor=predictor)
+    finish_environment(run_dir)
+    return result
+
+
+def _flops(model, t, batch_size: int, result, device) -> int:
+    """Training FLOPs: text summed over the lengths its batches were padded to, other data as full batches."""
+    X, y = t.train_data.X_train, t.train_data.y_train
+    if result.examples_by_length:
+        return text_training_flops(model, t.task, X, y, result.examples_by_length, device)
+    x, yb = one_batch(X, y, t.task, batch_size, device)
+    return training_flops(model, t.task, x, yb, steps=result.steps)
 
 
 def main(args) -> int:
