@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 
 import numpy as np
 
@@ -141,18 +142,111 @@ def metric_vs_cost(names: list[str], costs: list[float], values: list[float], co
     ax.scatter(costs, values)
     for name, x, y in zip(names, costs, values):
         ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize="small")
+    _cost_axis(ax, costs)
+    ax.set(xlabel=f"{cost} (log)", ylabel=metric, title=f"{metric} vs {cost}")
+    ax.margins(y=0.15)
+    return data_uri(fig)
+
+
+FRONTIER_COLOR, DOMINATED_COLOR = "#0969da", "#afb8c1"
+
+
+def frontier_figure(points: dict, metric_label: str) -> str:
+    """The headline metric against one cost (log x axis): frontier rungs in colour joined by a dashed line,
+    dominated rungs grey, 95% intervals as error bars, labels moved apart by adjustText."""
+    from adjustText import adjust_text
+
+    fig, (ax,) = _figure(5.4, 4.0)
+    names, costs, values = points["names"], points["costs"], points["values"]
+    for x, y, interval, best in zip(costs, values, points["intervals"], points["frontier"]):
+        color = FRONTIER_COLOR if best else DOMINATED_COLOR
+        yerr = None if interval is None else [[max(y - interval[0], 0.0)], [max(interval[1] - y, 0.0)]]
+        ax.errorbar([x], [y], yerr=yerr, fmt="o", color=color, ecolor=color, capsize=3, markersize=6,
+                    zorder=3 if best else 2)
+    front = sorted((x, y) for x, y, best in zip(costs, values, points["frontier"]) if best)
+    if len(front) > 1:
+        ax.plot(*zip(*front), linestyle="--", color=FRONTIER_COLOR, linewidth=1, zorder=1)
+    _cost_axis(ax, costs)
+    ax.set(xlabel=f"{points['cost_label']}, log scale", ylabel=metric_label)
+    ax.margins(y=0.2)
+    ax.plot([], [], "o", color=FRONTIER_COLOR, label="on the frontier")
+    ax.plot([], [], "o", color=DOMINATED_COLOR, label="dominated")
+    ax.legend(fontsize="small", loc="best")
+    fig.canvas.draw()  # lay the figure out once, then keep it fixed while the labels move
+    fig.set_layout_engine("none")
+    # start each label just right of its point, clear of the error bar, then let adjustText separate them
+    starts = ax.transData.inverted().transform(ax.transData.transform(np.c_[costs, values]) + [6, 3])
+    texts = [ax.text(x, y, name, fontsize=9, ha="left", va="bottom", color="#1f2328" if best else "#6e7781")
+             for name, (x, y), best in zip(names, starts, points["frontier"])]
+    avoid_x, avoid_y = _drawn_points(ax, costs, values, points["intervals"], front)
+    adjust_text(texts, x=avoid_x, y=avoid_y, ax=ax, expand=(1.2, 1.4), force_static=(0.4, 0.6),
+                arrowprops={"arrowstyle": "-", "color": "#8c959f", "lw": 0.6})
+    return data_uri(fig)
+
+
+def _drawn_points(ax, costs, values, intervals, front) -> tuple[list[float], list[float]]:
+    """Points along the markers, error bars and the frontier line, for adjustText to keep labels off them."""
+    xs, ys = list(costs), list(values)
+    for x, interval in zip(costs, intervals):
+        if interval is not None:
+            steps = np.linspace(interval[0], interval[1], 12)
+            xs += [x] * len(steps)
+            ys += list(steps)
+    log = ax.get_xscale() == "log"
+    for (x0, y0), (x1, y1) in itertools.pairwise(front):
+        t = np.linspace(0, 1, 25)
+        xs += list(np.exp(np.log(x0) + t * (np.log(x1) - np.log(x0))) if log and x0 > 0 else x0 + t * (x1 - x0))
+        ys += list(y0 + t * (y1 - y0))
+    return xs, ys
+
+
+def _cost_axis(ax, costs: list[float]) -> None:
+    """Log x axis reaching the powers of ten around the points; symmetric-log when a cost is 0."""
+    from matplotlib.ticker import NullFormatter
+
     positive = [c for c in costs if c > 0]
     if len(positive) == len(costs):
-        from matplotlib.ticker import NullFormatter
-
         ax.set_xscale("log")
         low, high = min(costs), max(costs)
-        # reach the powers of ten around the points: labelled decade ticks, no crowded minor labels
         ax.set_xlim(min(low / 2, 10 ** np.floor(np.log10(low))), max(high * 2, 10 ** np.ceil(np.log10(high))))
         ax.xaxis.set_minor_formatter(NullFormatter())
     else:
         ax.set_xscale("symlog", linthresh=min(positive, default=1.0))
         ax.margins(x=0.15)
-    ax.set(xlabel=f"{cost} (log)", ylabel=metric, title=f"{metric} vs {cost}")
-    ax.margins(y=0.15)
+
+
+def reliability_grid(panels: list[dict]) -> str:
+    """One reliability diagram per classifier rung: accuracy per confidence bin against the diagonal, the gap
+    to it hatched, ECE in the title."""
+    ncols = min(4, len(panels))
+    nrows = -(-len(panels) // ncols)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(3.0 * ncols, 3.1 * nrows + 0.2), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    fig.get_layout_engine().set(wspace=0.06)  # room between one panel's "1.0" and the next one's "0.0"
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharex=True, sharey=True)
+    for ax, panel in zip(axes.flat, panels):
+        rel = panel["reliability"]
+        edges = rel["edges"]
+        centers, width = (edges[:-1] + edges[1:]) / 2, edges[1] - edges[0]
+        filled = rel["counts"] > 0
+        ax.bar(centers[filled], rel["accuracy"][filled], width=width, color=FRONTIER_COLOR, edgecolor="white",
+               label="accuracy")
+        gap_low = np.minimum(rel["accuracy"], rel["confidence"])[filled]
+        ax.bar(centers[filled], np.abs(rel["accuracy"] - rel["confidence"])[filled], bottom=gap_low, width=width,
+               color="none", edgecolor="#cf222e", hatch="///", linewidth=0.5, label="gap to confidence")
+        ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=0.8)
+        ax.set_title(f"{panel['name']}\nECE {panel['ece']:.3f}{panel.get('suffix', '')}", fontsize="medium")
+        ax.set(xlim=(0, 1), ylim=(0, 1))
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for i, ax in enumerate(axes.flat[: len(panels)]):
+        if i + ncols >= len(panels):  # the lowest panel of its column
+            ax.set_xlabel("confidence (top-class probability)", fontsize="small")
+            ax.xaxis.set_tick_params(labelbottom=True)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("accuracy", fontsize="small")
+    axes.flat[0].legend(fontsize="x-small", loc="upper left")
     return data_uri(fig)
