@@ -21,6 +21,7 @@ UNITS = {"params": "", "nodes": "", "flops_train": " FLOPs", "train_seconds": " 
          "energy_kwh": " kWh", "co2_kg": " kg", "latency_ms_p50": " ms", "latency_ms_p95": " ms",
          "throughput_per_s": " /s"}
 AT_LEAST = {"throughput_per_s"}
+ALIASES = {"latency_ms": "latency_ms_p50"}  # the spelling `--budget latency_ms=5` means the median
 LIMIT = re.compile(r"^\s*([A-Za-z0-9_]+)\s*(<=|>=|=)\s*([^,]+?)\s*$")
 
 
@@ -36,10 +37,12 @@ def parse_budget(text: str | None) -> dict[str, float]:
                              f"(throughput_per_s>=VALUE), several separated by commas, e.g. "
                              f"--budget latency_ms_p50=5,train_seconds<=60")
         name, op, raw = match.groups()
+        name = ALIASES.get(name, name)
         if name not in UNITS:
-            close = difflib.get_close_matches(name, UNITS, n=1)
+            close = difflib.get_close_matches(name, [*UNITS, *ALIASES], n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise InputError(f"--budget: unknown cost {name!r}{hint}; allowed: {', '.join(UNITS)}")
+            raise InputError(f"--budget: unknown cost {name!r}{hint}; allowed: {', '.join(UNITS)} "
+                             f"(latency_ms means latency_ms_p50)")
         expected = ">=" if name in AT_LEAST else "<="
         if op not in ("=", expected):
             raise InputError(f"--budget: {name} takes {name}{expected}VALUE or {name}=VALUE "
@@ -55,7 +58,12 @@ def parse_budget(text: str | None) -> dict[str, float]:
 
 
 def describe(budget: dict[str, float]) -> str:
-    return ", ".join(f"{k} {'>=' if k in AT_LEAST else '<='} {v:g}{UNITS[k]}" for k, v in budget.items())
+    return ", ".join(f"{k} {'>=' if k in AT_LEAST else '<='} {_num(v)}{UNITS[k]}" for k, v in budget.items())
+
+
+def _num(v: float) -> str:
+    """50250.0 -> '50,250'; 0.41 -> '0.41'; 2.1e-07 -> '2.1e-07'."""
+    return f"{int(v):,}" if float(v).is_integer() and abs(v) < 1e15 else f"{v:.4g}"
 
 
 def _misfit(row: dict, budget: dict[str, float]) -> str | None:
@@ -65,7 +73,7 @@ def _misfit(row: dict, budget: dict[str, float]) -> str | None:
         if value is None:
             return f"no {cost} measured"
         if (value < limit) if cost in AT_LEAST else (value > limit):
-            return f"{cost} {value:.4g}{UNITS[cost]} {'<' if cost in AT_LEAST else '>'} {limit:g}{UNITS[cost]}"
+            return f"{cost} {_num(value)}{UNITS[cost]} {'<' if cost in AT_LEAST else '>'} {_num(limit)}{UNITS[cost]}"
     return None
 
 
@@ -107,7 +115,7 @@ def _text(chosen: dict | None, best: dict | None, head: Headline, budget: dict, 
         return f"No rung fits {within} ({reasons})."
     text = f"Best rung {within}: {chosen['rung']}, {_score(chosen, head)}."
     if best is not chosen:
-        text += f" The best overall, {best['rung']} ({_score(best, head)}), is out: {left_out[str(best['rung'])]}."
+        text += f" The best overall, {best['rung']}, {_score(best, head)}, is out: {left_out[str(best['rung'])]}."
         significant = chosen.get("significant")
         if significant is not None:
             test, p = chosen.get("test") or "the leaderboard's test", chosen.get("p_adj", chosen.get("p_value"))
