@@ -51,10 +51,10 @@ def contract_ladder(folder: Path, *, kfold: bool = False, seed: int = 0) -> Path
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "ladder.yaml").write_text(f"name: {folder.name}\nseed: {seed}\ndata: {{dataset: digits}}\n")
     env = {"versions": {"python": "3.11.2", "torch": "2.5.1"},
-           "hardware": {"cpu_model": "Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz", "cores": 2},
-           "threads": {"torch_threads": 4, "latency_threads": 1},
-           "load_average_start": [0.42, 0.3, 0.2], "load_average_end": [0.9, 0.5, 0.3],
-           "country": "FRA", "rapl_readable": False}
+           "hardware": {"processor": "x86_64", "cpu_count": 2, "torch_threads": 4},
+           "cost": {"cpu_model": "Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz", "cores": 2, "torch_threads": 4,
+                    "latency_threads": 1, "load_average_start": [0.42, 0.3, 0.2],
+                    "load_average_end": [0.9, 0.5, 0.3], "country": "FRA", "rapl_readable": False}}
     (folder / "env.json").write_text(json.dumps(env))
     true = rng.integers(0, 10, N_TEST)
     rows = []
@@ -78,7 +78,8 @@ def contract_ladder(folder: Path, *, kfold: bool = False, seed: int = 0) -> Path
                     "test_ece": None, "test_ece_low": None, "test_ece_high": None}
             frame.to_csv(run / "predictions_test.csv", index_label="row")
             latency_record = {"latency_ms_p50": latency, "latency_ms_p95": latency * 1.3,
-                              "throughput_per_s": throughput, "batch_size": 256, "threads": 1, "calls": 200}
+                              "throughput_per_s": throughput, "batch_size": 1, "throughput_batch_size": 256,
+                              "threads": 1, "calls": 200}
             (run / "eval_test.json").write_text(json.dumps({"split": "test", "n": N_TEST,
                                                             "metrics": {"accuracy": correct / N_TEST},
                                                             "latency": latency_record}))

@@ -231,7 +231,7 @@ def test_a_folder_from_before_the_new_fields_still_gets_its_report(holdout_copy)
     assert {"frontier", "steps", "calibration", "measured"} <= set(page.ids)
     assert "frontier/throughput_per_s" not in page.plots()
     html = (holdout_copy / "report.html").read_text()
-    assert "does not record the threads or batch sizes" in html and "not recorded" in html
+    assert "measured before the threads and batch sizes were recorded" in html and "Load average: not recorded" in html
 
 
 def test_regression_rows_rank_on_mse(tmp_path):
@@ -251,3 +251,21 @@ def test_regression_rows_rank_on_mse(tmp_path):
     assert verdict(rows, {"train_seconds": 1})["rung"] == "ridge"
     page = Page(write_report(folder).read_text())
     assert "frontier/train_seconds" in page.plots() and "calibration" not in page.ids
+
+
+def test_frontier_labels_do_not_overlap_and_stay_inside(holdout):
+    """Crowded points (mlp and cnn a few pixels apart on the params axis): adjustText keeps the labels apart."""
+    from modelladder.report.plots import frontier_drawing
+
+    rows = rows_of(holdout)
+    head = headline(rows)
+    for cost in ("params", "latency_ms_p50", "throughput_per_s"):
+        fig, texts = frontier_drawing(frontier_points(rows, head, cost), head.label)
+        renderer = fig.canvas.get_renderer()
+        boxes = [t.get_window_extent(renderer) for t in texts]
+        inside = fig.axes[0].get_window_extent(renderer)
+        for i, box in enumerate(boxes):
+            assert inside.x0 - 1 <= box.x0 and box.x1 <= inside.x1 + 1, (cost, texts[i].get_text())
+            assert inside.y0 - 1 <= box.y0 and box.y1 <= inside.y1 + 1, (cost, texts[i].get_text())
+            for other in boxes[i + 1:]:
+                assert not box.overlaps(other), (cost, texts[i].get_text())

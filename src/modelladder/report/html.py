@@ -12,7 +12,7 @@ import numpy as np
 from modelladder.errors import InputError
 from modelladder.report import plots
 from modelladder.report.card import audit_context, card_context
-from modelladder.report.pareto import FRONTIER_COSTS
+from modelladder.report.pareto import FRONTIER_COSTS, HEADLINES
 from modelladder.report.story import story_context
 from modelladder.runs import read_json, write_text
 
@@ -21,7 +21,6 @@ SPLITS = ("test", "val")
 PREFIXES = ("test", "val", "cv")  # a k-fold row's cv_<metric>_mean (val_ before the inner split)
 METRIC_NAMES = {"accuracy", "precision_macro", "recall_macro", "f1_macro", "log_loss", "roc_auc", "mse", "mae", "r2",
                 "ece"}
-HEADLINE = ("accuracy", "f1_macro", "r2", "mse")  # the metric the cost plots put on the y axis
 # a cost is a count of parameters or operations, a time, an energy or a memory size
 COST = re.compile(r"^(params|flops|macs)|seconds|latency|_ms|energy|kwh|memory|bytes")
 PICTURE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
@@ -130,7 +129,7 @@ def is_metric(column: str) -> bool:
 
 def headline_metric(columns: list[str]) -> str | None:
     metrics = [c for c in columns if is_metric(c)]
-    for name in HEADLINE:
+    for name in HEADLINES:  # the tasks' monitored metrics first: what the rungs are ranked and tested on
         for column in metrics:
             if column == name or column.endswith(f"_{name}"):
                 return column

@@ -154,6 +154,12 @@ FRONTIER_COLOR, DOMINATED_COLOR = "#0969da", "#afb8c1"
 def frontier_figure(points: dict, metric_label: str) -> str:
     """The headline metric against one cost (log x axis): frontier rungs in colour joined by a dashed line,
     dominated rungs grey, 95% intervals as error bars, labels moved apart by adjustText."""
+    fig, _ = frontier_drawing(points, metric_label)
+    return data_uri(fig)
+
+
+def frontier_drawing(points: dict, metric_label: str):
+    """frontier_figure's figure and its rung labels (for a test to check that they do not overlap)."""
     from adjustText import adjust_text
 
     fig, (ax,) = _figure(5.4, 4.0)
@@ -181,7 +187,7 @@ def frontier_figure(points: dict, metric_label: str) -> str:
     avoid_x, avoid_y = _drawn_points(ax, costs, values, points["intervals"], front)
     adjust_text(texts, x=avoid_x, y=avoid_y, ax=ax, expand=(1.2, 1.4), force_static=(0.4, 0.6),
                 arrowprops={"arrowstyle": "-", "color": "#8c959f", "lw": 0.6})
-    return data_uri(fig)
+    return fig, texts
 
 
 def _drawn_points(ax, costs, values, intervals, front) -> tuple[list[float], list[float]]:
@@ -248,5 +254,5 @@ def reliability_grid(panels: list[dict]) -> str:
             ax.xaxis.set_tick_params(labelbottom=True)
     for ax in axes[:, 0]:
         ax.set_ylabel("accuracy", fontsize="small")
-    axes.flat[0].legend(fontsize="x-small", loc="upper left")
+    fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize="small")
     return data_uri(fig)

@@ -13,11 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from modelladder.evaluate.paired import (
-    Difference,
-    corrected_t_interval,
-    paired_bootstrap,
-)
+from modelladder.evaluate.paired import Difference, corrected_t_interval, paired_bootstrap
 from modelladder.report.pareto import Headline, number
 from modelladder.runs import read_json
 

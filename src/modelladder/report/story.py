@@ -10,13 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from modelladder.report import plots
-from modelladder.report.pareto import (
-    FRONTIER_COSTS,
-    Headline,
-    frontier_points,
-    headline,
-    number,
-)
+from modelladder.report.pareto import FRONTIER_COSTS, Headline, frontier_points, headline, number
 from modelladder.report.reliability import from_predictions
 from modelladder.report.steps import load_predictions, step_table
 from modelladder.runs import read_json
@@ -117,16 +111,16 @@ def measured_notes(folder: Path, rows: list[dict]) -> list[str]:
     if cpu or cores:
         notes.append(f"Machine: {cpu or 'CPU model not recorded'}" + (f", {cores} cores" if cores else "") + ".")
     load = _load(env)
-    threads = _find(env, ("latency_threads", "torch_threads", "threads"))
     latency = _latency_record(folder, rows)
-    if latency or threads:
-        batch = latency.get("batch_size", 256)
-        notes.append(f"Latency: batch 1, {latency.get('threads', threads) or '?'} thread(s), n_jobs=1, "
-                     f"{latency.get('calls', 'several')} timed calls after a warm-up; p50 and p95 per example. "
-                     f"Throughput: batch {batch}, the same threads.")
+    if latency:
+        notes.append(f"Latency: batch {latency.get('batch_size', 1)}, {latency.get('threads', '?')} thread(s), "
+                     f"n_jobs=1, {latency.get('calls', 'several')} timed calls after a warm-up; p50 and p95 per "
+                     f"example. Throughput: batch {latency.get('throughput_batch_size', '?')}, the same threads.")
     else:
-        notes.append("Latency: this ladder folder does not record the threads or batch sizes it was measured with "
-                     "(written before env.json kept them).")
+        threads = _find(env, ("torch_threads", "threads"))
+        notes.append("Latency: measured before the threads and batch sizes were recorded with it (batch 1, "
+                     "whatever threads the process had" + (f"; env.json: {threads} torch threads" if threads else "")
+                     + "), so it is not comparable across runs.")
     notes.append(f"Load average: {load}." if load else "Load average: not recorded.")
     notes.append(_energy_note(rows, env))
     return notes

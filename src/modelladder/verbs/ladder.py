@@ -17,24 +17,11 @@ from pathlib import Path
 import pandas as pd
 from rich.console import Console
 
-from modelladder.config import (
-    LadderConfig,
-    RunConfig,
-    load_ladder_config,
-    rung_configs,
-    to_yaml,
-)
+from modelladder.config import LadderConfig, RunConfig, load_ladder_config, rung_configs, to_yaml
 from modelladder.evaluate.significance import compare_to_best
 from modelladder.report.budget import parse_budget, write_verdict
 from modelladder.report.leaderboard import leaderboard_table
-from modelladder.runs import (
-    check_name,
-    prepare,
-    run_path,
-    write_csv,
-    write_json,
-    write_text,
-)
+from modelladder.runs import check_name, prepare, run_path, write_csv, write_json, write_text
 from modelladder.verbs.audit import audit_rung, audited_rungs
 from modelladder.verbs.build import check_model_fits_data, load_run_data
 from modelladder.verbs.cv import (
