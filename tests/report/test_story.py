@@ -269,3 +269,18 @@ def test_frontier_labels_do_not_overlap_and_stay_inside(holdout):
             assert inside.y0 - 1 <= box.y0 and box.y1 <= inside.y1 + 1, (cost, texts[i].get_text())
             for other in boxes[i + 1:]:
                 assert not box.overlaps(other), (cost, texts[i].get_text())
+
+
+def test_ladder_run_budget_prints_the_verdict_after_the_leaderboard(tmp_path, capsys):
+    config = tmp_path / "tiny.yaml"
+    config.write_text("name: tiny\ndata: {dataset: digits, limit: 200}\ntrain: {epochs: 1, progress: false}\n"
+                      "rungs:\n  - {name: logreg, model: {name: logreg}}\n  - {name: mlp, model: {name: mlp, hidden: [8]}}\n")
+    runs = tmp_path / "runs"
+    assert main(["run", str(config), "--runs-dir", str(runs), "--budget", "latency_ms_p50<=x"]) == 2
+    assert not runs.exists()  # refused before anything was trained
+    assert "--budget: latency_ms_p50 must be a number >= 0, got 'x'" in capsys.readouterr().err
+    assert main(["run", str(config), "--runs-dir", str(runs), "--budget", "train_seconds<=1000"]) == 0
+    out = capsys.readouterr().out
+    assert out.index("leaderboard") < out.index("Best rung within train_seconds <= 1,000 s:") < out.index("written:")
+    assert json.loads((runs / "tiny" / "budget.json").read_text())["budget"] == {"train_seconds": 1000.0}
+    assert Page((runs / "tiny" / "report.html").read_text()).ids[0] == "budget"

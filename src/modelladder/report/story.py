@@ -128,20 +128,28 @@ def measured_notes(folder: Path, rows: list[dict]) -> list[str]:
 
 def _env(folder: Path, rows: list[dict]) -> dict:
     """The ladder folder's env.json, else its first rung's, flattened to dotted keys."""
-    from modelladder.report.html import flatten
-
     for path in [folder / "env.json"] + [folder / str(r["rung"]) / "env.json" for r in rows[:1]]:
         if path.is_file():
-            return flatten(read_json(path))
+            return _flat(read_json(path))
     return {}
 
 
+def _flat(obj, prefix: str = "") -> dict:
+    """{'cost': {'cores': 2}} -> {'cost.cores': 2}."""
+    if not isinstance(obj, dict):
+        return {prefix: obj}
+    out = {}
+    for key, val in obj.items():
+        out |= _flat(val, f"{prefix}.{key}" if prefix else str(key))
+    return out
+
+
 def _find(env: dict, names: tuple[str, ...]) -> str | None:
-    """The first env entry whose dotted key ends with one of `names` (checked in order)."""
+    """The first env entry whose dotted key ends with one of `names` (checked in order), as text."""
     for name in names:
         for key, val in env.items():
-            if (key == name or key.endswith((f".{name}", f"_{name}"))) and val not in ("-", ""):
-                return val
+            if (key == name or key.endswith((f".{name}", f"_{name}"))) and val not in (None, ""):
+                return " ".join(str(v) for v in val) if isinstance(val, list) else str(val)
     return None
 
 
