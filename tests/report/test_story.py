@@ -284,3 +284,16 @@ def test_ladder_run_budget_prints_the_verdict_after_the_leaderboard(tmp_path, ca
     assert out.index("leaderboard") < out.index("Best rung within train_seconds <= 1,000 s:") < out.index("written:")
     assert json.loads((runs / "tiny" / "budget.json").read_text())["budget"] == {"train_seconds": 1000.0}
     assert Page((runs / "tiny" / "report.html").read_text()).ids[0] == "budget"
+
+
+def test_kfold_contract_report_draws_cv_intervals_and_fold_steps(tmp_path):
+    folder = contract_ladder(tmp_path / "cv", kfold=True)
+    page = Page(write_report(folder).read_text())
+    assert {"frontier", "steps", "measured"} <= set(page.ids) and "calibration" not in page.ids
+    header, *body = page.tables["leaderboard"]
+    assert "cv_accuracy" in header and "cv_accuracy_low" not in header
+    cell = body[0][header.index("cv_accuracy")]
+    assert " ± " in cell and "[" in cell and "†" not in cell  # logreg: significantly worse than the best
+    assert "†" in body[1][header.index("cv_accuracy")]  # random_forest: adjusted p 0.63
+    assert page.tables["steps"][1][3] in ("better", "worse", "no clear difference")
+    assert "by corrected-t, p adjusted with Holm's method" in page.paragraphs["legend"][0]
