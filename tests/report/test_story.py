@@ -172,7 +172,7 @@ def test_verdict_names_the_best_rung_that_fits(holdout):
                                 "cnn": "latency_ms_p50 0.41 ms > 0.2 ms"}
     assert fast["text"].startswith("Best rung within latency_ms_p50 <= 0.2 ms: mlp, test_accuracy 0.9778 (95% "
                                    "interval")
-    assert "mlp is not significantly different from it (mcnemar-exact, adjusted p 1)" in fast["text"]
+    assert "mlp is not significantly worse than it (mcnemar-exact, adjusted p 1)" in fast["text"]
     assert verdict(rows, {"latency_ms_p50": 1})["text"].endswith("It is also the best rung overall.")
     none = verdict(rows, {"params": 100})
     assert none["rung"] is None and "random_forest: no params measured" in none["text"]
@@ -255,6 +255,8 @@ def test_regression_rows_rank_on_mse(tmp_path):
 
 def test_frontier_labels_do_not_overlap_and_stay_inside(holdout):
     """Crowded points (mlp and cnn a few pixels apart on the params axis): adjustText keeps the labels apart."""
+    from matplotlib.transforms import Bbox
+
     from modelladder.report.plots import frontier_drawing
 
     rows = rows_of(holdout)
@@ -269,6 +271,11 @@ def test_frontier_labels_do_not_overlap_and_stay_inside(holdout):
             assert inside.y0 - 1 <= box.y0 and box.y1 <= inside.y1 + 1, (cost, texts[i].get_text())
             for other in boxes[i + 1:]:
                 assert not box.overlaps(other), (cost, texts[i].get_text())
+        points = frontier_points(rows, head, cost)
+        for x, interval in zip(points["costs"], points["intervals"]):  # nor does a label cross an error bar
+            (x0, y0), (x1, y1) = fig.axes[0].transData.transform([(x, interval[0]), (x, interval[1])])
+            bar = Bbox([[x0 - 1, y0], [x1 + 1, y1]])
+            assert not [t.get_text() for t, box in zip(texts, boxes) if box.overlaps(bar)], (cost, x)
 
 
 def test_ladder_run_budget_prints_the_verdict_after_the_leaderboard(tmp_path, capsys):

@@ -120,7 +120,7 @@ def _text(chosen: dict | None, best: dict | None, head: Headline, budget: dict, 
         if significant is not None:
             test, p = chosen.get("test") or "the leaderboard's test", chosen.get("p_adj", chosen.get("p_value"))
             p_text = f", adjusted p {p:.3g}" if number(p) is not None else ""
-            text += (f" {chosen['rung']} is {'' if significant else 'not '}significantly different from it "
+            text += (f" {chosen['rung']} is {'' if significant else 'not '}significantly worse than it "
                      f"({test}{p_text}).")
     else:
         text += " It is also the best rung overall."

@@ -164,11 +164,14 @@ def frontier_drawing(points: dict, metric_label: str):
 
     fig, (ax,) = _figure(5.4, 4.0)
     names, costs, values = points["names"], points["costs"], points["values"]
+    bars = []  # the error bars, which labels must not cross
     for x, y, interval, best in zip(costs, values, points["intervals"], points["frontier"]):
         color = FRONTIER_COLOR if best else DOMINATED_COLOR
         yerr = None if interval is None else [[max(y - interval[0], 0.0)], [max(interval[1] - y, 0.0)]]
         ax.errorbar([x], [y], yerr=yerr, fmt="o", color=color, ecolor=color, capsize=3, markersize=6,
                     zorder=3 if best else 2)
+        if interval is not None:
+            bars.append((x, interval))
     front = sorted((x, y) for x, y, best in zip(costs, values, points["frontier"]) if best)
     if len(front) > 1:
         ax.plot(*zip(*front), linestyle="--", color=FRONTIER_COLOR, linewidth=1, zorder=1)
@@ -180,14 +183,70 @@ def frontier_drawing(points: dict, metric_label: str):
     ax.legend(fontsize="small", loc="best")
     fig.canvas.draw()  # lay the figure out once, then keep it fixed while the labels move
     fig.set_layout_engine("none")
-    # start each label just right of its point, clear of the error bar, then let adjustText separate them
-    starts = ax.transData.inverted().transform(ax.transData.transform(np.c_[costs, values]) + [6, 3])
-    texts = [ax.text(x, y, name, fontsize=9, ha="left", va="bottom", color="#1f2328" if best else "#6e7781")
-             for name, (x, y), best in zip(names, starts, points["frontier"])]
-    avoid_x, avoid_y = _drawn_points(ax, costs, values, points["intervals"], front)
-    adjust_text(texts, x=avoid_x, y=avoid_y, ax=ax, expand=(1.2, 1.4), force_static=(0.4, 0.6),
-                arrowprops={"arrowstyle": "-", "color": "#8c959f", "lw": 0.6})
+    texts = [ax.text(x, y, name, fontsize=9, color="#1f2328" if best else "#6e7781")
+             for name, x, y, best in zip(names, costs, values, points["frontier"])]
+    crowded = _place_labels(fig, ax, texts, costs, values, points["intervals"], bars, front)
+    if crowded:  # no free spot near these points: adjustText pushes them apart, with a leader line
+        avoid_x, avoid_y = _drawn_points(ax, costs, values, points["intervals"], front)
+        placed = [t for t in texts if t not in crowded]
+        adjust_text(crowded, x=avoid_x, y=avoid_y, objects=placed or None, ax=ax, expand=(1.2, 1.4),
+                    force_static=(0.4, 0.6), arrowprops={"arrowstyle": "-", "color": "#8c959f", "lw": 0.6})
     return fig, texts
+
+
+# label positions tried around a point, in pixels from it: right, left, then further up and down
+OFFSETS = [(7, 3), (7, -15), (-7, 3), (-7, -15), (7, 14), (7, -26), (-7, 14), (-7, -26), (0, 18), (0, -30),
+           (7, 28), (7, -40), (-7, 28), (-7, -40)]
+
+
+def _place_labels(fig, ax, texts, costs, values, intervals, bars, front) -> list:
+    """Put each label at the first offset around its point where it overlaps no other label, marker, error bar,
+    frontier line or the legend and stays inside the axes; return the labels that found no such spot."""
+    from matplotlib.transforms import Bbox
+
+    renderer = fig.canvas.get_renderer()
+    data = ax.transData
+    marks = data.transform(np.c_[costs, values])
+    blocked = [Bbox.from_extents(x - 5, y - 5, x + 5, y + 5) for x, y in marks]
+    for x, (low, high) in bars:
+        (x0, y0), (_, y1) = data.transform([(x, low), (x, high)])
+        blocked.append(Bbox.from_extents(x0 - 4, y0 - 2, x0 + 4, y1 + 2))
+    legend = ax.get_legend()
+    if legend is not None:
+        blocked.append(legend.get_window_extent(renderer))
+    line = _line_pixels(data, front)
+    inside = ax.get_window_extent(renderer)
+    crowded = []
+    for text, (px, py), x, interval in zip(texts, marks, costs, intervals):
+        extent = text.get_window_extent(renderer)
+        width, height = extent.width, extent.height
+        corners = [(px + dx if dx >= 0 else px + dx - width, py + dy) for dx, dy in OFFSETS]
+        if interval is not None:  # centred just above the error bar's top, or below its bottom
+            (_, top), (_, bottom) = data.transform([(x, interval[1]), (x, interval[0])])
+            corners += [(px - width / 2, top + 4), (px - width / 2, bottom - 4 - height)]
+        for left, low in corners:
+            box = Bbox.from_extents(left, low, left + width, low + height)
+            if (inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1
+                    and not any(box.overlaps(b) for b in blocked) and not _crosses(box, line)):
+                text.set_position(data.inverted().transform((box.x0, box.y0)))
+                text.set(ha="left", va="bottom")
+                blocked.append(box)
+                break
+        else:
+            crowded.append(text)
+    return crowded
+
+
+def _line_pixels(data, front) -> np.ndarray:
+    """Points every pixel or so along the frontier's dashed line, in display coordinates."""
+    pixels = data.transform(front) if front else np.empty((0, 2))
+    pieces = [np.linspace(a, b, max(2, int(np.hypot(*(b - a))))) for a, b in itertools.pairwise(pixels)]
+    return np.concatenate(pieces) if pieces else np.empty((0, 2))
+
+
+def _crosses(box, line: np.ndarray) -> bool:
+    return bool(len(line)) and bool(np.any((line[:, 0] >= box.x0) & (line[:, 0] <= box.x1)
+                                           & (line[:, 1] >= box.y0) & (line[:, 1] <= box.y1)))
 
 
 def _drawn_points(ax, costs, values, intervals, front) -> tuple[list[float], list[float]]:
@@ -195,7 +254,7 @@ def _drawn_points(ax, costs, values, intervals, front) -> tuple[list[float], lis
     xs, ys = list(costs), list(values)
     for x, interval in zip(costs, intervals):
         if interval is not None:
-            steps = np.linspace(interval[0], interval[1], 12)
+            steps = np.linspace(interval[0], interval[1], 40)
             xs += [x] * len(steps)
             ys += list(steps)
     log = ax.get_xscale() == "log"
@@ -214,7 +273,8 @@ def _cost_axis(ax, costs: list[float]) -> None:
     if len(positive) == len(costs):
         ax.set_xscale("log")
         low, high = min(costs), max(costs)
-        ax.set_xlim(min(low / 2, 10 ** np.floor(np.log10(low))), max(high * 2, 10 ** np.ceil(np.log10(high))))
+        # room right of the costliest point for its label
+        ax.set_xlim(min(low / 2, 10 ** np.floor(np.log10(low))), max(high * 8, 10 ** np.ceil(np.log10(high))))
         ax.xaxis.set_minor_formatter(NullFormatter())
     else:
         ax.set_xscale("symlog", linthresh=min(positive, default=1.0))
