@@ -303,4 +303,5 @@ def test_kfold_contract_report_draws_cv_intervals_and_fold_steps(tmp_path):
     assert " ± " in cell and "[" in cell and "†" not in cell  # logreg: significantly worse than the best
     assert "†" in body[1][header.index("cv_accuracy")]  # random_forest: adjusted p 0.63
     assert page.tables["steps"][1][3] in ("better", "worse", "no clear difference")
-    assert "by corrected-t, p adjusted with Holm's method" in page.paragraphs["legend"][0]
+    assert "compared with the best on cv_accuracy by corrected-t, p adjusted with Holm's method" in \
+        page.paragraphs["legend"][0]

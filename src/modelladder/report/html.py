@@ -175,11 +175,12 @@ def _legend(rows: list[dict], columns: list[str], headline: str | None) -> str |
         parts.append("[low, high]: 95% interval (Wilson for proportions, a seeded bootstrap otherwise; under "
                      "k-fold the corrected resampled t interval)")
     tests = sorted({str(r["test"]) for r in rows if r.get("test")})
+    if tests:
+        holm = ", p adjusted with Holm's method over the comparisons (p_adj)" if any("p_adj" in r for r in rows) else ""
+        parts.append(f"each rung is compared with the best on {headline} by {' / '.join(tests)}{holm}")
     if any(_not_significant(r, c, headline) for r in rows for c in columns):
-        decided = (f"by {' / '.join(tests)}"
-                   + (", p adjusted with Holm's method over the comparisons" if any("p_adj" in r for r in rows)
-                      else "") if tests else "(the row's `significant` value is false)")
-        parts.append(f"{NOT_SIGNIFICANT} not significantly different from the best rung {decided}")
+        parts.append(f"{NOT_SIGNIFICANT} not significantly different from the best rung"
+                     + ("" if tests else " (the row's `significant` value is false)"))
     if tests or any("best" in r for r in rows):
         parts.append("the best rung was chosen on the same data it is compared on, so its lead is optimistic")
     return "; ".join(parts) + "." if parts else None
