@@ -7,6 +7,7 @@ installs them). Without them the test fails under CI=true and skips elsewhere.
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 from pathlib import Path
@@ -18,12 +19,16 @@ from rich.console import Console
 
 from modelladder.config import validate_ladder
 from modelladder.report import write_report
+from modelladder.report.budget import parse_budget, write_verdict
 from modelladder.verbs.ladder import run_ladder
+from tests.report.contract_ladder import contract_ladder
+from tests.report.test_report import story_plots
 
-COSTS = ["params", "flops_train", "train_seconds", "energy_modelled_kwh", "energy_kwh", "latency_ms_p50", "latency_ms_p95"]
-EXPECTED_PLOTS = [f"cost/{c}" for c in COSTS] + [
-    "logreg/confusion", "logreg/roc", "mlp/learning-curves", "mlp/confusion", "mlp/roc"]
+RUN_PLOTS = ["logreg/confusion", "logreg/roc", "mlp/learning-curves", "mlp/confusion", "mlp/roc"]
 WINDOW = (1280, 2000)
+STORY = ["frontier", "steps", "calibration", "measured"]
+# where the section screenshots are copied for a person to look at (MODELLADDER_REPORT_SHOTS=/tmp/report_shots)
+SHOTS = os.environ.get("MODELLADDER_REPORT_SHOTS")
 
 
 def _missing(reason: str):
@@ -98,11 +103,56 @@ def test_chromium_renders_the_report_without_errors(driver, report):
         low, high = shot.convert("L").getextrema()
         assert high - low > 100  # something is drawn, not a blank page
     assert rows == 2 and headers[:3] == ["rung", "model", "family"] and "test_accuracy" in headers
-    assert [i["plot"] for i in images if i["cls"] == "plot"] == EXPECTED_PLOTS
+    assert [i["plot"] for i in images if i["cls"] == "plot"] == story_plots(report.parent) + RUN_PLOTS
+    assert _section_shots(driver, STORY, report.parent / "shots", prefix="digits-") == STORY
     assert [i["cls"] for i in images].count("picture") == 1
     assert len(cards) == 2 and all(c["visible"] for c in cards)  # a model card for each rung
     assert cards[1]["parts"] == ["Intended use", "Training data", "Metrics (test split)", "Metrics by group",
                                  "Privacy", "Cost"]
     broken = [i for i in images if not i["complete"] or i["width"] == 0]
     assert not broken, broken
+    assert not [e for e in console if e["level"] == "SEVERE"], console
+
+
+def _section_shots(driver, sections: list[str], folder: Path, prefix: str) -> list[str]:
+    """Screenshot each section that is on the page and visible; return their ids (copied to SHOTS if set)."""
+    folder.mkdir(exist_ok=True)
+    shown = []
+    for section in sections:
+        found = driver.find_elements("id", section)
+        if not found or found[0].size["height"] == 0:
+            continue
+        driver.execute_script("arguments[0].scrollIntoView()", found[0])
+        path = folder / f"{prefix}{section}.png"
+        assert found[0].screenshot(str(path))
+        if SHOTS:
+            Path(SHOTS).mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, Path(SHOTS) / path.name)
+        shown.append(section)
+    return shown
+
+
+def test_chromium_shows_the_story_of_a_contract_ladder(driver, tmp_path):
+    """Rows shaped like the contract (intervals, tests, ECE, new costs) and a budget: every section shows."""
+    folder = contract_ladder(tmp_path / "contract")
+    write_verdict(folder, json.loads((folder / "leaderboard.json").read_text()),
+                  parse_budget("latency_ms=0.2"))
+    report = write_report(folder)
+    driver.set_page_load_timeout(60)
+    driver.set_window_size(*WINDOW)
+    driver.get(report.as_uri())
+    images = driver.execute_script(
+        "return Array.from(document.images).map(i => ({plot: i.dataset.plot || null, complete: i.complete,"
+        " width: i.naturalWidth, shown: i.offsetWidth}))")
+    first = driver.execute_script("return document.querySelector('section').id")
+    verdict = driver.execute_script("return document.querySelector('#budget .verdict').textContent")
+    steps = driver.execute_script("return document.querySelectorAll('table.steps tbody tr').length")
+    console = driver.get_log("browser")
+
+    assert _section_shots(driver, ["budget", "leaderboard"] + STORY, tmp_path / "shots", prefix="contract-") == [
+        "budget", "leaderboard"] + STORY
+    assert first == "budget" and "Best rung within latency_ms_p50 <= 0.2 ms: mlp" in verdict
+    assert steps == 3
+    frontier = [i for i in images if (i["plot"] or "").startswith(("frontier/", "calibration/"))]
+    assert len(frontier) == 6 and all(i["complete"] and i["width"] > 300 and i["shown"] > 300 for i in frontier)
     assert not [e for e in console if e["level"] == "SEVERE"], console

@@ -17,10 +17,19 @@ from rich.console import Console
 from modelladder.config import validate_ladder
 from modelladder.errors import InputError
 from modelladder.report import plots, write_report
+from modelladder.report.html import cost_columns, table_columns
+from modelladder.report.pareto import FRONTIER_COSTS
 from modelladder.verbs.ladder import run_ladder
 
 PNG = b"\x89PNG\r\n\x1a\n"
-COSTS = ["params", "flops_train", "train_seconds", "energy_modelled_kwh", "energy_kwh", "latency_ms_p50", "latency_ms_p95"]
+
+
+def story_plots(folder: Path, classification: bool = True) -> list[str]:
+    """The frontier plots (one per frontier cost the rows have), the reliability grid, then the other costs."""
+    rows = json.loads((folder / "leaderboard.json").read_text())
+    frontier = [f"frontier/{c}" for c in FRONTIER_COSTS if all(isinstance(r.get(c), (int, float)) for r in rows)]
+    others = [f"cost/{c}" for c in cost_columns(rows, table_columns(rows)) if c not in FRONTIER_COSTS]
+    return frontier + (["calibration/reliability"] if classification else []) + others
 
 
 def tiny_ladder(runs_dir: Path, task: str = "classification") -> Path:
@@ -109,17 +118,18 @@ def test_ladder_report_holds_every_section_plot_and_table(ladder_copy):
     html = path.read_text()
     assert "http://" not in html and "https://" not in html and "<script" not in html  # self-contained
     page = Page(html)
-    assert {"leaderboard", "costs", "ladder-config", "run-logreg", "run-mlp"} <= set(page.ids)
-    assert page.plots() == [f"cost/{c}" for c in COSTS] + [
+    assert {"leaderboard", "frontier", "steps", "calibration", "measured", "ladder-config", "run-logreg",
+            "run-mlp"} <= set(page.ids)
+    assert page.plots() == story_plots(ladder_copy) + [
         "logreg/confusion", "logreg/roc", "mlp/learning-curves", "mlp/confusion", "mlp/roc"]
     for img in page.images:
         assert_inline_png(img["src"])
 
     rows = json.loads((ladder_copy / "leaderboard.json").read_text())
     header, *body = page.tables["leaderboard"]
-    assert header == list(rows[0])  # every column the rows carry, in order
+    assert header == table_columns(rows)  # every column the rows carry, in order (intervals in their metric's cell)
     assert [cells[0] for cells in body] == ["logreg", "mlp"]
-    assert body[1][header.index("test_accuracy")] == f"{rows[1]['test_accuracy']:.4g}"
+    assert body[1][header.index("test_accuracy")].startswith(f"{rows[1]['test_accuracy']:.4g}")
     assert body[1][header.index("params")] == f"{rows[1]['params']:,}"
 
     per_class = page.tables["per-class"]  # both rungs' tables, 1 header + 10 digits + 2 averages each
@@ -181,20 +191,20 @@ def test_cross_validation_columns_show_mean_std_and_significance(ladder_copy):
     assert logreg[2] == "0.91 ± 0.02 †" and mlp[2] == "0.95 ± 0.01"
     assert logreg[6] == "-"
     assert page.paragraphs["legend"] == [
-        "† the difference is not statistically significant (the row's `significant` value is false)"]
-    # folds is not a cost; a cost of 0 s still gets a (symmetric) log axis
-    assert [p for p in page.plots() if p.startswith("cost/")] == [
-        "cost/params", "cost/train_seconds", "cost/flops", "cost/energy_kwh"]
+        "† not significantly different from the best rung (the row's `significant` value is false)."]
+    # folds is not a cost; a cost of 0 s still gets a (symmetric) log axis; one rung's energy is no frontier
+    assert [p for p in page.plots() if p.startswith(("cost/", "frontier/"))] == [
+        "frontier/train_seconds", "frontier/params", "cost/flops"]
 
 
 def test_regression_ladder_report_has_scatter_not_confusion(tmp_path):
     folder = tiny_ladder(tmp_path / "runs", task="regression")
     page = page_of(write_report(folder))
-    assert page.plots() == [f"cost/{c}" for c in COSTS] + [
+    assert page.plots() == story_plots(folder, classification=False) + [
         "logreg/predicted-vs-true", "mlp/learning-curves", "mlp/predicted-vs-true"]
     assert "per-class" not in page.tables
     assert "test_r2" in page.tables["leaderboard"][0]
-    assert "test_r2 vs params" in [img["alt"] for img in page.images]  # r2 is the headline metric
+    assert "test_mse vs params" in [img["alt"] for img in page.images]  # mse: what regression rungs rank on
 
 
 def test_missing_or_foreign_folder_is_an_input_error(tmp_path):

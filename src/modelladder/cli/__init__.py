@@ -34,6 +34,12 @@ def _add_mlflow_arg(p: argparse.ArgumentParser) -> None:
                    help="also log params, metrics and the model to MLflow, e.g. sqlite:///mlflow.db")
 
 
+def _add_budget_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--budget", metavar="COST=LIMIT",
+                   help="name the best rung whose costs fit, e.g. latency_ms_p50=5 or "
+                        "train_seconds<=60,energy_kwh<=1e-4 (throughput_per_s>=N); written to budget.json")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ladder", description=__doc__.split(":")[0])
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -42,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(p, optional=True)
     _add_runs_args(p)
     _add_mlflow_arg(p)
+    _add_budget_arg(p)
     p.set_defaults(func=verb("ladder:main"))
 
     p = verbs.add_parser("cv", help="k-fold cross-validation of one model: mean and std of every metric")
@@ -141,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verbs.add_parser("report", help="write report.html for a run or ladder folder")
     p.add_argument("folder", type=Path, help="a run folder or a ladder folder")
+    _add_budget_arg(p)
     p.set_defaults(func=verb("report:main"))
 
     p = verbs.add_parser("audit", help="fairness of a binary classifier across groups (fairlearn): audit.json, report")

@@ -12,12 +12,15 @@ import numpy as np
 from modelladder.errors import InputError
 from modelladder.report import plots
 from modelladder.report.card import audit_context, card_context
+from modelladder.report.pareto import FRONTIER_COSTS, HEADLINES
+from modelladder.report.story import story_context
 from modelladder.runs import read_json, write_text
 
 IDENTITY = ("rung", "model", "family")
 SPLITS = ("test", "val")
-METRIC_NAMES = {"accuracy", "precision_macro", "recall_macro", "f1_macro", "log_loss", "roc_auc", "mse", "mae", "r2"}
-HEADLINE = ("accuracy", "f1_macro", "r2", "mse")  # the metric the cost plots put on the y axis
+PREFIXES = ("test", "val", "cv")  # a k-fold row's cv_<metric>_mean (val_ before the inner split)
+METRIC_NAMES = {"accuracy", "precision_macro", "recall_macro", "f1_macro", "log_loss", "roc_auc", "mse", "mae", "r2",
+                "ece"}
 # a cost is a count of parameters or operations, a time, an energy or a memory size
 COST = re.compile(r"^(params|flops|macs)|seconds|latency|_ms|energy|kwh|memory|bytes")
 PICTURE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
@@ -39,7 +42,7 @@ def _write(folder: Path) -> Path:
     elif _is_run(folder) or _is_cv(folder):
         run = run_context(folder) if _is_run(folder) else cv_context(folder)
         context = {"title": folder.name, "kind": "run", "runs": [run], "leaderboard": None,
-                   "cost_plots": [], "ladder_config": None, "legend": None}
+                   "cost_plots": [], "ladder_config": None, "legend": None, "story": None}
     elif not folder.exists():
         raise InputError(f"report: folder {folder} does not exist; expected a ladder folder "
                          "(with leaderboard.json) or a run folder (with config.yaml and summary.json)")
@@ -86,7 +89,8 @@ def ladder_context(folder: Path) -> dict:
         "kind": "ladder",
         "leaderboard": table,
         "legend": _legend(rows, columns, headline),
-        "cost_plots": cost_plots(rows, columns, headline),
+        "story": story_context(folder, rows, fmt),
+        "cost_plots": cost_plots(rows, [c for c in columns if c not in FRONTIER_COSTS], headline),
         "ladder_config": ladder_yaml.read_text() if ladder_yaml.is_file() else None,
         "runs": [_rung_context(folder / str(r["rung"])) for r in rows],
     }
@@ -98,15 +102,21 @@ def _rung_context(rung_dir: Path) -> dict:
     return cv_context(rung_dir) if _is_cv(rung_dir) else _missing_run(rung_dir)
 
 
+# shown as a marker on the metric (significant, best) or folded into its cell (_mean, _std, _low, _high)
+MARKERS = ("significant", "best")
+FOLDED = ("mean", "std", "low", "high")
+
+
 def table_columns(rows: list[dict]) -> list[str]:
-    """Every key the rows carry, in order; `<c>_mean` and `<c>_std` fold into one column `<c>`."""
+    """Every key the rows carry, in order; `<c>_mean`, `<c>_std`, `<c>_low`, `<c>_high` fold into one column `<c>`."""
     keys = list(dict.fromkeys(k for row in rows for k in row))
     columns = []
     for key in keys:
-        if key == "significant" or key.endswith("_significant"):
-            continue  # shown as a marker on the metric, not as a column
-        base = re.sub(r"_(mean|std)$", "", key)
-        if base != key and f"{base}_mean" in keys and f"{base}_std" in keys:
+        if key in MARKERS or key.endswith("_significant"):
+            continue
+        base = re.sub(rf"_({'|'.join(FOLDED)})$", "", key)
+        if base != key and (base in keys or {f"{base}_mean", f"{base}_std"} <= set(keys)
+                            or {f"{base}_low", f"{base}_high"} <= set(keys)):
             key = base
         if key not in columns:
             columns.append(key)
@@ -114,12 +124,12 @@ def table_columns(rows: list[dict]) -> list[str]:
 
 
 def is_metric(column: str) -> bool:
-    return column.startswith(tuple(f"{s}_" for s in SPLITS)) or column in METRIC_NAMES
+    return column.startswith(tuple(f"{s}_" for s in PREFIXES)) or column in METRIC_NAMES
 
 
 def headline_metric(columns: list[str]) -> str | None:
     metrics = [c for c in columns if is_metric(c)]
-    for name in HEADLINE:
+    for name in HEADLINES:  # the tasks' monitored metrics first: what the rungs are ranked and tested on
         for column in metrics:
             if column == name or column.endswith(f"_{name}"):
                 return column
@@ -142,9 +152,14 @@ def _leaderboard_row(row: dict, columns: list[str], headline: str | None) -> lis
             text = f"{fmt(row[f'{column}_mean'])} ± {fmt(row.get(f'{column}_std'))}"
         else:
             text = fmt(row.get(column))
+        interval = None
+        if _is_number(row.get(f"{column}_low")) and _is_number(row.get(f"{column}_high")):
+            interval = f"[{fmt(row[f'{column}_low'])}, {fmt(row[f'{column}_high'])}]"
         marked = _not_significant(row, column, headline)
+        if column == headline and row.get("best") is True:
+            text += " (best)"
         cells.append({"text": text + (f" {NOT_SIGNIFICANT}" if marked else ""), "marked": marked,
-                      "number": _is_number(value(row, column))})
+                      "number": _is_number(value(row, column)), "interval": interval})
     return cells
 
 
@@ -154,10 +169,21 @@ def _not_significant(row: dict, column: str, headline: str | None) -> bool:
 
 
 def _legend(rows: list[dict], columns: list[str], headline: str | None) -> str | None:
-    if not any(_not_significant(r, c, headline) for r in rows for c in columns):
-        return None
-    return (f"{NOT_SIGNIFICANT} the difference is not statistically significant "
-            "(the row's `significant` value is false)")
+    """What the brackets and the marker mean, which test decided, and that the best was picked on the same data."""
+    parts = []
+    if any(_is_number(r.get(f"{c}_low")) for r in rows for c in columns):
+        parts.append("[low, high]: 95% interval (Wilson for proportions, a seeded bootstrap otherwise; under "
+                     "k-fold the corrected resampled t interval)")
+    tests = sorted({str(r["test"]) for r in rows if r.get("test")})
+    if tests:
+        holm = ", p adjusted with Holm's method over the comparisons (p_adj)" if any("p_adj" in r for r in rows) else ""
+        parts.append(f"each rung is compared with the best on {headline} by {' / '.join(tests)}{holm}")
+    if any(_not_significant(r, c, headline) for r in rows for c in columns):
+        parts.append(f"{NOT_SIGNIFICANT} not significantly different from the best rung"
+                     + ("" if tests else " (the row's `significant` value is false)"))
+    if tests or any("best" in r for r in rows):
+        parts.append("the best rung was chosen on the same data it is compared on, so its lead is optimistic")
+    return "; ".join(parts) + "." if parts else None
 
 
 def cost_plots(rows: list[dict], columns: list[str], headline: str | None) -> list[dict]:
@@ -223,8 +249,11 @@ def cv_context(cv_dir: Path) -> dict:
     curves = plots.fold_learning_curves({d.name: read_jsonl(d / "metrics.jsonl") for d in folds})
     if curves:
         figures.append({"id": f"{name}/learning-curves", "title": "learning curves of every fold", "uri": curves})
-    evaluations = [read_json(d / "eval_val.json") for d in folds if (d / "eval_val.json").is_file()]
-    frames = [read_predictions(d / "predictions_val.csv") for d in folds if (d / "predictions_val.csv").is_file()]
+    # a fold run scores its fold as its test split (val before the inner validation split existed)
+    split = "test" if folds and all((d / "eval_test.json").is_file() for d in folds) else "val"
+    evaluations = [read_json(d / f"eval_{split}.json") for d in folds if (d / f"eval_{split}.json").is_file()]
+    frames = [read_predictions(d / f"predictions_{split}.csv") for d in folds
+              if (d / f"predictions_{split}.csv").is_file()]
     if frames and len(frames) == len(evaluations) == len(folds):
         import pandas as pd
 
@@ -234,11 +263,11 @@ def cv_context(cv_dir: Path) -> dict:
         notes.append(f"confusion matrix, ROC and per-class table pool the out-of-fold predictions of "
                      f"{len(folds)} folds")
     else:
-        notes.append("not every fold has eval_val.json and predictions_val.csv: no pooled per-class figures")
+        notes.append(f"not every fold has eval_{split}.json and predictions_{split}.csv: no pooled per-class figures")
     summary = cv.get("summary", {}) if isinstance(cv, dict) else {}
     first = folds[0] if folds else cv_dir
     config = next((p for p in (cv_dir / "config.yaml", first / "config.yaml") if p.is_file()), None)
-    return {"name": name, "split": "out-of-fold val", "summary": {k: fmt(v) for k, v in summary.items()},
+    return {"name": name, "split": f"out-of-fold {split}", "summary": {k: fmt(v) for k, v in summary.items()},
             "metrics": _fold_scores(cv), "figures": figures, "per_class": per_class, "notes": notes,
             "pictures": [], "config": config.read_text() if config else None,
             "env": flatten(read_json(first / "env.json")) if (first / "env.json").is_file() else {}}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 
 import numpy as np
 
@@ -141,18 +142,177 @@ def metric_vs_cost(names: list[str], costs: list[float], values: list[float], co
     ax.scatter(costs, values)
     for name, x, y in zip(names, costs, values):
         ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize="small")
+    _cost_axis(ax, costs)
+    ax.set(xlabel=f"{cost} (log)", ylabel=metric, title=f"{metric} vs {cost}")
+    ax.margins(y=0.15)
+    return data_uri(fig)
+
+
+FRONTIER_COLOR, DOMINATED_COLOR = "#0969da", "#afb8c1"
+
+
+def frontier_figure(points: dict, metric_label: str) -> str:
+    """The headline metric against one cost (log x axis): frontier rungs in colour joined by a dashed line,
+    dominated rungs grey, 95% intervals as error bars, labels moved apart by adjustText."""
+    fig, _ = frontier_drawing(points, metric_label)
+    return data_uri(fig)
+
+
+def frontier_drawing(points: dict, metric_label: str):
+    """frontier_figure's figure and its rung labels (for a test to check that they do not overlap)."""
+    from adjustText import adjust_text
+
+    fig, (ax,) = _figure(5.4, 4.0)
+    names, costs, values = points["names"], points["costs"], points["values"]
+    bars = []  # the error bars, which labels must not cross
+    for x, y, interval, best in zip(costs, values, points["intervals"], points["frontier"]):
+        color = FRONTIER_COLOR if best else DOMINATED_COLOR
+        yerr = None if interval is None else [[max(y - interval[0], 0.0)], [max(interval[1] - y, 0.0)]]
+        ax.errorbar([x], [y], yerr=yerr, fmt="o", color=color, ecolor=color, capsize=3, markersize=6,
+                    zorder=3 if best else 2)
+        if interval is not None:
+            bars.append((x, interval))
+    front = sorted((x, y) for x, y, best in zip(costs, values, points["frontier"]) if best)
+    if len(front) > 1:
+        ax.plot(*zip(*front), linestyle="--", color=FRONTIER_COLOR, linewidth=1, zorder=1)
+    _cost_axis(ax, costs)
+    ax.set(xlabel=f"{points['cost_label']}, log scale", ylabel=metric_label)
+    ax.margins(y=0.2)
+    ax.plot([], [], "o", color=FRONTIER_COLOR, label="on the frontier")
+    ax.plot([], [], "o", color=DOMINATED_COLOR, label="dominated")
+    ax.legend(fontsize="small", loc="best")
+    fig.canvas.draw()  # lay the figure out once, then keep it fixed while the labels move
+    fig.set_layout_engine("none")
+    texts = [ax.text(x, y, name, fontsize=9, color="#1f2328" if best else "#6e7781")
+             for name, x, y, best in zip(names, costs, values, points["frontier"])]
+    crowded = _place_labels(fig, ax, texts, costs, values, points["intervals"], bars, front)
+    if crowded:  # no free spot near these points: adjustText pushes them apart, with a leader line
+        avoid_x, avoid_y = _drawn_points(ax, costs, values, points["intervals"], front)
+        placed = [t for t in texts if t not in crowded]
+        adjust_text(crowded, x=avoid_x, y=avoid_y, objects=placed or None, ax=ax, expand=(1.2, 1.4),
+                    force_static=(0.4, 0.6), arrowprops={"arrowstyle": "-", "color": "#8c959f", "lw": 0.6})
+    return fig, texts
+
+
+# label positions tried around a point, in pixels from it: right, left, then further up and down
+OFFSETS = [(7, 3), (7, -15), (-7, 3), (-7, -15), (7, 14), (7, -26), (-7, 14), (-7, -26), (0, 18), (0, -30),
+           (7, 28), (7, -40), (-7, 28), (-7, -40)]
+
+
+def _place_labels(fig, ax, texts, costs, values, intervals, bars, front) -> list:
+    """Put each label at the first offset around its point where it overlaps no other label, marker, error bar,
+    frontier line or the legend and stays inside the axes; return the labels that found no such spot."""
+    from matplotlib.transforms import Bbox
+
+    renderer = fig.canvas.get_renderer()
+    data = ax.transData
+    marks = data.transform(np.c_[costs, values])
+    blocked = [Bbox.from_extents(x - 5, y - 5, x + 5, y + 5) for x, y in marks]
+    for x, (low, high) in bars:
+        (x0, y0), (_, y1) = data.transform([(x, low), (x, high)])
+        blocked.append(Bbox.from_extents(x0 - 4, y0 - 2, x0 + 4, y1 + 2))
+    legend = ax.get_legend()
+    if legend is not None:
+        blocked.append(legend.get_window_extent(renderer))
+    line = _line_pixels(data, front)
+    inside = ax.get_window_extent(renderer)
+    crowded = []
+    for text, (px, py), x, interval in zip(texts, marks, costs, intervals):
+        extent = text.get_window_extent(renderer)
+        width, height = extent.width, extent.height
+        corners = [(px + dx if dx >= 0 else px + dx - width, py + dy) for dx, dy in OFFSETS]
+        if interval is not None:  # centred just above the error bar's top, or below its bottom
+            (_, top), (_, bottom) = data.transform([(x, interval[1]), (x, interval[0])])
+            corners += [(px - width / 2, top + 4), (px - width / 2, bottom - 4 - height)]
+        for left, low in corners:
+            box = Bbox.from_extents(left, low, left + width, low + height)
+            if (inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1
+                    and not any(box.overlaps(b) for b in blocked) and not _crosses(box, line)):
+                text.set_position(data.inverted().transform((box.x0, box.y0)))
+                text.set(ha="left", va="bottom")
+                blocked.append(box)
+                break
+        else:
+            crowded.append(text)
+    return crowded
+
+
+def _line_pixels(data, front) -> np.ndarray:
+    """Points every pixel or so along the frontier's dashed line, in display coordinates."""
+    pixels = data.transform(front) if front else np.empty((0, 2))
+    pieces = [np.linspace(a, b, max(2, int(np.hypot(*(b - a))))) for a, b in itertools.pairwise(pixels)]
+    return np.concatenate(pieces) if pieces else np.empty((0, 2))
+
+
+def _crosses(box, line: np.ndarray) -> bool:
+    return bool(len(line)) and bool(np.any((line[:, 0] >= box.x0) & (line[:, 0] <= box.x1)
+                                           & (line[:, 1] >= box.y0) & (line[:, 1] <= box.y1)))
+
+
+def _drawn_points(ax, costs, values, intervals, front) -> tuple[list[float], list[float]]:
+    """Points along the markers, error bars and the frontier line, for adjustText to keep labels off them."""
+    xs, ys = list(costs), list(values)
+    for x, interval in zip(costs, intervals):
+        if interval is not None:
+            steps = np.linspace(interval[0], interval[1], 40)
+            xs += [x] * len(steps)
+            ys += list(steps)
+    log = ax.get_xscale() == "log"
+    for (x0, y0), (x1, y1) in itertools.pairwise(front):
+        t = np.linspace(0, 1, 25)
+        xs += list(np.exp(np.log(x0) + t * (np.log(x1) - np.log(x0))) if log and x0 > 0 else x0 + t * (x1 - x0))
+        ys += list(y0 + t * (y1 - y0))
+    return xs, ys
+
+
+def _cost_axis(ax, costs: list[float]) -> None:
+    """Log x axis reaching the powers of ten around the points; symmetric-log when a cost is 0."""
+    from matplotlib.ticker import NullFormatter
+
     positive = [c for c in costs if c > 0]
     if len(positive) == len(costs):
-        from matplotlib.ticker import NullFormatter
-
         ax.set_xscale("log")
         low, high = min(costs), max(costs)
-        # reach the powers of ten around the points: labelled decade ticks, no crowded minor labels
-        ax.set_xlim(min(low / 2, 10 ** np.floor(np.log10(low))), max(high * 2, 10 ** np.ceil(np.log10(high))))
+        # room right of the costliest point for its label
+        ax.set_xlim(min(low / 2, 10 ** np.floor(np.log10(low))), max(high * 8, 10 ** np.ceil(np.log10(high))))
         ax.xaxis.set_minor_formatter(NullFormatter())
     else:
         ax.set_xscale("symlog", linthresh=min(positive, default=1.0))
         ax.margins(x=0.15)
-    ax.set(xlabel=f"{cost} (log)", ylabel=metric, title=f"{metric} vs {cost}")
-    ax.margins(y=0.15)
+
+
+def reliability_grid(panels: list[dict]) -> str:
+    """One reliability diagram per classifier rung: accuracy per confidence bin against the diagonal, the gap
+    to it hatched, ECE in the title."""
+    ncols = min(4, len(panels))
+    nrows = -(-len(panels) // ncols)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(3.0 * ncols, 3.1 * nrows + 0.2), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    fig.get_layout_engine().set(wspace=0.06)  # room between one panel's "1.0" and the next one's "0.0"
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharex=True, sharey=True)
+    for ax, panel in zip(axes.flat, panels):
+        rel = panel["reliability"]
+        edges = rel["edges"]
+        centers, width = (edges[:-1] + edges[1:]) / 2, edges[1] - edges[0]
+        filled = rel["counts"] > 0
+        ax.bar(centers[filled], rel["accuracy"][filled], width=width, color=FRONTIER_COLOR, edgecolor="white",
+               label="accuracy")
+        gap_low = np.minimum(rel["accuracy"], rel["confidence"])[filled]
+        ax.bar(centers[filled], np.abs(rel["accuracy"] - rel["confidence"])[filled], bottom=gap_low, width=width,
+               color="none", edgecolor="#cf222e", hatch="///", linewidth=0.5, label="gap to confidence")
+        ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=0.8)
+        ax.set_title(f"{panel['name']}\nECE {panel['ece']:.3f}{panel.get('suffix', '')}", fontsize="medium")
+        ax.set(xlim=(0, 1), ylim=(0, 1))
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for i, ax in enumerate(axes.flat[: len(panels)]):
+        if i + ncols >= len(panels):  # the lowest panel of its column
+            ax.set_xlabel("confidence (top-class probability)", fontsize="small")
+            ax.xaxis.set_tick_params(labelbottom=True)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("accuracy", fontsize="small")
+    fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize="small")
     return data_uri(fig)

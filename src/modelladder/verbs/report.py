@@ -1,13 +1,23 @@
-"""`ladder report FOLDER`: report.html for a run or ladder folder; and how every verb prints a run's result."""
+"""`ladder report FOLDER [--budget COST=LIMIT]`: report.html for a run or ladder folder; and how every verb
+prints a run's result."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from modelladder.errors import InputError
 from modelladder.report import write_report
+from modelladder.report.budget import parse_budget, write_verdict
+from modelladder.runs import read_json
 
 
 def main(args) -> int:
+    budget = parse_budget(getattr(args, "budget", None))
+    if budget:
+        board = Path(args.folder) / "leaderboard.json"
+        if not board.is_file():
+            raise InputError(f"--budget needs a ladder folder (with leaderboard.json); {args.folder} has none")
+        print(write_verdict(args.folder, read_json(board), budget)["text"])
     print(f"written: {report_for(args.folder)}")
     return 0
 
