@@ -43,8 +43,15 @@ N_BINS = 15  # calibration bins: equal-width on the top-class probability
 def reliability_table(y_true: np.ndarray, proba: np.ndarray, n_bins: int = N_BINS) -> list[dict]:
     """Per equal-width bin (lo, hi] of top-class probability: mean confidence, accuracy and count (None for an
     empty bin's confidence and accuracy)."""
-    confidence = np.asarray(proba).max(axis=1)
-    correct = np.asarray(proba).argmax(axis=1) == np.asarray(y_true)
+    proba = np.asarray(proba)
+    return reliability_bins(proba.max(axis=1), proba.argmax(axis=1) == np.asarray(y_true), n_bins)
+
+
+def reliability_bins(confidence: np.ndarray, correct: np.ndarray, n_bins: int = N_BINS) -> list[dict]:
+    """reliability_table from each row's top-class probability and whether its prediction was right (the
+    report reads these from predictions_<split>.csv)."""
+    confidence = np.asarray(confidence, dtype=np.float64)
+    correct = np.asarray(correct, dtype=np.float64)
     edges = np.linspace(0, 1, n_bins + 1)
     which = np.digitize(confidence, edges[1:-1], right=True)  # bin i holds edges[i] < p <= edges[i + 1]
     table = []
@@ -57,12 +64,16 @@ def reliability_table(y_true: np.ndarray, proba: np.ndarray, n_bins: int = N_BIN
     return table
 
 
+def table_ece(table: list[dict]) -> float:
+    """The ECE of a reliability table: each filled bin's |accuracy - mean confidence| weighted by its share."""
+    n = sum(b["count"] for b in table)
+    return sum(b["count"] / n * abs(b["accuracy"] - b["confidence"]) for b in table if b["count"]) if n else 0.0
+
+
 def expected_calibration_error(y_true: np.ndarray, proba: np.ndarray, n_bins: int = N_BINS) -> float:
     """ECE: over equal-width bins (lo, hi] of top-class probability, the mean of |accuracy - mean confidence|
     weighted by each bin's share of the rows (0 for a perfectly calibrated model)."""
-    table = reliability_table(y_true, proba, n_bins)
-    n = sum(b["count"] for b in table)
-    return sum(b["count"] / n * abs(b["accuracy"] - b["confidence"]) for b in table if b["count"]) if n else 0.0
+    return table_ece(reliability_table(y_true, proba, n_bins))
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> list[list[int]]:

@@ -6,22 +6,19 @@ from __future__ import annotations
 
 import numpy as np
 
-BINS = 15
+from modelladder.evaluate.metrics import N_BINS, reliability_bins, table_ece
 
 
-def reliability(confidence, correct, bins: int = BINS) -> dict:
-    """Per bin: mean confidence, accuracy, count (empty bins have NaN); and ece = sum_b n_b/N |acc_b - conf_b|."""
-    confidence = np.asarray(confidence, dtype=np.float64)
-    correct = np.asarray(correct, dtype=np.float64)
-    index = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)  # (lo, hi]; 0 joins the first bin
-    counts = np.bincount(index, minlength=bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        conf = np.bincount(index, weights=confidence, minlength=bins) / counts
-        acc = np.bincount(index, weights=correct, minlength=bins) / counts
-    filled = counts > 0
-    ece = float(np.sum(counts[filled] / counts.sum() * np.abs(acc[filled] - conf[filled])))
-    return {"edges": np.linspace(0, 1, bins + 1), "confidence": conf, "accuracy": acc, "counts": counts,
-            "ece": ece, "mean_confidence": float(confidence.mean()), "accuracy_overall": float(correct.mean())}
+def reliability(confidence, correct, bins: int = N_BINS) -> dict:
+    """Per bin as arrays for the plot: mean confidence, accuracy, count (NaN in empty bins), and the ECE, with
+    the same bins as the ece metric (evaluate/metrics.py)."""
+    table = reliability_bins(confidence, correct, bins)
+    nan = float("nan")
+    return {"edges": np.linspace(0, 1, bins + 1),
+            "confidence": np.array([nan if b["confidence"] is None else b["confidence"] for b in table]),
+            "accuracy": np.array([nan if b["accuracy"] is None else b["accuracy"] for b in table]),
+            "counts": np.array([b["count"] for b in table]), "ece": float(table_ece(table)),
+            "mean_confidence": float(np.mean(confidence)), "accuracy_overall": float(np.mean(correct))}
 
 
 def from_predictions(frame) -> dict | None:
