@@ -205,6 +205,13 @@ class EvalConfig(Strict):
         return out
 
 
+def known_countries() -> frozenset[str]:
+    """The ISO 3166 alpha-3 codes codecarbon has a grid carbon intensity for."""
+    from codecarbon.input import DataSource
+
+    return frozenset(DataSource().get_global_energy_mix_data())
+
+
 class CostConfig(Strict):
     """How costs are turned into CO2 (evaluate/cost.py)."""
 
@@ -213,8 +220,6 @@ class CostConfig(Strict):
     @field_validator("country")
     @classmethod
     def _known_country(cls, country: str) -> str:
-        from modelladder.evaluate.cost import known_countries
-
         if country not in known_countries():
             raise PydanticCustomError("country", "must be an ISO 3166 alpha-3 code that codecarbon knows (such as "
                                       "'USA', 'FRA', 'DEU')")

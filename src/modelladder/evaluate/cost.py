@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from modelladder.config import known_countries
 from modelladder.errors import InputError
 
 COUNTRY = "USA"  # grid carbon intensity for CO2 unless cost.country names another ISO 3166 alpha-3 country
@@ -201,13 +202,6 @@ def _gpu_start(device) -> int:
 
 
 @functools.cache
-def known_countries() -> frozenset[str]:
-    """The ISO 3166 alpha-3 codes codecarbon has a grid carbon intensity for."""
-    from codecarbon.input import DataSource
-
-    return frozenset(DataSource().get_global_energy_mix_data())
-
-
 def check_country(country: str, field: str = "cost.country") -> str:
     """`country` if codecarbon knows its grid, else an InputError naming `field`."""
     if not isinstance(country, str) or country not in known_countries():
