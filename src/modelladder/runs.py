@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
+RAPL = Path("/sys/class/powercap")  # Linux powercap: intel-rapl:N/energy_uj, one counter per CPU package
+
 
 def check_name(name: str, what: str = "run name") -> str:
     """A run or rung name becomes one folder under the runs folder: no separators, no '..'."""
@@ -160,8 +162,6 @@ def environment(seed: int, *, country: str = "USA") -> dict:
     import torch
 
     import modelladder
-    from modelladder.evaluate.cost import rapl_energy_uj
-
     return {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "seed": seed,
@@ -194,6 +194,21 @@ def environment(seed: int, *, country: str = "USA") -> dict:
             "rapl_readable": rapl_energy_uj() is not None,
         },
     }
+
+
+def rapl_energy_uj() -> dict[str, tuple[int, int]] | None:
+    """{package: (energy_uj, max_energy_range_uj)} from the RAPL counters, None where none is readable
+    (no such files, or read-protected as on most recent kernels without root)."""
+    counters = {}
+    for folder in sorted(RAPL.glob("intel-rapl:*")):
+        if folder.name.count(":") != 1:  # intel-rapl:0:0 (core, dram ...) lie inside their package
+            continue
+        try:
+            counters[folder.name] = (int((folder / "energy_uj").read_text()),
+                                     int((folder / "max_energy_range_uj").read_text()))
+        except (OSError, ValueError):
+            return None
+    return counters or None
 
 
 def cpu_model() -> str:

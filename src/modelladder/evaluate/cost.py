@@ -24,11 +24,11 @@ from torch import nn
 
 from modelladder.config import known_countries
 from modelladder.errors import InputError
+from modelladder.runs import rapl_energy_uj
 
 COUNTRY = "USA"  # grid carbon intensity for CO2 unless cost.country names another ISO 3166 alpha-3 country
 MIB = 2**20
 SAMPLE_SECONDS = 0.01  # how often the resident memory is read while training runs
-RAPL = Path("/sys/class/powercap")  # Linux powercap: intel-rapl:N/energy_uj, one counter per CPU package
 LATENCY = {"warmup": 3, "min_calls": 30, "max_calls": 300, "seconds": 0.5}  # batch-1 timing: enough calls
 THROUGHPUT_BATCH = 256
 COST_FILE = "cost.json"  # in each checkpoint folder: the cost so far (CheckpointCost)
@@ -163,21 +163,6 @@ def earlier_cost(run_dir: Path) -> dict | None:
 
     last = latest_checkpoint(Path(run_dir) / "checkpoints")
     return read_json(last / COST_FILE) if last is not None and (last / COST_FILE).is_file() else None
-
-
-def rapl_energy_uj() -> dict[str, tuple[int, int]] | None:
-    """{package: (energy_uj, max_energy_range_uj)} from the RAPL counters, None where none is readable
-    (no such files, or read-protected as on most recent kernels without root)."""
-    counters = {}
-    for folder in sorted(RAPL.glob("intel-rapl:*")):
-        if folder.name.count(":") != 1:  # intel-rapl:0:0 (core, dram ...) lie inside their package
-            continue
-        try:
-            counters[folder.name] = (int((folder / "energy_uj").read_text()),
-                                     int((folder / "max_energy_range_uj").read_text()))
-        except (OSError, ValueError):
-            return None
-    return counters or None
 
 
 def _rapl_kwh(before: dict, after: dict) -> float:
