@@ -114,7 +114,7 @@ def table_columns(rows: list[dict]) -> list[str]:
 
 
 def is_metric(column: str) -> bool:
-    return column.startswith(tuple(f"{s}_" for s in SPLITS)) or column in METRIC_NAMES
+    return column.startswith(tuple(f"{s}_" for s in (*SPLITS, "cv"))) or column in METRIC_NAMES
 
 
 def headline_metric(columns: list[str]) -> str | None:
@@ -223,8 +223,9 @@ def cv_context(cv_dir: Path) -> dict:
     curves = plots.fold_learning_curves({d.name: read_jsonl(d / "metrics.jsonl") for d in folds})
     if curves:
         figures.append({"id": f"{name}/learning-curves", "title": "learning curves of every fold", "uri": curves})
-    evaluations = [read_json(d / "eval_val.json") for d in folds if (d / "eval_val.json").is_file()]
-    frames = [read_predictions(d / "predictions_val.csv") for d in folds if (d / "predictions_val.csv").is_file()]
+    # each fold run is scored on its fold, its test split (verbs/cv.py)
+    evaluations = [read_json(d / "eval_test.json") for d in folds if (d / "eval_test.json").is_file()]
+    frames = [read_predictions(d / "predictions_test.csv") for d in folds if (d / "predictions_test.csv").is_file()]
     if frames and len(frames) == len(evaluations) == len(folds):
         import pandas as pd
 
@@ -234,11 +235,11 @@ def cv_context(cv_dir: Path) -> dict:
         notes.append(f"confusion matrix, ROC and per-class table pool the out-of-fold predictions of "
                      f"{len(folds)} folds")
     else:
-        notes.append("not every fold has eval_val.json and predictions_val.csv: no pooled per-class figures")
+        notes.append("not every fold has eval_test.json and predictions_test.csv: no pooled per-class figures")
     summary = cv.get("summary", {}) if isinstance(cv, dict) else {}
     first = folds[0] if folds else cv_dir
     config = next((p for p in (cv_dir / "config.yaml", first / "config.yaml") if p.is_file()), None)
-    return {"name": name, "split": "out-of-fold val", "summary": {k: fmt(v) for k, v in summary.items()},
+    return {"name": name, "split": "out-of-fold test", "summary": {k: fmt(v) for k, v in summary.items()},
             "metrics": _fold_scores(cv), "figures": figures, "per_class": per_class, "notes": notes,
             "pictures": [], "config": config.read_text() if config else None,
             "env": flatten(read_json(first / "env.json")) if (first / "env.json").is_file() else {}}

@@ -75,10 +75,14 @@ def _caption(rows: list[dict], metric: str | None, tested: bool) -> str:
     if not tested or test is None:
         return f"{spread}. Every metric, interval and cost: leaderboard.csv"
     text = (f"{spread}. p adj.: {TESTS.get(test, test)} of each rung against the best on "
-            f"{metric.replace('_', ' ')}, Holm-adjusted over {len(rows) - 1} comparisons; the best was chosen on "
+            f"{metric.replace('_', ' ')}, Holm-adjusted over {_count(len(rows) - 1, 'comparison')}; the best was chosen on "
             f"these same data. n.s.: not significantly different from the best; worse: p adj. < {ALPHA}.")
     extra = f" Wilcoxon p (>= {WILCOXON_MIN_PAIRS} folds, one repeat), std," if kfold else ""
     return text + extra + " Every metric, interval and cost: leaderboard.csv"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _metric_columns(row: dict) -> list[str]:
