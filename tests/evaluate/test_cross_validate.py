@@ -20,7 +20,7 @@ from modelladder.config import validate_ladder, validate_run
 from modelladder.errors import InputError
 from modelladder.evaluate.significance import corrected_ttest, wilcoxon_p
 from modelladder.report import write_report
-from modelladder.report.leaderboard import leaderboard_table
+from modelladder.report.leaderboard import leaderboard_table, p_text
 from modelladder.verbs.build import load_run_data
 from modelladder.verbs.cv import cross_validate, fold_config
 from modelladder.verbs.ladder import run_ladder
@@ -164,7 +164,7 @@ def test_leaderboard_table_shows_mean_interval_and_the_test(kfold_ladder):
     logreg, mlp = rows
     interval = f"{logreg['cv_accuracy_mean']:.4f} [{logreg['cv_accuracy_low']:.3f}, {logreg['cv_accuracy_high']:.3f}]"
     assert cells["logreg"][:3] == [interval, "-", "best"]  # no model column: every rung is named after its model
-    assert cells["mlp"][1:3] == [f"{mlp['p_adj']:.3g}", "worse"]
+    assert cells["mlp"][1:3] == [p_text(mlp["p_adj"]), "worse"]
     assert cells["mlp"][-1] == f"{mlp['latency_ms_p50']:.3g}"
     caption = " ".join(text.split())
     assert "corrected resampled t-test" in caption and "Holm-adjusted over 1 comparison;" in caption

@@ -41,8 +41,8 @@ def leaderboard_table(rows: list[dict], title: str) -> Table:
     for col in metrics:
         table.add_column(col.replace("_", " ") + " [95% CI]", justify="right", no_wrap=True)
     if tested:
-        table.add_column("p adj.", justify="right")
-        table.add_column("vs best", justify="right")
+        table.add_column("p adj.", justify="right", no_wrap=True)
+        table.add_column("vs best", justify="right", no_wrap=True)
     for col in extras:
         table.add_column(col.replace("_", " "), justify="right")
     for col in costs:
@@ -50,9 +50,16 @@ def leaderboard_table(rows: list[dict], title: str) -> Table:
     for row in rows:
         cells = [row["rung"], *([row["model"]] if show_model else []), *(_metric_cell(row, c) for c in metrics)]
         if tested:
-            cells += [_fmt(row["p_adj"]), verdict(row)]
+            cells += [p_text(row["p_adj"]), verdict(row)]
         table.add_row(*cells, *(_fmt(row.get(c)) for c in extras), *(_fmt(row.get(c)) for c in costs))
     return table
+
+
+def p_text(p: float | None) -> str:
+    """A p-value as a table shows it: three decimals, or '<0.001'."""
+    if p is None:
+        return "-"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def verdict(row: dict) -> str:
