@@ -33,6 +33,11 @@ def test_default_ladder_prints_leaderboard_and_writes_files(digits_ladder):
     assert (board["params"] > 0).all() and (board["train_seconds"] > 0).all()
     assert (board["latency_ms_p50"] > 0).all()
     assert board.set_index("rung").loc["cnn", "params"] > board.set_index("rung").loc["logreg", "params"]
+    # the verdict: every score with its 95% interval, every rung tested against the best (issue 15)
+    assert (board["test_accuracy_low"] <= board["test_accuracy"]).all()
+    assert (board["test_accuracy"] <= board["test_accuracy_high"]).all()
+    assert board["best"].sum() == 1 and set(board["test"].dropna()) == {"mcnemar-exact"}
+    assert "vs best" in result.stdout and "Holm-adjusted" in " ".join(result.stdout.split())
 
 
 def test_each_rung_folder_is_a_complete_run(digits_ladder):
