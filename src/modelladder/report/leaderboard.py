@@ -80,7 +80,7 @@ def _caption(rows: list[dict], metric: str | None, tested: bool) -> str:
         spread = f"[95% bootstrap interval, {RESAMPLES} resamples]"
     test = next((row["test"] for row in rows if row.get("test")), None)
     if not tested or test is None:
-        return f"{spread}. Every metric, interval and cost: leaderboard.csv"
+        return spread
     text = (f"{spread}. p adj.: {TESTS.get(test, test)} of each rung against the best on "
             f"{metric.replace('_', ' ')}, Holm-adjusted over {_count(len(rows) - 1, 'comparison')}; the best was chosen on "
             f"these same data. n.s.: not significantly different from the best; worse: p adj. < {ALPHA}.")
