@@ -84,8 +84,10 @@ def _caption(rows: list[dict], metric: str | None, tested: bool) -> str:
     text = (f"{spread}. p adj.: {TESTS.get(test, test)} of each rung against the best on "
             f"{metric.replace('_', ' ')}, Holm-adjusted over {_count(len(rows) - 1, 'comparison')}; the best was chosen on "
             f"these same data. n.s.: not significantly different from the best; worse: p adj. < {ALPHA}.")
-    extra = f" Wilcoxon p (>= {WILCOXON_MIN_PAIRS} folds, one repeat), std," if kfold else ""
-    return text + extra + " Every metric, interval and cost: leaderboard.csv"
+    if kfold:
+        return text + (f" Wilcoxon p (from {WILCOXON_MIN_PAIRS} folds of one repeat), std, every metric, interval "
+                       "and cost: leaderboard.csv")
+    return text + " Every metric, interval and cost: leaderboard.csv"
 
 
 def _count(n: int, noun: str) -> str:
