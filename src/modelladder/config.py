@@ -26,8 +26,8 @@ class SplitConfig(Strict):
     test: float = Field(0.2, gt=0, lt=1)  # used only when the dataset has no official test split
     val: float = Field(0.1, ge=0, lt=1)  # fraction of the training split held out for validation
     stratify: bool = True
-    # cross-validation: with folds set, fold `fold` (0-based) of a seeded k-fold split of the
-    # training data is the validation split, and preprocessing is fitted on the other folds
+    # cross-validation: with folds set, fold `fold` (0-based) of a seeded k-fold split of the training
+    # data is the run's test split; validation is `val` of the other folds, preprocessing is fitted on the rest
     folds: int | None = Field(None, ge=2)
     fold: int | None = Field(None, ge=0)
     repeat: int = Field(0, ge=0)  # which shuffling of the folds (repeated k-fold)

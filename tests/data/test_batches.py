@@ -59,13 +59,14 @@ def test_in_order_outputs_come_back_in_example_order():
 
 def test_cv_folds_are_disjoint_and_cover_the_training_data():
     y = np.repeat(np.arange(3), 20)
-    vals = []
+    scored_folds = []
     for fold in range(4):
-        cfg = DataConfig.model_validate({"split": {"folds": 4, "fold": fold}})
-        train, val = train_val(y, cfg, seed=0, task="classification")
-        assert not set(train) & set(val) and len(train) + len(val) == 60
-        vals.append(val)
-    assert sorted(np.concatenate(vals).tolist()) == list(range(60))
+        cfg = DataConfig.model_validate({"split": {"folds": 4, "fold": fold, "val": 0.2}})
+        train, val, scored = train_val(y, cfg, seed=0, task="classification")
+        assert not set(train) & set(val) and not (set(train) | set(val)) & set(scored)
+        assert (len(train), len(val), len(scored)) == (36, 9, 15)  # validation: 20% of the other folds
+        scored_folds.append(scored)
+    assert sorted(np.concatenate(scored_folds).tolist()) == list(range(60))
 
 
 def test_token_windows_give_next_token_targets_and_cover_the_stream_in_order():

@@ -85,8 +85,8 @@ def test_stratified_kfold_needs_folds_examples_per_class():
 
 def test_train_val_applies_limit_then_val_stratified():
     cfg = DataConfig(limit=50, split={"val": 0.2})
-    train, val = train_val(Y, cfg, seed=0, task="classification")
-    assert len(train) == 40 and len(val) == 10
+    train, val, scored = train_val(Y, cfg, seed=0, task="classification")
+    assert len(train) == 40 and len(val) == 10 and scored is None
     assert np.bincount(Y[val]).tolist() == [6, 3, 1]
     assert np.bincount(Y[train]).tolist() == [24, 12, 4]
     assert not set(train) & set(val)
@@ -95,5 +95,5 @@ def test_train_val_applies_limit_then_val_stratified():
 def test_limit_smaller_than_the_classes():
     with pytest.raises(InputError, match=r"data.limit=2 of 100 examples splits them 2 / 98"):
         train_val(Y, DataConfig(limit=2), seed=0, task="classification")
-    train, val = train_val(Y, DataConfig(limit=2, split={"val": 0}), seed=0, task="regression")
+    train, val, _ = train_val(Y, DataConfig(limit=2, split={"val": 0}), seed=0, task="regression")
     assert len(train) == 2 and len(val) == 0

@@ -225,15 +225,17 @@ def test_bad_paths_and_jsonl_lines(tmp_path):
         load("text", path=tmp_path / "empty")
 
 
-def test_cv_folds_give_disjoint_validation_sets_covering_the_training_data(tmp_path):
+def test_cv_folds_are_scored_as_the_test_split_and_cover_the_training_data(tmp_path):
     path = write_csv(tmp_path / "r.csv", reviews(50))
     bundles = [load("text", path=path, split={"folds": 4, "fold": k}) for k in range(4)]
-    vals = [set(b.X_val) for b in bundles]
-    pool = set(bundles[0].X_train) | vals[0]
-    assert len(pool) == 40 and all(set(b.X_test) == set(bundles[0].X_test) for b in bundles)
-    assert all(not (a & b) for i, a in enumerate(vals) for b in vals[i + 1:])
-    assert set().union(*vals) == pool
-    assert all(not (set(b.X_train) & v) and set(b.X_train) | v == pool for b, v in zip(bundles, vals))
+    scored = [set(b.X_test) for b in bundles]  # each fold run is scored on its fold
+    pool = set(bundles[0].X_train) | set(bundles[0].X_val) | scored[0]
+    assert len(pool) == 40  # the 50 reviews less the 20% test split, which no fold run uses
+    assert all(not (a & b) for i, a in enumerate(scored) for b in scored[i + 1:])
+    assert set().union(*scored) == pool
+    for b, test in zip(bundles, scored):  # validation is carved from the other folds, never from the scored one
+        train, val = set(b.X_train), set(b.X_val)
+        assert val and not (train & val) and not ((train | val) & test) and train | val | test == pool
 
 
 # ---------------------------------------------------------------- IMDB's canonical archive

@@ -37,6 +37,11 @@ def test_default_ladder_prints_leaderboard_and_writes_files(digits_ladder):
     assert sized.loc["cnn", "params"] > sized.loc["logreg", "params"]
     env = json.loads((cwd / "runs" / "digits" / "env.json").read_text())["cost"]
     assert env["latency_threads"] == 1 and env["load_average_end"] is not None
+    # the verdict: every score with its 95% interval, every rung tested against the best (issue 15)
+    assert (board["test_accuracy_low"] <= board["test_accuracy"]).all()
+    assert (board["test_accuracy"] <= board["test_accuracy_high"]).all()
+    assert board["best"].sum() == 1 and set(board["test"].dropna()) == {"mcnemar-exact"}
+    assert "vs best" in result.stdout and "Holm-adjusted" in " ".join(result.stdout.split())
 
 
 def test_each_rung_folder_is_a_complete_run(digits_ladder):

@@ -1,5 +1,7 @@
-"""k-fold cross-validation: the same folds for every rung, fold metrics that the saved predictions
-reproduce, mean ± std rows, and the corrected resampled t-test against the best rung."""
+"""k-fold cross-validation: the same folds for every rung, each fold run scored on its fold (its test split),
+fold metrics that the saved predictions reproduce, mean / std / interval rows, and the corrected resampled
+t-test against the best rung (Holm-adjusted; no Wilcoxon at 3 folds). tests/evaluate/test_kfold_leakage.py
+shows that the scored fold reaches no choice."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from modelladder.config import validate_ladder, validate_run
 from modelladder.errors import InputError
 from modelladder.evaluate.significance import corrected_ttest, wilcoxon_p
 from modelladder.report import write_report
-from modelladder.report.leaderboard import leaderboard_table
+from modelladder.report.leaderboard import leaderboard_table, p_text
 from modelladder.verbs.build import load_run_data
 from modelladder.verbs.cv import cross_validate, fold_config
 from modelladder.verbs.ladder import run_ladder
@@ -57,11 +59,11 @@ def test_wilcoxon_exact_p_values():
     assert wilcoxon_p([0.5, 0.6, 0.7], [0.5, 0.6, 0.7]) == 1.0
 
 
-def test_fold_config_sets_the_fold_and_evaluates_on_it():
+def test_fold_config_sets_the_fold_and_scores_it_as_the_test_split():
     cfg = validate_run({"model": {"name": "logreg"}, "data": DATA})
     fold = fold_config(cfg, 5, 3, 1)
     assert (fold.data.split.folds, fold.data.split.fold, fold.data.split.repeat) == (5, 3, 1)
-    assert fold.eval.split == "val" and fold.data.limit == 300 and cfg.data.split.folds is None
+    assert fold.eval.split == "test" and fold.data.limit == 300 and cfg.data.split.folds is None
 
 
 @pytest.fixture(scope="module")
@@ -78,21 +80,24 @@ def kfold_ladder(tmp_path_factory):
         return runs / "cv", rows
 
 
-def test_kfold_rows_hold_mean_std_and_significance(kfold_ladder):
+def test_kfold_rows_hold_mean_std_interval_and_significance(kfold_ladder):
     root, rows = kfold_ladder
     assert [r["rung"] for r in rows] == ["logreg", "mlp"]
     assert json.loads((root / "leaderboard.json").read_text()) == rows
     assert list(pd.read_csv(root / "leaderboard.csv")["rung"]) == ["logreg", "mlp"]
     logreg, mlp = rows
     for row in rows:
-        assert row["folds"] == 3
-        assert 0 < row["val_accuracy_mean"] <= 1 and row["val_accuracy_std"] > 0
-        assert {"val_f1_macro_mean", "val_log_loss_std", "params", "train_seconds", "latency_ms_p50"} <= set(row)
+        assert row["folds"] == 3 and not any(k.startswith("val_") for k in row)
+        assert 0 < row["cv_accuracy_mean"] <= 1 and row["cv_accuracy_std"] > 0
+        assert 0 <= row["cv_accuracy_low"] < row["cv_accuracy_mean"] < row["cv_accuracy_high"] <= 1
+        assert {"cv_f1_macro_mean", "cv_log_loss_std", "cv_log_loss_low", "params", "train_seconds",
+                "latency_ms_p50"} <= set(row)
     # logreg learns 300 digits far better than a 2-epoch MLP: it is the best rung, and the gap is significant
-    assert logreg["val_accuracy_mean"] > 0.9 > mlp["val_accuracy_mean"]
-    assert (logreg["p_value"], logreg["wilcoxon_p"], logreg["significant"]) == (None, None, None)
-    assert 0 < mlp["p_value"] < 0.05 and mlp["significant"] is True
-    assert mlp["wilcoxon_p"] == 0.25  # 3 folds: the smallest two-sided p the signed-rank test can give
+    assert logreg["cv_accuracy_mean"] > 0.9 > mlp["cv_accuracy_mean"]
+    assert [logreg[k] for k in ("test", "p_value", "p_adj", "significant", "wilcoxon_p", "best")] == [None] * 5 + [True]
+    assert mlp["test"] == "corrected-t" and mlp["best"] is False
+    assert 0 < mlp["p_value"] == mlp["p_adj"] < 0.05 and mlp["significant"] is True  # Holm over one comparison
+    assert mlp["wilcoxon_p"] is None  # 3 folds: the signed-rank test cannot go below p = 0.25
     assert sorted(p.name for p in (root / "mlp").iterdir()) == ["cv.json", *FOLDS]
 
 
@@ -100,16 +105,18 @@ def test_every_rung_sees_the_same_folds(kfold_ladder, tmp_path, monkeypatch):
     root, _ = kfold_ladder
     plan = json.loads((root / "folds.json").read_text())
     assert (plan["folds"], plan["repeats"], plan["n_pool"], plan["stratified"]) == (3, 1, 300, True)
-    val = {name: np.array(idx) for name, idx in plan["val_indices"].items()}
-    assert list(val) == FOLDS
-    assert np.array_equal(np.sort(np.concatenate(list(val.values()))), np.arange(300))  # a partition
+    test = {name: np.array(idx) for name, idx in plan["test_indices"].items()}
+    assert list(test) == list(plan["val_indices"]) == FOLDS
+    assert np.array_equal(np.sort(np.concatenate(list(test.values()))), np.arange(300))  # a partition
+    for name in FOLDS:  # the inner validation split: 10% of the other folds
+        assert len(plan["val_indices"][name]) == 20 and not set(plan["val_indices"][name]) & set(test[name])
     monkeypatch.setenv("MODELLADDER_CACHE", str(tmp_path))
     pool = load_run_data(validate_run({"model": {"name": "logreg"}, "data": {**DATA, "split": {"val": 0}}}))
     classes = np.array(pool.classes)
     for name in FOLDS:
-        truths = [pd.read_csv(root / rung / name / "predictions_val.csv", dtype={"true": str})["true"]
+        truths = [pd.read_csv(root / rung / name / "predictions_test.csv", dtype={"true": str})["true"]
                   for rung in ("logreg", "mlp")]
-        assert list(truths[0]) == list(truths[1]) == list(classes[pool.y_train[val[name]]])
+        assert list(truths[0]) == list(truths[1]) == list(classes[pool.y_train[test[name]]])
 
 
 def test_fold_metrics_match_the_saved_predictions(kfold_ladder):
@@ -119,15 +126,21 @@ def test_fold_metrics_match_the_saved_predictions(kfold_ladder):
         assert cv["summary"] == row
         accuracies = []
         for record, name in zip(cv["folds"], FOLDS):
-            frame = pd.read_csv(root / row["rung"] / name / "predictions_val.csv", dtype={"true": str, "predicted": str})
+            frame = pd.read_csv(root / row["rung"] / name / "predictions_test.csv",
+                                dtype={"true": str, "predicted": str})
             accuracy = float((frame["true"] == frame["predicted"]).mean())
-            assert (record["repeat"], record["fold"], record["n_val"]) == (0, int(name[-1]), len(frame))
+            assert (record["repeat"], record["fold"], record["n_test"]) == (0, int(name[-1]), len(frame))
             assert record["metrics"]["accuracy"] == pytest.approx(accuracy, abs=1e-12)
-            evaluation = json.loads((root / row["rung"] / name / "eval_val.json").read_text())
+            evaluation = json.loads((root / row["rung"] / name / "eval_test.json").read_text())
             assert evaluation["metrics"] == record["metrics"]
+            assert not (root / row["rung"] / name / "eval_val.json").exists()
             accuracies.append(accuracy)
-        assert row["val_accuracy_mean"] == pytest.approx(np.mean(accuracies), abs=5e-5)
-        assert row["val_accuracy_std"] == pytest.approx(np.std(accuracies, ddof=1), abs=5e-5)
+        assert row["cv_accuracy_mean"] == pytest.approx(np.mean(accuracies), abs=5e-5)
+        assert row["cv_accuracy_std"] == pytest.approx(np.std(accuracies, ddof=1), abs=5e-5)
+        n_train, n_test = np.mean([r["n_train"] for r in cv["folds"]]), np.mean([r["n_test"] for r in cv["folds"]])
+        half = 4.302653 * math.sqrt((1 / 3 + n_test / n_train) * np.var(accuracies, ddof=1))  # t(2) 97.5% point
+        assert row["cv_accuracy_low"] == pytest.approx(max(0.0, np.mean(accuracies) - half), abs=5e-5)
+        assert row["cv_accuracy_high"] == pytest.approx(min(1.0, np.mean(accuracies) + half), abs=5e-5)
 
 
 def test_ladder_rows_carry_training_costs(kfold_ladder):
@@ -140,7 +153,7 @@ def test_ladder_rows_carry_training_costs(kfold_ladder):
         assert row["energy_kwh"] > 0 and row["co2_kg"] > 0 and row["latency_ms_p50"] > 0
 
 
-def test_leaderboard_table_shows_mean_std_and_the_test(kfold_ladder):
+def test_leaderboard_table_shows_mean_interval_and_the_test(kfold_ladder):
     _, rows = kfold_ladder
     out = io.StringIO()
     Console(file=out, width=120).print(leaderboard_table(rows, "cv leaderboard"))
@@ -149,10 +162,13 @@ def test_leaderboard_table_shows_mean_std_and_the_test(kfold_ladder):
     assert list(lines) == ["logreg", "mlp"]  # one line per rung: nothing wraps at 120 columns
     cells = {rung: [c.strip() for c in line.split("│")[2:-1]] for rung, line in lines.items()}
     logreg, mlp = rows
-    assert cells["logreg"][:4] == ["logreg", f"{logreg['val_accuracy_mean']:.4f} ± {logreg['val_accuracy_std']:.4f}",
-                                   "-", "best"]
-    assert cells["mlp"][2:4] == [f"{mlp['p_value']:.3g}", "yes"]
-    assert cells["mlp"][-1] == f"{mlp['latency_ms_p50']:.3g}" and "corrected resampled t-test" in text
+    interval = f"{logreg['cv_accuracy_mean']:.4f} [{logreg['cv_accuracy_low']:.3f}, {logreg['cv_accuracy_high']:.3f}]"
+    assert cells["logreg"][:3] == [interval, "-", "best"]  # no model column: every rung is named after its model
+    assert cells["mlp"][1:3] == [p_text(mlp["p_adj"]), "worse"]
+    assert cells["mlp"][-1] == f"{mlp['latency_ms_p50']:.3g}"
+    caption = " ".join(text.split())
+    assert "corrected resampled t-test" in caption and "Holm-adjusted over 1 comparison;" in caption
+    assert "the best was chosen on these same data" in caption
 
 
 def test_kfold_report_shows_every_fold_and_pools_the_out_of_fold_predictions(kfold_ladder, tmp_path):
@@ -175,9 +191,9 @@ def test_cross_validate_one_model_over_repeats(tmp_path):
     root = tmp_path / "lr"
     assert sorted(p.name for p in root.iterdir()) == ["config.yaml", "cv.json", "fold-0-0", "fold-0-1", "fold-1-0",
                                                        "fold-1-1", "folds.json"]
-    assert row["folds"] == 4 and row["val_accuracy_mean"] > 0.85 and "p_value" not in row
-    val = json.loads((root / "folds.json").read_text())["val_indices"]
-    assert len(val["fold-0-0"]) == len(val["fold-1-0"]) == 150 and val["fold-0-0"] != val["fold-1-0"]
+    assert row["folds"] == 4 and row["cv_accuracy_mean"] > 0.85 and "p_value" not in row
+    test = json.loads((root / "folds.json").read_text())["test_indices"]
+    assert len(test["fold-0-0"]) == len(test["fold-1-0"]) == 150 and test["fold-0-0"] != test["fold-1-0"]
     with pytest.raises(InputError, match="already exists; pass --overwrite"):
         cross_validate(cfg, 2, 1, tmp_path, **QUIET)
 

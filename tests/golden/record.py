@@ -137,7 +137,8 @@ def _scores(runs: Path, curves: dict) -> dict:
             folder = f"{board.parent.name}/{row['rung']}"
             if any(name == folder or name.startswith(folder + "/") for name in curves):
                 continue  # a neural rung: its curve is checked
-            scores[folder] = {k: v for k, v in row.items() if k.startswith(("test_", "val_")) and _number(v)}
+            scores[folder] = {k: v for k, v in row.items() if k.startswith(("test_", "val_", "cv_"))
+                              and not k.endswith(("_low", "_high")) and _number(v)}  # scores, not their intervals
     return scores
 
 

@@ -179,15 +179,15 @@ def test_single_run_report_and_its_pictures(ladder_copy):
 def test_cross_validation_columns_show_mean_std_and_significance(ladder_copy):
     board = ladder_copy / "leaderboard.json"
     board.write_text(json.dumps([
-        {"rung": "logreg", "model": "logreg", "val_accuracy_mean": 0.91, "val_accuracy_std": 0.02,
+        {"rung": "logreg", "model": "logreg", "cv_accuracy_mean": 0.91, "cv_accuracy_std": 0.02,
          "significant": False, "params": 650, "train_seconds": 0.0, "folds": 5},
-        {"rung": "mlp", "model": "mlp", "val_accuracy_mean": 0.95, "val_accuracy_std": 0.01,
+        {"rung": "mlp", "model": "mlp", "cv_accuracy_mean": 0.95, "cv_accuracy_std": 0.01,
          "significant": None, "params": 2410, "train_seconds": 1.5, "folds": 5, "flops": 4800,
          "energy_kwh": 1e-6},
     ]))
     page = page_of(write_report(ladder_copy))
     header, logreg, mlp = page.tables["leaderboard"]
-    assert header == ["rung", "model", "val_accuracy", "params", "train_seconds", "folds", "flops", "energy_kwh"]
+    assert header == ["rung", "model", "cv_accuracy", "params", "train_seconds", "folds", "flops", "energy_kwh"]
     assert logreg[2] == "0.91 ± 0.02 †" and mlp[2] == "0.95 ± 0.01"
     assert logreg[6] == "-"
     assert page.paragraphs["legend"] == [

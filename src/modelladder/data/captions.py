@@ -109,7 +109,9 @@ def load_coco_mini(cfg: DataConfig, *, seed: int, task: str) -> DataBundle:
         paths, captions = read_captions(folder, name)
         raw[split] = read_images(paths, size, channels)
         labels[split] = _caption_labels(captions, table)
-    train, val = train_val(labels["train"][:, 0], cfg, seed=seed, task=TASK)
+    train, val, scored = train_val(labels["train"][:, 0], cfg, seed=seed, task=TASK)
+    if scored is not None:  # a cross-validation fold: the scored fold is this run's test split
+        raw["test"], labels["test"] = raw["train"][scored], labels["train"][scored]
     preprocess = fit_image_preprocess(raw["train"][train], pixel_max=255.0, normalize=cfg.normalize)
     preprocess |= {"captions": table, "prompts": [], "synthetic_captions": False}
     return DataBundle(

@@ -100,7 +100,9 @@ def image_bundle(
     Images are raw (N, C, H, W); labels are integer class ids 0..K-1.
     """
     labels = _label_encoder(task, cfg.dataset)
-    train, val = train_val(y_train, cfg, seed=seed, task=task)
+    train, val, scored = train_val(y_train, cfg, seed=seed, task=task)
+    if scored is not None:  # a cross-validation fold: the scored fold is this run's test split
+        x_test, y_test = x_train[scored], y_train[scored]
     x_fit = x_train[train]
     preprocess = fit_image_preprocess(x_fit, pixel_max=pixel_max, normalize=cfg.normalize)
     classes = [str(c) for c in np.unique(y_train)]

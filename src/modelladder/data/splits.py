@@ -90,10 +90,16 @@ def check_class_counts(y: np.ndarray, *, minimum: int, splitting: str) -> None:
 
 
 def train_val(y, cfg: DataConfig, *, seed: int, task: str):
-    """(train_idx, val_idx) into a training split: `data.limit` keeps a subsample, then
-    `data.split.val` of it is held out for validation, or, with `data.split.folds` set, fold
-    `data.split.fold` of a seeded k-fold split is (the same indices for every rung of a ladder).
-    Stratified for classification."""
+    """(train_idx, val_idx, scored_idx) into a training split, stratified for classification.
+
+    `data.limit` keeps a subsample; then `data.split.val` of it is held out for validation and
+    scored_idx is None (the loader keeps its own test split). With `data.split.folds` set, fold
+    `data.split.fold` of repeat `data.split.repeat` of a seeded k-fold split is scored_idx, the
+    loader's test split for this run, and the validation split is an inner split (`data.split.val`
+    of the other folds, seeded and stratified as well), so that nothing chosen on validation (early
+    stopping, the best checkpoint, calibration) ever sees the scored rows. Every rung of a ladder
+    gets the same indices.
+    """
     split = cfg.split
     stratify = task == "classification" and split.stratify
     y = np.asarray(y)
@@ -103,7 +109,17 @@ def train_val(y, cfg: DataConfig, *, seed: int, task: str):
     if split.folds is not None:
         folds = kfold(y[kept], split.folds, seed=seed, stratify=stratify, repeats=split.repeat + 1,
                       name="data.split.folds")
-        train, val = folds[split.repeat * split.folds + split.fold]
-        return kept[np.sort(train)], kept[np.sort(val)]
+        outer, scored = folds[split.repeat * split.folds + split.fold]
+        train, val = inner_val(y[kept], outer, split.val, seed=seed, stratify=stratify)
+        return kept[train], kept[val], kept[np.sort(scored)]
     train, val = holdout(y[kept], split.val, seed=seed, stratify=stratify, name="data.split.val")
-    return kept[train], kept[val]
+    return kept[train], kept[val], None
+
+
+def inner_val(y, outer_train, fraction: float, *, seed: int, stratify: bool):
+    """(train_idx, val_idx): the validation split carved from a fold's training rows `outer_train`
+    (indices into `y`), `fraction` of them, seeded and stratified like the holdout split."""
+    outer_train = np.sort(np.asarray(outer_train))
+    y = np.asarray(y)
+    train, val = holdout(y[outer_train], fraction, seed=seed, stratify=stratify, name="data.split.val")
+    return outer_train[train], outer_train[val]

@@ -99,8 +99,10 @@ def table_bundle(
         train_test, test = holdout(strata, cfg.split.test, seed=seed, stratify=stratify, name="data.split.test")
     else:
         train_test = np.setdiff1d(np.arange(len(frame)), test)
-    kept, val = train_val(strata[train_test], cfg, seed=seed, task=task)
+    kept, val, scored = train_val(strata[train_test], cfg, seed=seed, task=task)
     train, val = train_test[kept], train_test[val]
+    if scored is not None:  # a cross-validation fold: the scored fold is this run's test split
+        test = train_test[scored]
     preprocess = fit_table(frame.iloc[train], label, features, numeric, normalize=cfg.normalize)
     preprocess["dropped"] = list(cfg.drop)  # accepted, and ignored, in tables given to predict
     return TableBundle(

@@ -86,7 +86,9 @@ def text_bundle(texts_train, y_train, texts_test, y_test, *,
     if task != "classification":
         raise InputError(f"text dataset '{cfg.dataset}' supports task.name 'classification', got '{task}'")
     texts_train, y_train = as_objects(texts_train), np.asarray(y_train, np.int64)
-    train, val = train_val(y_train, cfg, seed=seed, task=task)
+    train, val, scored = train_val(y_train, cfg, seed=seed, task=task)
+    if scored is not None:  # a cross-validation fold: the scored fold is this run's test split
+        texts_test, y_test = texts_train[scored], y_train[scored]
     clean = cfg.clean.model_dump(mode="json")
     pii = {split: Counter() for split in ("train", "val", "test")}
     bundle = DataBundle(

@@ -1,4 +1,11 @@
-"""Whether two rungs differ: paired tests on their fold scores against the best rung."""
+"""Whether rungs differ: every rung against the best one on the task's headline metric, with Holm's
+correction over the k - 1 comparisons, since the best was picked on the very data it is compared on.
+
+Holdout (compare_holdout): paired on the test examples, an exact McNemar test on correct / incorrect
+for accuracy and a paired bootstrap for any other metric. K-fold (compare_to_best): paired on the
+folds, the corrected resampled t-test (Nadeau & Bengio), and Wilcoxon's signed-rank test only where
+it can reach ALPHA at all.
+"""
 
 from __future__ import annotations
 
@@ -6,26 +13,119 @@ import math
 
 import numpy as np
 
-ALPHA = 0.05  # a difference with p below this is called significant
+from modelladder.evaluate.intervals import RANGES, RESAMPLES, counts, vectorised
+
+ALPHA = 0.05  # a difference with Holm-adjusted p below this is called significant
+# the smallest two-sided p of the exact signed-rank test on J pairs is 2 / 2**J: below ALPHA from 6 pairs
+WILCOXON_MIN_PAIRS = 6
+NO_TEST = {"test": None, "p_value": None, "p_adj": None, "significant": None, "best": True}
+
+
+def best_index(values: list[float], mode: str) -> int:
+    """The position of the best value (the first one on ties): highest for mode 'max', lowest for 'min'."""
+    return int(np.argmax(values) if mode == "max" else np.argmin(values))
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (statsmodels), in the order given."""
+    from statsmodels.stats.multitest import multipletests
+
+    if not p_values:
+        return []
+    return [float(p) for p in multipletests(p_values, alpha=ALPHA, method="holm")[1]]
+
+
+def _finish(rows: list[dict], best: int, test: str, raw: dict[int, float], extra: dict[int, dict]) -> None:
+    """Write test, p_value, p_adj (Holm over the comparisons), significant and best into every row."""
+    others = sorted(raw)
+    adjusted = dict(zip(others, holm([raw[i] for i in others])))
+    for i, row in enumerate(rows):
+        if i == best:
+            row |= NO_TEST
+            continue
+        row |= {"test": test, "p_value": _sig(raw[i]), "p_adj": _sig(adjusted[i]),
+                "significant": bool(adjusted[i] < ALPHA), "best": False} | extra.get(i, {})
+
+
+def _sig(p: float | None) -> float | None:
+    return None if p is None else float(f"{p:.4g}")
+
+
+# ---------------------------------------------------------------- holdout
+
+
+def compare_holdout(rows: list[dict], y: np.ndarray, scores: list[np.ndarray], metric: str, mode: str, *,
+                    split: str, classification: bool, seed: int) -> None:
+    """Compare every row with the best on `metric` (its `<split>_<metric>` value, mode 'max' or 'min'),
+    paired on the same examples: rung i's `scores[i]` (class probabilities, or predictions) against the
+    truths `y`. Adds test ("mcnemar-exact" or "paired-bootstrap"), p_value, p_adj, significant and best."""
+    best = best_index([row[f"{split}_{metric}"] for row in rows], mode)
+    if metric == "accuracy" and classification:
+        correct = [np.asarray(s).argmax(axis=1) == y for s in scores]
+        raw = {i: mcnemar_p(correct[best], correct[i]) for i in range(len(rows)) if i != best}
+        _finish(rows, best, "mcnemar-exact", raw, {})
+        return
+    raw = {i: paired_bootstrap_p(metric, y, scores[best], scores[i], classification=classification, seed=seed)
+           for i in range(len(rows)) if i != best}
+    _finish(rows, best, "paired-bootstrap", raw, {})
+
+
+def mcnemar_p(correct_a: np.ndarray, correct_b: np.ndarray) -> float:
+    """Exact (binomial) McNemar p on two rungs' paired correct / incorrect answers (statsmodels)."""
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    a, b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
+    table = [[int(np.sum(a & b)), int(np.sum(a & ~b))], [int(np.sum(~a & b)), int(np.sum(~a & ~b))]]
+    return float(mcnemar(table, exact=True).pvalue)
+
+
+def paired_bootstrap_p(metric: str, y, scores_a, scores_b, *, classification: bool, seed: int,
+                       resamples: int = RESAMPLES) -> float:
+    """Two-sided p of the paired bootstrap test of metric(a) - metric(b) = 0: both rungs scored on the same
+    resamples of the examples; p is the share of resampled differences, centred on the observed one, at
+    least as far from it as the observed difference is from 0 (with the usual +1 on both counts)."""
+    f = vectorised(metric, classification=classification)
+    if f is None:
+        raise ValueError(f"no paired bootstrap for metric '{metric}'")
+    y = np.asarray(y)
+    a, b = (np.asarray(s, dtype=np.float64) for s in (scores_a, scores_b))
+    if classification:
+        a, b = a / a.sum(axis=1, keepdims=True), b / b.sum(axis=1, keepdims=True)
+    ones = np.ones((1, len(y)))
+    observed = float(f(ones, y, a)[0] - f(ones, y, b)[0])
+    diffs = np.concatenate([f(w, y, a) - f(w, y, b) for _, w in counts(len(y), seed, resamples)])
+    diffs = diffs[~np.isnan(diffs)]
+    extreme = int(np.sum(np.abs(diffs - observed) >= abs(observed)))
+    return (extreme + 1) / (len(diffs) + 1)
+
+
+# ---------------------------------------------------------------- k-fold
 
 
 def compare_to_best(rows: list[dict], records: list[list[dict]], metric: str, mode: str) -> None:
-    """Add p_value (corrected resampled t-test), wilcoxon_p and significant (p < ALPHA) to every row,
-    pairing its fold values of `metric` with the best row's (highest mean for mode 'max', lowest for
-    'min'); the best row gets None for all three."""
-    means = [row[f"val_{metric}_mean"] for row in rows]
-    best = int(np.argmax(means) if mode == "max" else np.argmin(means))
+    """Compare every k-fold row with the best on cv_<metric>_mean, pairing their fold values of `metric`:
+    test "corrected-t", p_value, p_adj (Holm), significant, best, and wilcoxon_p.
+
+    wilcoxon_p is None unless the signed-rank test can reach ALPHA at all: it needs at least
+    WILCOXON_MIN_PAIRS folds (its smallest two-sided p is 2 / 2**J: 0.0625 at 5 folds) and a single
+    repeat, since the folds of different repeats overlap and are not independent pairs.
+    """
+    best = best_index([row[f"cv_{metric}_mean"] for row in rows], mode)
     ref = records[best]
     n_train = float(np.mean([r["n_train"] for r in ref]))
-    n_test = float(np.mean([r["n_val"] for r in ref]))
-    for i, (row, recs) in enumerate(zip(rows, records)):
+    n_test = float(np.mean([r["n_test"] for r in ref]))
+    single_repeat = len({r["repeat"] for r in ref}) == 1
+    a = [r["metrics"][metric] for r in ref]
+    raw, extra = {}, {}
+    for i, recs in enumerate(records):
         if i == best:
-            row |= {"p_value": None, "wilcoxon_p": None, "significant": None}
             continue
-        a = [r["metrics"][metric] for r in ref]
         b = [r["metrics"][metric] for r in recs]
-        _, p = corrected_ttest(a, b, n_train=n_train, n_test=n_test)
-        row |= {"p_value": round(p, 4), "wilcoxon_p": round(wilcoxon_p(a, b), 4), "significant": p < ALPHA}
+        raw[i] = corrected_ttest(a, b, n_train=n_train, n_test=n_test)[1]
+        usable = single_repeat and len(a) >= WILCOXON_MIN_PAIRS
+        extra[i] = {"wilcoxon_p": _sig(wilcoxon_p(a, b)) if usable else None}
+    _finish(rows, best, "corrected-t", raw, extra)
+    rows[best]["wilcoxon_p"] = None
 
 
 def corrected_ttest(a, b, *, n_train: float, n_test: float) -> tuple[float, float]:
@@ -46,6 +146,22 @@ def corrected_ttest(a, b, *, n_train: float, n_test: float) -> tuple[float, floa
         return (0.0, 1.0) if mean == 0 else (math.copysign(math.inf, mean), 0.0)
     t = mean / math.sqrt((1 / len(d) + n_test / n_train) * var)
     return float(t), float(2 * stats.t.sf(abs(t), df=len(d) - 1))
+
+
+def corrected_t_interval(values, *, n_train: float, n_test: float, metric: str | None = None,
+                         level: float = 0.95) -> tuple[float, float]:
+    """The corrected resampled t interval of the mean of J fold scores: mean ± t_{J-1} * sqrt((1/J +
+    n_test/n_train) * var), clipped to the metric's range (intervals.RANGES) when it has one."""
+    from scipy import stats
+
+    x = np.asarray(values, dtype=np.float64)
+    if len(x) < 2:
+        return float(x.mean()), float(x.mean())
+    half = stats.t.ppf((1 + level) / 2, df=len(x) - 1) * math.sqrt((1 / len(x) + n_test / n_train) * x.var(ddof=1))
+    low, high = x.mean() - half, x.mean() + half
+    if metric in RANGES:
+        low, high = np.clip([low, high], *RANGES[metric])
+    return float(low), float(high)
 
 
 def wilcoxon_p(a, b) -> float:

@@ -6,7 +6,8 @@ import re
 
 from rich.table import Table
 
-from modelladder.evaluate.significance import ALPHA
+from modelladder.evaluate.intervals import PROPORTIONS, RESAMPLES
+from modelladder.evaluate.significance import ALPHA, WILCOXON_MIN_PAIRS
 
 # what fits a 120-column terminal; leaderboard.csv / .json hold every column
 TABLE_COSTS = {"params": "params", "nodes": "nodes", "flops_train": "train FLOPs", "train_seconds": "train s",
@@ -15,59 +16,102 @@ HEADLINE = ("_accuracy", "_f1_macro", "_r2", "_mse")
 # shown when some rung has them: the audit's demographic parity gaps (odds_gap_*: leaderboard.csv), a DP
 # rung's epsilon
 TABLE_EXTRAS = ("parity_gap_", "dp_epsilon")
+SUMMARY = re.compile(r"_(mean|std|low|high)$")  # a metric's interval and fold statistics
+TESTS = {"mcnemar-exact": "exact McNemar test on the paired right / wrong answers",
+         "paired-bootstrap": f"paired bootstrap test ({RESAMPLES} resamples of the same examples)",
+         "corrected-t": "corrected resampled t-test (Nadeau & Bengio) on the paired folds"}
 
 
 def leaderboard_table(rows: list[dict], title: str) -> Table:
-    """Headline metrics, then the main costs that some rung has a value for. Under k-fold: the
-    task's headline metric as mean ± std, and its p-value against the best rung."""
-    tested = "p_value" in rows[0]
+    """Headline metrics with their 95% intervals, then the main costs that some rung has a value for.
+
+    When the rungs were compared (a ladder: holdout or k-fold), only the headline metric they were
+    compared on, its Holm-adjusted p against the best rung and a "vs best" verdict, and a caption that
+    says which test decided. The model column is left out when every rung is named after its model.
+    """
+    tested = "p_adj" in rows[0]
     metrics = _metric_columns(rows[0])[: 1 if tested else None]
     costs = [c for c in TABLE_COSTS if any(row.get(c) is not None for row in rows)]
-    table = Table(title=title)
-    table.add_column("rung", no_wrap=True)
-    table.add_column("model", no_wrap=True)
-    for col in metrics:
-        table.add_column(col.replace("_", " "), justify="right", no_wrap=tested)  # mean ± std on one line
-    if tested:
-        table.add_column("p", justify="right")
-        table.add_column("sig.", justify="right")
-        table.caption = (f"mean ± std over {rows[0]['folds']} folds; p: corrected resampled t-test (Nadeau & "
-                         f"Bengio) against the best rung; sig.: p < {ALPHA}. Wilcoxon p and every cost: "
-                         "leaderboard.csv")
     extras = [c for c in dict.fromkeys(k for row in rows for k in row) if c.startswith(TABLE_EXTRAS)]
+    show_model = any(row["rung"] != row["model"] for row in rows)
+    table = Table(title=title, caption=_caption(rows, metrics[0] if metrics else None, tested))
+    table.add_column("rung", no_wrap=True)
+    if show_model:
+        table.add_column("model", no_wrap=True)
+    for col in metrics:
+        table.add_column(col.replace("_", " ") + " [95% CI]", justify="right", no_wrap=True)
+    if tested:
+        table.add_column("p adj.", justify="right", no_wrap=True)
+        table.add_column("vs best", justify="right", no_wrap=True)
     for col in extras:
         table.add_column(col.replace("_", " "), justify="right")
     for col in costs:
         table.add_column(TABLE_COSTS[col], justify="right")
     for row in rows:
-        cells = [_metric_cell(row, c) for c in metrics]
+        cells = [row["rung"], *([row["model"]] if show_model else []), *(_metric_cell(row, c) for c in metrics)]
         if tested:
-            cells += [_fmt(row["p_value"]), _significance(row)]
-        cells += [_fmt(row.get(c)) for c in extras]
-        table.add_row(row["rung"], row["model"], *cells, *(_fmt(row.get(c)) for c in costs))
+            cells += [p_text(row["p_adj"]), verdict(row)]
+        table.add_row(*cells, *(_fmt(row.get(c)) for c in extras), *(_fmt(row.get(c)) for c in costs))
     return table
 
 
+def p_text(p: float | None) -> str:
+    """A p-value as a table shows it: three decimals, or '<0.001'."""
+    if p is None:
+        return "-"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def verdict(row: dict) -> str:
+    """'best', 'worse' (significantly, after Holm) or 'n.s.' (not significantly different from the best)."""
+    if row.get("best"):
+        return "best"
+    return "worse" if row["significant"] else "n.s."
+
+
+def _caption(rows: list[dict], metric: str | None, tested: bool) -> str:
+    """What the brackets are, and, for compared rungs, which test decided and how to read its verdict."""
+    kfold = "folds" in rows[0]
+    if kfold:
+        spread = f"Mean over {rows[0]['folds']} folds [95% corrected resampled t interval]"
+    elif metric is not None and metric.split("_", 1)[1] in PROPORTIONS:
+        spread = f"[95% Wilson interval] (other metrics: bootstrap, {RESAMPLES} resamples)"
+    else:
+        spread = f"[95% bootstrap interval, {RESAMPLES} resamples]"
+    test = next((row["test"] for row in rows if row.get("test")), None)
+    if not tested or test is None:
+        return spread
+    text = (f"{spread}. p adj.: {TESTS.get(test, test)} of each rung against the best on "
+            f"{metric.replace('_', ' ')}, Holm-adjusted over {_count(len(rows) - 1, 'comparison')}; the best was chosen on "
+            f"these same data. n.s.: not significantly different from the best; worse: p adj. < {ALPHA}.")
+    if kfold:
+        return text + (f" Wilcoxon p (from {WILCOXON_MIN_PAIRS} folds of one repeat), std, every metric, interval "
+                       "and cost: leaderboard.csv")
+    return text + " Every metric, interval and cost: leaderboard.csv"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _metric_columns(row: dict) -> list[str]:
-    names = list(dict.fromkeys(re.sub(r"_(mean|std)$", "", k) for k in row if k.startswith(("test_", "val_"))))
+    names = list(dict.fromkeys(SUMMARY.sub("", k) for k in row if k.startswith(("test_", "val_", "cv_"))))
     return [c for c in names if c.endswith(HEADLINE)] or names[:2]
 
 
 def _metric_cell(row: dict, column: str) -> str:
-    if f"{column}_mean" in row:
-        return f"{row[f'{column}_mean']:.4f} ± {row[f'{column}_std']:.4f}"
-    return f"{row[column]:.4f}" if row.get(column) is not None else "-"
-
-
-def _significance(row: dict) -> str:
-    if row["significant"] is None:
-        return "best"
-    return "yes" if row["significant"] else "no"
+    value = row.get(f"{column}_mean", row.get(column))
+    if value is None:
+        return "-"
+    low, high = row.get(f"{column}_low"), row.get(f"{column}_high")
+    return f"{value:.4f} [{low:.3f}, {high:.3f}]" if low is not None and high is not None else f"{value:.4f}"
 
 
 def _fmt(value) -> str:
     if value is None:
         return "-"
+    if isinstance(value, bool):
+        return str(value).lower()
     if isinstance(value, int):
         return f"{value:,}" if value < 10**7 else f"{value:.3g}"
     return f"{value:.3g}" if abs(value) < 1e4 else f"{value:,.0f}"

@@ -1,10 +1,13 @@
-"""`ladder cv` and a k-fold ladder's folds: each model trained on every (repeat, fold), summarised as mean ± std
-over the folds (a ladder then compares the rungs with evaluate/significance.py).
+"""`ladder cv` and a k-fold ladder's folds: each model trained on every (repeat, fold), summarised as mean, std and
+a corrected resampled t interval over the folds (a ladder then compares the rungs with evaluate/significance.py).
 
-Fold k of repeat r is the validation split of run fold-r-k (data.split.folds/fold/repeat), with
-preprocessing fitted on the other folds. The folds come from the seed alone, so every model sees
-the same ones; folds.json records their indices into the training pool (the training split after
-data.limit), and each fold's data is loaded once and shared by every model.
+Fold k of repeat r is the TEST split of run fold-r-k (data.split.folds/fold/repeat): the run is scored
+on it (eval_test.json) and on nothing else. Its validation split, on which early stopping, the best
+checkpoint and calibration are chosen, is an inner split of the other folds (data.split.val of them,
+seeded and stratified: splits.inner_val), and preprocessing is fitted on what is left. The folds come
+from the seed alone, so every model sees the same ones; folds.json records both index sets into the
+training pool (the training split after data.limit), and each fold's data is loaded once and shared
+by every model.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np
 from modelladder.config import RunConfig, deep_merge, load_run_config, to_yaml, validate_run
 from modelladder.errors import InputError
 from modelladder.evaluate.cost import COST_COLUMNS
+from modelladder.evaluate.significance import corrected_t_interval
 from modelladder.registry import TASKS, lookup
 from modelladder.runs import prepare, run_path, write_json, write_text
 from modelladder.verbs.build import check_model_fits_data, load_run_data
@@ -28,19 +32,20 @@ def fold_name(repeat: int, fold: int) -> str:
 
 
 def fold_config(cfg: RunConfig, folds: int, fold: int, repeat: int) -> RunConfig:
-    """`cfg` trained on the other folds and evaluated on fold `fold` of repeat `repeat`."""
+    """`cfg` trained on the other folds and scored on fold `fold` of repeat `repeat`, its test split."""
     split = {"folds": folds, "fold": fold, "repeat": repeat}
-    return validate_run(deep_merge(cfg.model_dump(mode="json"), {"data": {"split": split}, "eval": {"split": "val"}}))
+    return validate_run(deep_merge(cfg.model_dump(mode="json"), {"data": {"split": split}, "eval": {"split": "test"}}))
 
 
 def fold_plan(cfgs: list[RunConfig], folds: int, repeats: int, *, name: str = "folds") -> dict:
-    """The validation indices of every (repeat, fold) into the training pool, for configs that share
-    their data section, seed and task (a ladder's rungs); checks that every model fits the data.
+    """The scored (test) and inner validation indices of every (repeat, fold) into the training pool, for
+    configs that share their data section, seed and task (a ladder's rungs); checks that every model fits
+    the data.
 
     Loads the pool once (data.split.val 0, no folds) and splits its labels as splits.train_val
     does. `name` is the setting that chose `folds`, for error messages.
     """
-    from modelladder.data.splits import kfold
+    from modelladder.data.splits import inner_val, kfold
 
     for setting, value, low in ((name, folds, 2), ("repeats", repeats, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -52,18 +57,24 @@ def fold_plan(cfgs: list[RunConfig], folds: int, repeats: int, *, name: str = "f
         check_model_fits_data(other, pool)
     stratify = cfg.task.name == "classification" and cfg.data.split.stratify
     splits = kfold(pool.y_train, folds, seed=cfg.seed, stratify=stratify, repeats=repeats, name=name)
+    plan = []
+    for i, (outer, test) in enumerate(splits):
+        _, val = inner_val(pool.y_train, outer, cfg.data.split.val, seed=cfg.seed, stratify=stratify)
+        plan.append((i // folds, i % folds, np.sort(test), val))
     return {
         "folds": folds, "repeats": repeats, "seed": cfg.seed, "stratified": stratify,
-        "n_pool": len(pool.y_train), "source": pool.source, "y_pool": pool.y_train,
-        "splits": [(i // folds, i % folds, np.sort(val)) for i, (_, val) in enumerate(splits)],
+        "val_fraction": cfg.data.split.val, "n_pool": len(pool.y_train), "source": pool.source,
+        "y_pool": pool.y_train, "splits": plan,
     }
 
 
 def write_plan(path: Path, plan: dict) -> None:
-    """folds.json: the plan's settings and, per fold-r-k, its validation indices into the pool."""
+    """folds.json: the plan's settings and, per fold-r-k, its scored (test) and inner validation indices
+    into the pool."""
     settings = {k: v for k, v in plan.items() if k not in ("splits", "y_pool")}
-    indices = {fold_name(repeat, fold): val.tolist() for repeat, fold, val in plan["splits"]}
-    write_json(path, settings | {"val_indices": indices})
+    test = {fold_name(repeat, fold): idx.tolist() for repeat, fold, idx, _ in plan["splits"]}
+    val = {fold_name(repeat, fold): idx.tolist() for repeat, fold, _, idx in plan["splits"]}
+    write_json(path, settings | {"test_indices": test, "val_indices": val})
 
 
 def run_folds(cfgs: list[RunConfig], folders: list[Path], plan: dict, *, console,
@@ -71,13 +82,15 @@ def run_folds(cfgs: list[RunConfig], folders: list[Path], plan: dict, *, console
     """Train every config on every fold into folders[i]/fold-r-k; per config, one record per fold.
     `after_run(cfg, run_dir, fold_name)` is called after each run (e.g. to log it to MLflow)."""
     results: list[list[dict]] = [[] for _ in cfgs]
-    for repeat, fold, val in plan["splits"]:
+    for repeat, fold, test, val in plan["splits"]:
         name = fold_name(repeat, fold)
         data = load_run_data(fold_config(cfgs[0], plan["folds"], fold, repeat))
-        if not np.array_equal(data.y_val, plan["y_pool"][val]):
-            raise RuntimeError(f"{name}: the loader's validation fold is not the one in the fold plan")
+        for split, idx in (("test", test), ("val", val)):
+            if not np.array_equal(data.split(split)[1], plan["y_pool"][idx]):
+                raise RuntimeError(f"{name}: the loader's {split} split is not the one in the fold plan")
         for cfg, folder, out in zip(cfgs, folders, results):
-            console.print(f"-> {cfg.name or cfg.model.name} {name} ({len(data.y_train)} train / {len(val)} val)")
+            console.print(f"-> {cfg.name or cfg.model.name} {name} "
+                          f"({len(data.y_train)} train / {len(val)} val / {len(test)} scored)")
             run_dir = prepare(folder / name)
             result = train_run(fold_config(cfg, plan["folds"], fold, repeat), run_dir, data=data)
             out.append(fold_record(repeat, fold, result))
@@ -87,8 +100,8 @@ def run_folds(cfgs: list[RunConfig], folders: list[Path], plan: dict, *, console
 
 
 def fold_record(repeat: int, fold: int, result: dict) -> dict:
-    """What the summary needs of one fold's train_run result: sizes, metrics and costs."""
-    return {"repeat": repeat, "fold": fold, "n_train": result["train_examples"], "n_val": result["n"],
+    """What the summary needs of one fold's train_run result: sizes, metrics (on the scored fold) and costs."""
+    return {"repeat": repeat, "fold": fold, "n_train": result["train_examples"], "n_test": result["n"],
             "family": result["family"], "metrics": result["metrics"]} | cost_values(result)
 
 
@@ -99,13 +112,18 @@ def cost_values(result: dict) -> dict:
 
 
 def summarize(name: str, model: str, records: list[dict]) -> dict:
-    """One leaderboard row: val_<metric>_mean / _std over the folds (sample std), costs averaged
-    (None when any fold has none, as for a scikit-learn rung's FLOPs)."""
+    """One leaderboard row: cv_<metric>_mean / _std (sample std) / _low / _high over the folds, the last two
+    the 95% corrected resampled t interval (significance.corrected_t_interval; the n_test / n_train term
+    widens it for the overlap of the training folds), and costs averaged (None when any fold has none, as
+    for a scikit-learn rung's FLOPs)."""
     row = {"rung": name, "model": model, "family": records[0]["family"], "folds": len(records)}
+    n_train = float(np.mean([r["n_train"] for r in records]))
+    n_test = float(np.mean([r["n_test"] for r in records]))
     for metric in records[0]["metrics"]:
         values = np.array([r["metrics"][metric] for r in records], dtype=np.float64)
-        row[f"val_{metric}_mean"] = round(float(values.mean()), 4)
-        row[f"val_{metric}_std"] = round(float(values.std(ddof=1)), 4)
+        low, high = corrected_t_interval(values, n_train=n_train, n_test=n_test, metric=metric)
+        row |= {f"cv_{metric}_mean": round(float(values.mean()), 4), f"cv_{metric}_std": round(float(values.std(ddof=1)), 4),
+                f"cv_{metric}_low": round(low, 4), f"cv_{metric}_high": round(high, 4)}
     return row | {key: mean_cost([r[key] for r in records]) for key in COST_COLUMNS}
 
 
@@ -133,7 +151,7 @@ def headline(cfg: RunConfig) -> tuple[str, str]:
 def cross_validate(cfg: RunConfig, folds: int, repeats: int, runs_dir: str | Path, *, name: str | None = None,
                    overwrite: bool = False, console=None, mlflow: str | None = None) -> dict:
     """`ladder cv`: train `cfg` on every fold into <runs_dir>/<name>/fold-r-k/ and return its summary
-    row (val_<metric>_mean / _std, mean costs); also written there as cv.json with every fold."""
+    row (cv_<metric>_mean / _std / _low / _high, mean costs); also written there as cv.json with every fold."""
     from rich.console import Console
 
     console = console or Console(stderr=True)

@@ -1,4 +1,4 @@
-"""`ladder evaluate`: a trained run's metrics and latency on one split, with its predictions."""
+"""`ladder evaluate`: a trained run's metrics, their 95% intervals and latency on one split, with its predictions."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from modelladder.data.bundle import DataBundle
 from modelladder.errors import InputError
 from modelladder.evaluate.calibration import evaluation_fields
 from modelladder.evaluate.cost import inference_latency
+from modelladder.evaluate.intervals import metric_intervals
 from modelladder.runs import write_csv, write_json
 from modelladder.serve.predictor import Predictor
 from modelladder.verbs.build import load_run_data, make_task
@@ -17,7 +18,9 @@ from modelladder.verbs.build import load_run_data, make_task
 
 def evaluate_run(run_dir: Path, *, split: str = "test", data: DataBundle | None = None,
                  predictor: Predictor | None = None) -> dict:
-    """Metrics and latency on one split, saved as eval_<split>.json and predictions_<split>.csv."""
+    """Metrics, their 95% intervals (evaluate/intervals.py, seeded by the run's seed) and latency on one split,
+    saved as eval_<split>.json and predictions_<split>.csv. A task that scores the model itself (generative
+    ones) gets its own metrics and no intervals."""
     predictor = predictor or Predictor.load(run_dir)
     cfg = predictor.cfg
     data = data if data is not None else load_run_data(cfg)
@@ -37,8 +40,10 @@ def evaluate_run(run_dir: Path, *, split: str = "test", data: DataBundle | None 
         return record
     scores = predictor.scores(X)
     metrics = task.metrics(y, scores)
-    record = {"split": split, "n": int(len(y)), "metrics": metrics,
-              "latency": inference_latency(predictor.scores, X, model=predictor.model)}
+    intervals, methods = metric_intervals(y, scores, metrics, classification=bool(data.classes), seed=cfg.seed,
+                                          metric_fn=task.metrics)
+    record = {"split": split, "n": len(y), "metrics": metrics, "intervals": intervals,
+              "interval_method": methods, "latency": inference_latency(predictor.scores, X, model=predictor.model)}
     if data.classes:
         from modelladder.evaluate.metrics import confusion
 
@@ -59,6 +64,19 @@ def _write_predictions(path: Path, y: np.ndarray, scores: np.ndarray, classes: l
     else:
         frame = pd.DataFrame({"true": y, "predicted": scores})
     write_csv(path, frame, index_label="row")
+
+
+def read_prediction_arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(truths, scores) back from a predictions_<split>.csv: class indices and the probabilities (N, C) in
+    the proba_<class> columns' order for a classifier, else true values and predictions."""
+    import pandas as pd
+
+    frame = pd.read_csv(path, dtype={"true": str, "predicted": str}, keep_default_na=False)  # a class named "NA"
+    proba = [c for c in frame.columns if c.startswith("proba_")]
+    if not proba:
+        return frame["true"].astype(np.float64).to_numpy(), frame["predicted"].astype(np.float64).to_numpy()
+    position = {c.removeprefix("proba_"): i for i, c in enumerate(proba)}
+    return frame["true"].map(position).to_numpy(np.int64), frame[proba].to_numpy(np.float64)
 
 
 def main(args) -> int:

@@ -1,9 +1,11 @@
 """`ladder run`: several rungs on one dataset under one protocol, one leaderboard with what each costs.
 
-protocol.kind holdout: every rung is trained on one split and scored on eval.split. kfold: every
-rung is trained on each (repeat, fold) into <ladder>/<rung>/fold-r-k/, the leaderboard holds
-mean ± std over the folds, and each rung is compared with the best one on the task's headline
-metric (verbs/cv.py, evaluate/significance.py).
+protocol.kind holdout: every rung is trained on one split and scored on eval.split, each metric with its 95%
+interval, and compared with the best rung on the task's headline metric, paired on the same examples (exact
+McNemar for accuracy, else a paired bootstrap; Holm-adjusted). kfold: every rung is trained on each (repeat,
+fold) into <ladder>/<rung>/fold-r-k/, scored on the fold no choice has seen, the leaderboard holds mean, std and
+a corrected resampled t interval over the folds, and each rung is compared with the best one (corrected t-test,
+Holm-adjusted) (verbs/cv.py, evaluate/significance.py).
 
 A ladder's `pretrain:` stages are `ladder pretrain` runs made first, into <ladder>/<stage>/; rungs with
 finetune.from naming a stage start from it (verbs/stages.py). The leaderboard holds the rungs only.
@@ -14,12 +16,13 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from rich.console import Console
 
 from modelladder.config import LadderConfig, RunConfig, load_ladder_config, rung_configs, to_yaml
 from modelladder.evaluate.calibration import leaderboard_fields
-from modelladder.evaluate.significance import compare_to_best
+from modelladder.evaluate.significance import compare_holdout, compare_to_best
 from modelladder.report.budget import parse_budget, write_verdict
 from modelladder.report.leaderboard import leaderboard_table
 from modelladder.runs import (
@@ -44,6 +47,7 @@ from modelladder.verbs.cv import (
     summarize,
     write_plan,
 )
+from modelladder.verbs.evaluate import read_prediction_arrays
 from modelladder.verbs.report import report_for
 from modelladder.verbs.stages import run_stages, set_aside_stages
 from modelladder.verbs.train import train_run
@@ -94,12 +98,32 @@ def _holdout(ladder: LadderConfig, rungs: list[RunConfig], path: Path, *, overwr
             rows[-1] |= audit_rung(run_dir, ladder.audit, data)
         if log is not None:
             log(cfg, run_dir, None)
+    _compare_holdout(rows, [root / cfg.name for cfg in rungs], rungs[0])
     return root, rows
+
+
+def _compare_holdout(rows: list[dict], run_dirs: list[Path], cfg: RunConfig) -> None:
+    """Every rung against the best on the task's headline metric, paired on their saved predictions of the
+    same examples (evaluate/significance.py); nothing for tasks that save none (generative ones)."""
+    metric, mode = headline(cfg)
+    split = cfg.eval.split
+    paths = [d / f"predictions_{split}.csv" for d in run_dirs]
+    if f"{split}_{metric}" not in rows[0] or not all(p.is_file() for p in paths):
+        return
+    arrays = [read_prediction_arrays(p) for p in paths]
+    if any(not np.array_equal(y, arrays[0][0]) for y, _ in arrays):
+        raise RuntimeError(f"the rungs' predictions_{split}.csv hold different examples: no paired comparison")
+    compare_holdout(rows, arrays[0][0], [scores for _, scores in arrays], metric, mode, split=split,
+                    classification=arrays[0][1].ndim == 2, seed=cfg.seed)
 
 
 def _row(cfg: RunConfig, result: dict) -> dict:
     row = {"rung": cfg.name, "model": cfg.model.name, "family": result["family"]}
-    row |= {f"{result['split']}_{k}": round(v, 4) for k, v in result["metrics"].items()}
+    intervals = result.get("intervals", {})
+    for k, v in result["metrics"].items():  # each metric, then its 95% interval (evaluate/intervals.py)
+        row[f"{result['split']}_{k}"] = round(v, 4)
+        if k in intervals:
+            row[f"{result['split']}_{k}_low"], row[f"{result['split']}_{k}_high"] = (round(b, 4) for b in intervals[k])
     row |= leaderboard_fields(result)
     if "dp_epsilon" in result:  # a DP rung: the privacy it spent (train/privacy.py)
         row |= {"dp_epsilon": round(result["dp_epsilon"], 3)} | {k: result[k] for k in DP_FIELDS}

@@ -27,5 +27,8 @@ def report_for(folder: Path) -> Path:
 
 
 def print_result(run_dir: Path, result: dict) -> None:
-    metrics = "  ".join(f"{k}={v:.4f}" for k, v in result["metrics"].items())
+    """One line: the split, its size, and each metric with its 95% interval where it has one."""
+    intervals = result.get("intervals", {})
+    metrics = "  ".join(f"{k}={v:.4f}" + (" [{:.3f}, {:.3f}]".format(*intervals[k]) if k in intervals else "")
+                        for k, v in result["metrics"].items())
     print(f"{run_dir} [{result['split']}, n={result['n']}]  {metrics}")
