@@ -10,8 +10,8 @@ from modelladder.evaluate.intervals import PROPORTIONS, RESAMPLES
 from modelladder.evaluate.significance import ALPHA, WILCOXON_MIN_PAIRS
 
 # what fits a 120-column terminal; leaderboard.csv / .json hold every column
-TABLE_COSTS = {"params": "params", "nodes": "nodes", "flops_train": "train FLOPs", "train_seconds": "train s",
-               "energy_kwh": "kWh (est.)", "latency_ms_p50": "latency ms"}
+TABLE_COSTS = {"params": "params", "nodes": "nodes", "flops_train": "FLOPs", "train_seconds": "train s",
+               "energy_kwh": "kWh", "latency_ms_p50": "p50 ms"}
 HEADLINE = ("_accuracy", "_f1_macro", "_r2", "_mse")
 # shown when some rung has them: the audit's demographic parity gaps (odds_gap_*: leaderboard.csv), a DP
 # rung's epsilon
@@ -41,16 +41,15 @@ def leaderboard_table(rows: list[dict], title: str) -> Table:
     for col in metrics:
         table.add_column(col.replace("_", " ") + " [95% CI]", justify="right", no_wrap=True)
     if tested:
-        table.add_column("p adj.", justify="right", no_wrap=True)
         table.add_column("vs best", justify="right", no_wrap=True)
     for col in extras:
         table.add_column(col.replace("_", " "), justify="right")
     for col in costs:
-        table.add_column(TABLE_COSTS[col], justify="right")
+        table.add_column(TABLE_COSTS[col], justify="right", no_wrap=True)
     for row in rows:
         cells = [row["rung"], *([row["model"]] if show_model else []), *(_metric_cell(row, c) for c in metrics)]
         if tested:
-            cells += [p_text(row["p_adj"]), verdict(row)]
+            cells.append(verdict(row) if row.get("best") else f"{verdict(row)} ({p_text(row['p_adj'])})")
         table.add_row(*cells, *(_fmt(row.get(c)) for c in extras), *(_fmt(row.get(c)) for c in costs))
     return table
 
@@ -81,13 +80,20 @@ def _caption(rows: list[dict], metric: str | None, tested: bool) -> str:
     test = next((row["test"] for row in rows if row.get("test")), None)
     if not tested or test is None:
         return spread
-    text = (f"{spread}. p adj.: {TESTS.get(test, test)} of each rung against the best on "
+    text = (f"{spread}. vs best (adjusted p): {TESTS.get(test, test)} of each rung against the best on "
             f"{metric.replace('_', ' ')}, Holm-adjusted over {_count(len(rows) - 1, 'comparison')}; the best was chosen on "
-            f"these same data. n.s.: not significantly different from the best; worse: p adj. < {ALPHA}.")
+            f"these same data. n.s.: not significantly different from the best; worse: p adj. < {ALPHA}. {_cost_note(rows)}")
     if kfold:
         return text + (f" Wilcoxon p (from {WILCOXON_MIN_PAIRS} folds of one repeat), std, every metric, interval "
                        "and cost: leaderboard.csv")
     return text + " Every metric, interval and cost: leaderboard.csv"
+
+
+def _cost_note(rows: list[dict]) -> str:
+    """How the table's energy and latency were measured (docs/ladder-run.md, Cost columns)."""
+    measured = any(row.get("energy_cpu_kwh") is not None for row in rows)
+    energy = "CPU measured by RAPL plus a modelled rest" if measured else "modelled by codecarbon (no RAPL counters)"
+    return f"kWh: {energy}; p50 ms: latency of one example on one thread."
 
 
 def _count(n: int, noun: str) -> str:
