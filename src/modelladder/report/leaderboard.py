@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 from modelladder.evaluate.intervals import PROPORTIONS, RESAMPLES
@@ -52,6 +54,13 @@ def leaderboard_table(rows: list[dict], title: str) -> Table:
             cells.append(verdict(row) if row.get("best") else f"{verdict(row)} ({p_text(row['p_adj'])})")
         table.add_row(*cells, *(_fmt(row.get(c)) for c in extras), *(_fmt(row.get(c)) for c in costs))
     return table
+
+
+def table_console(table: Table, least: int = 120) -> Console:
+    """A console wide enough for every column of `table` (at least `least`), so that a leaderboard is neither cut
+    when piped nor squeezed to empty columns when an audit or DP rung adds some."""
+    width = Measurement.get(Console(width=1000), Console(width=1000).options, table).maximum
+    return Console(width=max(Console().width, least, min(width, 240)))
 
 
 def p_text(p: float | None) -> str:

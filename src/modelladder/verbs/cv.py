@@ -17,7 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from modelladder.config import RunConfig, deep_merge, load_run_config, to_yaml, validate_run
+from modelladder.config import (
+    RunConfig,
+    deep_merge,
+    load_run_config,
+    to_yaml,
+    validate_run,
+)
 from modelladder.errors import InputError
 from modelladder.evaluate.cost import COST_COLUMNS
 from modelladder.evaluate.significance import corrected_t_interval
@@ -190,16 +196,16 @@ def mlflow_logger(uri: str, *, experiment: str) -> Callable[[RunConfig, Path, st
 
 def main(args) -> int:
     """`ladder cv CONFIG [--folds K] [--repeats R] [--name] [--runs-dir] [--overwrite] [--mlflow URI]`."""
-    from rich.console import Console
 
-    from modelladder.report.leaderboard import leaderboard_table
+    from modelladder.report.leaderboard import leaderboard_table, table_console
     from modelladder.verbs.report import report_for
 
     cfg = load_run_config(args.config, args.overrides)
     name = args.name or cfg.name or Path(args.config).stem
     row = cross_validate(cfg, args.folds, args.repeats, args.runs_dir, name=name, overwrite=args.overwrite,
                          mlflow=args.mlflow)
-    console = Console(width=max(Console().width, 120))
-    console.print(leaderboard_table([row], f"{name}: {args.folds}-fold cross-validation"))
+    table = leaderboard_table([row], f"{name}: {args.folds}-fold cross-validation")
+    console = table_console(table)
+    console.print(table)
     console.print(f"written: {Path(args.runs_dir) / name}, {report_for(Path(args.runs_dir) / name)}")
     return 0

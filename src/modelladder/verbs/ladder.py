@@ -20,11 +20,17 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 
-from modelladder.config import LadderConfig, RunConfig, load_ladder_config, rung_configs, to_yaml
+from modelladder.config import (
+    LadderConfig,
+    RunConfig,
+    load_ladder_config,
+    rung_configs,
+    to_yaml,
+)
 from modelladder.evaluate.calibration import leaderboard_fields
 from modelladder.evaluate.significance import compare_holdout, compare_to_best
 from modelladder.report.budget import parse_budget, write_verdict
-from modelladder.report.leaderboard import leaderboard_table
+from modelladder.report.leaderboard import leaderboard_table, table_console
 from modelladder.runs import (
     check_name,
     environment,
@@ -164,8 +170,9 @@ def main(args) -> int:
     ladder = load_ladder_config(args.config or default_ladder(), args.overrides)
     budget = parse_budget(args.budget)  # a bad --budget fails before anything is trained
     rows = run_ladder(ladder, args.runs_dir, overwrite=args.overwrite, mlflow=args.mlflow)
-    console = Console(width=max(Console().width, 120))  # a leaderboard must not be cut when piped
-    console.print(leaderboard_table(rows, f"{ladder.name} leaderboard"))
+    table = leaderboard_table(rows, f"{ladder.name} leaderboard")
+    console = table_console(table)  # a leaderboard must not be cut when piped
+    console.print(table)
     root = Path(args.runs_dir) / ladder.name
     if budget:  # after the leaderboard, and in budget.json for the report's top
         console.print(write_verdict(root, rows, budget)["text"], markup=False)
