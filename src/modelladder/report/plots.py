@@ -136,15 +136,32 @@ def predicted_vs_true(y_true: np.ndarray, y_pred: np.ndarray) -> str:
     return data_uri(fig)
 
 
+# axis labels with units for the costs beyond the frontier's (report/pareto.py FRONTIER_COSTS has those)
+COST_AXIS = {"flops_train": "training FLOPs (count)", "cpu_s": "CPU time of training (s)",
+             "peak_mem_mb": "peak memory (MiB)", "peak_gpu_mem_mb": "peak GPU memory (MiB)",
+             "energy_cpu_kwh": "measured CPU energy (kWh)", "energy_modelled_kwh": "modelled energy (kWh)",
+             "co2_kg": "CO2 (kg)", "latency_ms_p95": "latency p95 (ms per example, batch 1)",
+             "nodes": "tree nodes (count)"}
+
+
 def metric_vs_cost(names: list[str], costs: list[float], values: list[float], cost: str, metric: str) -> str:
-    """One point per rung, cost on a log x axis (symmetric-log when a cost is 0)."""
+    """One point per rung, cost on a log x axis (symmetric-log when a cost is 0); labels placed as on the
+    frontier plots, clear of each other and of the points."""
+    from adjustText import adjust_text
+
     fig, (ax,) = _figure(4, 3.2)
     ax.scatter(costs, values)
-    for name, x, y in zip(names, costs, values):
-        ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize="small")
     _cost_axis(ax, costs)
-    ax.set(xlabel=f"{cost} (log)", ylabel=metric, title=f"{metric} vs {cost}")
+    ax.set(xlabel=f"{COST_AXIS.get(cost, cost)}, log scale", ylabel=metric, title=f"{metric} vs {cost}")
     ax.margins(y=0.15)
+    fig.canvas.draw()  # lay the figure out once, then keep it fixed while the labels find their places
+    fig.set_layout_engine("none")
+    texts = [ax.text(x, y, name, fontsize="small") for name, x, y in zip(names, costs, values)]
+    crowded = _place_labels(fig, ax, texts, costs, values, [None] * len(names), [], [])
+    if crowded:
+        placed = [t for t in texts if t not in crowded]
+        adjust_text(crowded, x=list(costs), y=list(values), objects=placed or None, ax=ax,
+                    arrowprops={"arrowstyle": "-", "color": "#8c959f", "lw": 0.6})
     return data_uri(fig)
 
 
