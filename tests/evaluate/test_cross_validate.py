@@ -217,3 +217,17 @@ def test_a_rung_that_does_not_fit_the_data_fails_before_any_folder(tmp_path, pro
     with pytest.raises(InputError, match=r"^model.name 'rnn' needs text data, but data.dataset 'digits' is image"):
         run_ladder(ladder, tmp_path, **QUIET)
     assert not (tmp_path / "mixed").exists()
+
+
+def test_cross_validated_calibration_is_fitted_inside_the_folds_and_summarised(tmp_path):
+    """eval.calibrate under k-fold: temperature fitted on each fold's inner validation split; the row says the
+    method and the mean ECE before calibration beside the calibrated cv_ece_*."""
+    cfg = validate_run({"name": "rf", "model": {"name": "random_forest", "n_jobs": 1}, "seed": 0,
+                        "data": DATA | {"split": {"val": 0.2}}, "eval": {"calibrate": "temperature"}})
+    row = cross_validate(cfg, 2, 1, tmp_path, **QUIET)
+    assert row["calibration"] == "temperature"
+    assert row["cv_ece_uncalibrated_mean"] > row["cv_ece_mean"]  # the forest is underconfident: calibration helps
+    fold = json.loads((tmp_path / "rf" / "fold-0-0" / "calibration.json").read_text())
+    assert fold["fitted_on"] == "val"
+    indices = json.loads((tmp_path / "rf" / "folds.json").read_text())
+    assert fold["n"] == len(indices["val_indices"]["fold-0-0"])  # the inner split, never the scored fold

@@ -25,6 +25,7 @@ from modelladder.config import (
     validate_run,
 )
 from modelladder.errors import InputError
+from modelladder.evaluate.calibration import leaderboard_fields
 from modelladder.evaluate.cost import COST_COLUMNS
 from modelladder.evaluate.significance import corrected_t_interval
 from modelladder.registry import TASKS, lookup
@@ -107,8 +108,9 @@ def run_folds(cfgs: list[RunConfig], folders: list[Path], plan: dict, *, console
 
 def fold_record(repeat: int, fold: int, result: dict) -> dict:
     """What the summary needs of one fold's train_run result: sizes, metrics (on the scored fold) and costs."""
+    calibration = {k.removeprefix(f"{result['split']}_"): v for k, v in leaderboard_fields(result).items()}
     return {"repeat": repeat, "fold": fold, "n_train": result["train_examples"], "n_test": result["n"],
-            "family": result["family"], "metrics": result["metrics"]} | cost_values(result)
+            "family": result["family"], "metrics": result["metrics"], "calibration": calibration} | cost_values(result)
 
 
 def cost_values(result: dict) -> dict:
@@ -130,7 +132,22 @@ def summarize(name: str, model: str, records: list[dict]) -> dict:
         low, high = corrected_t_interval(values, n_train=n_train, n_test=n_test, metric=metric)
         row |= {f"cv_{metric}_mean": round(float(values.mean()), 4), f"cv_{metric}_std": round(float(values.std(ddof=1)), 4),
                 f"cv_{metric}_low": round(low, 4), f"cv_{metric}_high": round(high, 4)}
+    row |= _calibration_summary([r.get("calibration", {}) for r in records])
     return row | {key: mean_cost([r[key] for r in records]) for key in COST_COLUMNS}
+
+
+def _calibration_summary(folds: list[dict]) -> dict:
+    """The folds' calibration columns (evaluate/calibration.py leaderboard_fields): the method and conformal
+    alpha as they are, the rest (ECE and log-loss before calibration, coverage, set size) as cv_<name>_mean."""
+    if not folds or not folds[0]:
+        return {}
+    out = {}
+    for key, value in folds[0].items():
+        if value is None or isinstance(value, str) or key == "conformal_alpha":
+            out[key] = value
+        else:
+            out[f"cv_{key}_mean"] = round(float(np.mean([f[key] for f in folds])), 4)
+    return out
 
 
 def mean_cost(values: list) -> float | str | None:
