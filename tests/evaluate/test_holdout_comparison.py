@@ -11,8 +11,14 @@ import pytest
 from rich.console import Console
 
 from modelladder.config import validate_ladder
-from modelladder.evaluate.significance import compare_holdout, compare_to_best, holm, mcnemar_p, paired_bootstrap_p
-from modelladder.report.leaderboard import leaderboard_table, p_text
+from modelladder.evaluate.significance import (
+    compare_holdout,
+    compare_to_best,
+    holm,
+    mcnemar_p,
+    paired_bootstrap_p,
+)
+from modelladder.report.leaderboard import leaderboard_table, p_text, table_console
 from modelladder.verbs.ladder import run_ladder
 
 FIELDS = ("test", "p_value", "p_adj", "significant", "best")
@@ -137,17 +143,19 @@ def test_holdout_ladder_rows_carry_intervals_and_the_comparison(holdout_ladder):
 
 def test_the_table_shows_interval_p_adj_and_verdict(holdout_ladder):
     _, rows = holdout_ladder
-    out = io.StringIO()
-    Console(file=out, width=120).print(leaderboard_table(rows, "cmp leaderboard"))
+    table = leaderboard_table(rows, "cmp leaderboard")
+    console = table_console(table)  # as wide as the columns need (ladder run prints with it), at least 120
+    console.file = out = io.StringIO()
+    console.print(table)
     text = out.getvalue()
     lines = {line.split("│")[1].strip(): line for line in text.splitlines() if line.startswith("│")}
-    assert list(lines) == ["logreg", "small_mlp", "forest"]  # one line per rung at 120 columns
+    assert list(lines) == ["logreg", "small_mlp", "forest"]  # one line per rung, nothing cut
     cells = {rung: [c.strip() for c in line.split("│")[2:-1]] for rung, line in lines.items()}
     for row in rows:
         interval = f"{row['test_accuracy']:.4f} [{row['test_accuracy_low']:.3f}, {row['test_accuracy_high']:.3f}]"
-        verdict = "best" if row["best"] else ("worse" if row["significant"] else "n.s.")
-        p_adj = "-" if row["best"] else p_text(row["p_adj"])
-        assert cells[row["rung"]][:4] == [row["model"], interval, p_adj, verdict]  # small_mlp: a model column
+        verdict = "best" if row["best"] else ("worse" if row["significant"] else "n.s.") + f" ({p_text(row['p_adj'])})"
+        assert cells[row["rung"]][:3] == [row["model"], interval, verdict]  # small_mlp: a model column
+        assert "…" not in lines[row["rung"]]
     caption = " ".join(text.split())
     assert "exact McNemar test" in caption and "Holm-adjusted over 2 comparisons" in caption
     assert "the best was chosen on these same data" in caption and "Wilson" in caption
