@@ -74,7 +74,7 @@ def train_run(cfg: RunConfig, run_dir: Path, *, resume: bool = False, data: Data
     summary |= cost.record()
     summary["params"] = count_params(model)  # weights: networks and linear models; None for trees
     summary["nodes"] = count_nodes(model)  # trees, once fitted; None for the others
-    summary["train_examples"] = int(len(data.y_train))
+    summary["train_examples"] = len(data.y_train)
     write_json(run_dir / "summary.json", summary)
     predictor = Predictor(cfg, model, read_json(run_dir / "preprocess.json"), run_dir, encoder=t.encoder)
     calibrate_run(cfg, predictor, data, run_dir)  # on the validation split, when eval.calibrate or a margin model
