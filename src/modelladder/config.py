@@ -325,7 +325,16 @@ class LadderConfig(Strict):
     cost: dict[str, Any] = {}  # CostConfig (the CO2 grid's country), the same for every rung
     audit: AuditConfig | None = None  # fairness audit of every rung; its gaps become leaderboard columns
     pretrain: list[PretrainStageConfig] = []  # language models pretrained first; rungs fine-tune them
-    rungs: list[RungConfig] = Field(min_length=1)
+    rungs: list[RungConfig] = Field(min_length=1)  # a bare model name `logreg` is the rung {name: logreg, model: ...}
+
+    @field_validator("rungs", mode="before")
+    @classmethod
+    def _shorthand_rungs(cls, rungs: Any) -> Any:
+        """`rungs: [logreg, mlp]`: a string item is the rung of that model with its defaults; a model name it
+        does not know is reported by rung_configs (rungs[i].model.name, did-you-mean)."""
+        if not isinstance(rungs, list):
+            return rungs
+        return [{"name": r, "model": {"name": r}} if isinstance(r, str) else r for r in rungs]
 
 
 # ---------------------------------------------------------------- loading and errors
@@ -523,17 +532,79 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return raw
 
 
+def _absolute(value: Any, base: Path, *, must_exist: bool) -> Any:
+    """`value` (a path string from a config) made absolute from `base`; with must_exist only when that path
+    exists (a run or model folder that may instead be a hub id or a stage name is left as it is)."""
+    if not isinstance(value, str) or not value:
+        return value
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return str(path)
+    if must_exist and not (base / path).exists():
+        return value
+    return str((base / path).resolve())
+
+
+def _resolve_run_paths(section: dict, base: Path, stages: list = ()) -> None:
+    """The path-like fields of one run's sections (a run config, a ladder's top level, a pretrain stage or a rung),
+    in place: data.path / data.root always; eval.classifier, finetune.from (unless it names one of `stages`) and
+    a model's local folder (model.model, model.path, at any depth: hf, hf_causal, clip) when they exist there."""
+    data = section.get("data")
+    if isinstance(data, dict):
+        for key in ("path", "root"):
+            if key in data:
+                data[key] = _absolute(data[key], base, must_exist=False)
+    evaluation = section.get("eval")
+    if isinstance(evaluation, dict) and "classifier" in evaluation:
+        evaluation["classifier"] = _absolute(evaluation["classifier"], base, must_exist=True)
+    finetune = section.get("finetune")
+    if isinstance(finetune, dict) and "from" in finetune and finetune["from"] not in stages:
+        finetune["from"] = _absolute(finetune["from"], base, must_exist=True)
+
+    def model_folders(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("model", "path") and isinstance(value, str):
+                    node[key] = _absolute(value, base, must_exist=True)
+                else:
+                    model_folders(value)
+
+    model_folders(section.get("model"))
+
+
+def resolve_paths(raw: dict, base: str | Path) -> dict:
+    """A copy of `raw` (a run or ladder config) with its relative paths made absolute from `base`: the config file's
+    folder for what the file says, the current directory for --set overrides (load_raw), so a run's config.yaml
+    holds absolute paths that work from any folder."""
+    raw, base = copy.deepcopy(raw), Path(base).expanduser().resolve()
+    if not is_ladder(raw):
+        _resolve_run_paths(raw, base)
+        return raw
+    stages = [s.get("name") for s in raw.get("pretrain") or [] if isinstance(s, dict)]
+    _resolve_run_paths(raw, base)
+    for item in (raw.get("pretrain") or []) + (raw.get("rungs") or []):
+        if isinstance(item, dict):
+            _resolve_run_paths(item, base, stages)
+    return raw
+
+
+def load_raw(path: str | Path | None, overrides: list[str] = ()) -> dict:
+    """A config file's mapping (empty without one) with --set overrides applied: paths in the file resolved from
+    the file's folder, paths given with --set from the current directory, both stored absolute."""
+    raw = resolve_paths(read_yaml(path), Path(path).parent) if path else {}
+    return resolve_paths(apply_overrides(raw, list(overrides)), Path.cwd())
+
+
 def is_ladder(raw: dict) -> bool:
     return "rungs" in raw
 
 
 def load_run_config(path: str | Path | None, overrides: list[str] = ()) -> RunConfig:
-    raw = read_yaml(path) if path else {}
-    return validate_run(apply_overrides(raw, list(overrides)))
+    return validate_run(load_raw(path, overrides))
 
 
 def load_ladder_config(path: str | Path, overrides: list[str] = ()) -> LadderConfig:
-    return validate_ladder(apply_overrides(read_yaml(path), list(overrides)))
+    return validate_ladder(load_raw(path, overrides))
 
 
 def to_yaml(cfg: Strict) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from modelladder.config import RunConfig, apply_overrides, read_yaml, validate_run
+from modelladder.config import RunConfig, load_raw, validate_run
 from modelladder.runs import claim, run_path
 from modelladder.verbs.build import load_run_data
 from modelladder.verbs.train import train_run
@@ -15,7 +15,7 @@ from modelladder.verbs.transfer import pretrained_config, resolve
 def load_finetune_config(pretrained: str | Path, path: str | Path | None, overrides: list[str] = ()) -> RunConfig:
     """`ladder finetune PRETRAINED CONFIG`: the config file (and --set overrides) with finetune.from set to
     `pretrained`, model.name defaulting to the pretrained run's, resolved."""
-    raw = apply_overrides(read_yaml(path) if path else {}, list(overrides))
+    raw = load_raw(path, overrides)
     raw["finetune"] = {**(raw.get("finetune") or {}), "from": str(pretrained)}
     model = raw.get("model") if isinstance(raw.get("model"), dict) else {}
     raw["model"] = {"name": pretrained_config(pretrained, "finetune.from").model.name, **model}

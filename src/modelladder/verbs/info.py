@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from modelladder.config import apply_overrides, is_ladder, read_yaml, to_yaml, validate_ladder, validate_run
+from modelladder.config import is_ladder, load_raw, to_yaml, validate_ladder, validate_run
 from modelladder.registry import CORPORA, DATASETS, MODELS
 
 
 def config_show(args) -> int:
-    raw = apply_overrides(read_yaml(args.config), args.overrides)
+    raw = load_raw(args.config, args.overrides)
     print(to_yaml(validate_ladder(raw) if is_ladder(raw) else validate_run(raw)), end="")
     return 0
 
