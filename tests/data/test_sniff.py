@@ -12,7 +12,7 @@ import yaml
 
 from modelladder.config import DataConfig, load_run_config
 from modelladder.data.load import load_data
-from modelladder.data.sniff import sniff_format
+from modelladder.data.sniff import read_csv, sniff_format
 from modelladder.errors import InputError
 from tests.e2e.helpers import ladder
 
@@ -27,7 +27,8 @@ def towns(n: int = 80, seed: int = 0) -> pd.DataFrame:
 
 
 def write(tmp_path, frame, name="t.csv", sep=",", encoding="utf-8") -> DataConfig:
-    frame.to_csv(tmp_path / name, index=False, sep=sep, encoding=encoding)
+    """`frame` in CSV file `name`, with decimal commas when not comma-separated (as a spreadsheet writes it)."""
+    frame.to_csv(tmp_path / name, index=False, sep=sep, encoding=encoding, decimal="," if sep != "," else ".")
     return DataConfig(dataset="csv", path=tmp_path / name, label="label")
 
 
@@ -56,14 +57,15 @@ def test_sniffed_files_read_the_same_table(tmp_path, name, sep, encoding, read, 
     assert data.classes == ["no", "sí"]
     assert {k: data.preprocess["read"][k] for k in ("sep", "encoding")} == read
     assert data.preprocess["read"]["sniffed"] == ["sep", "encoding"]
+    assert data.preprocess["read"]["decimal_comma"] == (["size"] if sep != "," else [])
     json.dumps(data.preprocess, allow_nan=False)
     said = capsys.readouterr().err
-    if name == "plain.csv" or name == "tabs.tsv" or (sep == "," and encoding.startswith("utf-8")):
+    if sep == "," and encoding.startswith("utf-8"):
         assert "read as" not in said  # nothing to say about an ordinary file
     else:
         sep_word = "tab" if sep == "\t" else repr(read["sep"])
-        assert f"data.path {cfg.path}: read as {sep_word}-separated, {read['encoding']} " \
-               "(set data.sep / data.encoding to force)" in said
+        assert f"data.path {cfg.path}: read as {sep_word}-separated, {read['encoding']}, decimal commas in " \
+               "['size'] (set data.sep / data.encoding to force)" in said
         load_data(cfg, seed=1)
         assert "read as" not in capsys.readouterr().err  # said once
 
@@ -90,11 +92,23 @@ def test_one_column_and_decimal_commas(tmp_path):
     assert sniff_format(semi).sep == ";"
 
 
+def test_decimal_commas_only_in_columns_of_such_numbers(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("price;code;mixed;label\n1,5;A1;2,5;x\n-0,25;B2;about 2;y\n;C3;1;x\n3;D4;4;y\n")
+    frame, fmt = read_csv(path)
+    assert fmt.decimal_comma == ("price",)
+    assert frame["price"].tolist()[:2] == [1.5, -0.25] and np.isnan(frame["price"][2]) and frame["price"][3] == 3
+    assert frame["mixed"].tolist() == ["2,5", "about 2", "1", "4"]
+    commas = tmp_path / "c.csv"
+    commas.write_text('a,label\n"1,5",x\n"2,5",y\n')
+    assert read_csv(commas)[0]["a"].tolist() == ["1,5", "2,5"]  # a comma-separated file keeps them as text
+
+
 def test_forced_sep_and_encoding_are_used_and_recorded(tmp_path, capsys):
     frame = towns()
     cfg = write(tmp_path, frame, "forced.csv", ";", "cp1252")
     data = load_data(cfg.model_copy(update={"sep": ";", "encoding": "cp1252"}), seed=0)
-    assert data.preprocess["read"] == {"sep": ";", "encoding": "cp1252", "sniffed": []}
+    assert data.preprocess["read"] == {"sep": ";", "encoding": "cp1252", "sniffed": [], "decimal_comma": ["size"]}
     assert "read as" not in capsys.readouterr().err
     # a wrong forced delimiter reads one column: the label is then not a column
     with pytest.raises(InputError, match="data.label 'label' is not a column"):
@@ -133,17 +147,19 @@ def test_sep_spellings_and_csv_only():
 
 
 def test_train_and_predict_a_semicolon_latin1_csv(tmp_path):
-    towns(120).to_csv(tmp_path / "towns.csv", index=False, sep=";", encoding="latin-1")
+    towns(120).to_csv(tmp_path / "towns.csv", index=False, sep=";", encoding="latin-1", decimal=",")
     config = {"name": "towns", "data": {"dataset": "csv", "path": "towns.csv", "label": "label"},
               "model": {"name": "logreg"}}
     (tmp_path / "towns.yaml").write_text(yaml.safe_dump(config))
     result = ladder("train", "towns.yaml", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "towns.csv: read as ';'-separated, cp1252" in result.stderr
+    assert "towns.csv: read as ';'-separated, cp1252, decimal commas in ['size']" in result.stderr
     preprocess = json.loads((tmp_path / "runs" / "towns" / "preprocess.json").read_text())
-    assert preprocess["transform"]["read"] == {"sep": ";", "encoding": "cp1252", "sniffed": ["sep", "encoding"]}
+    assert preprocess["transform"]["read"] == {"sep": ";", "encoding": "cp1252", "sniffed": ["sep", "encoding"],
+                                               "decimal_comma": ["size"]}
+    assert preprocess["transform"]["numeric"] == ["size"]
     new = towns(30, seed=1)
-    new.drop(columns="label").to_csv(tmp_path / "new.csv", index=False, sep=";", encoding="cp1252")
+    new.drop(columns="label").to_csv(tmp_path / "new.csv", index=False, sep=";", encoding="cp1252", decimal=",")
     predicted = ladder("predict", "runs/towns", "new.csv", "--out", "preds.csv", cwd=tmp_path)
     assert predicted.returncode == 0, predicted.stderr
     assert "input file new.csv: read as ';'-separated, cp1252" in predicted.stderr

@@ -5,6 +5,8 @@ file decodes as UTF-8; else cp1252 (Windows' latin-1), or latin-1 itself when cp
 for one of the bytes. Delimiter: a `.tsv` file is tab-separated; else csv.Sniffer picks one of
 `, ; TAB |` from the file's first lines, and ',' when it cannot tell. data.sep and data.encoding force
 either (training: the run's config; `ladder predict` honours the same settings of the trained run).
+In a file not separated by commas, a text column whose every value is a number with a decimal comma
+('1,5') is read as numbers.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import codecs
 import csv
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -23,6 +25,7 @@ DELIMITERS = ",;\t|"
 HEAD_BYTES = 64 * 1024  # the head of the file the delimiter is sniffed from
 HEAD_LINES = 200
 CHUNK = 1 << 20
+DECIMAL_COMMA = r"[+-]?(\d+(,\d*)?|,\d+)"
 BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 
 _announced: set[tuple] = set()  # (path, sep, encoding) already printed in this process
@@ -36,15 +39,18 @@ class CsvFormat:
     encoding: str
     sep_sniffed: bool = False
     encoding_sniffed: bool = False
+    decimal_comma: tuple[str, ...] = ()  # columns read as numbers with a decimal comma
 
     def record(self) -> dict:
         """What preprocess.json keeps of the decision."""
         return {"sep": self.sep, "encoding": self.encoding,
-                "sniffed": [k for k, s in (("sep", self.sep_sniffed), ("encoding", self.encoding_sniffed)) if s]}
+                "sniffed": [k for k, s in (("sep", self.sep_sniffed), ("encoding", self.encoding_sniffed)) if s],
+                "decimal_comma": list(self.decimal_comma)}
 
     def describe(self) -> str:
         sep = "tab" if self.sep == "\t" else repr(self.sep)
-        return f"{sep}-separated, {self.encoding}"
+        commas = f", decimal commas in {list(self.decimal_comma)}" if self.decimal_comma else ""
+        return f"{sep}-separated, {self.encoding}{commas}"
 
 
 def sniff_format(path: Path, *, sep: str | None = None, encoding: str | None = None) -> CsvFormat:
@@ -116,14 +122,33 @@ def read_csv(path: Path, *, sep: str | None = None, encoding: str | None = None,
     except UnicodeError as err:
         how = "data.encoding" if not fmt.encoding_sniffed else "the sniffed encoding"
         start = f" at byte {err.start}" if isinstance(err, UnicodeDecodeError) else ""
-        raise InputError(f"{name} {path} cannot be decoded as {how} '{fmt.encoding}'{start} ({getattr(err, 'reason', err)}); "
+        reason = getattr(err, "reason", err)
+        raise InputError(f"{name} {path} cannot be decoded as {how} '{fmt.encoding}'{start} ({reason}); "
                          "set data.encoding to the file's encoding (e.g. utf-8, utf-16, cp1252, latin-1)") from None
+    if fmt.sep != ",":
+        fmt = replace(fmt, decimal_comma=decimal_commas(frame))
     _announce(path, fmt, name)
     return frame, fmt
 
 
+def decimal_commas(frame: pd.DataFrame) -> tuple[str, ...]:
+    """Turn text columns holding decimal-comma numbers ('1,5', '-0,25', '3') into floats, in place; their names.
+
+    Only for files not separated by commas, where a comma is the decimal mark of the spreadsheet that wrote it."""
+    converted = []
+    for column in frame.columns:
+        values = frame[column]
+        if not (pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)):
+            continue
+        present = values.dropna().astype(str).str.strip()
+        if len(present) and present.str.fullmatch(DECIMAL_COMMA).all() and present.str.contains(",").any():
+            frame[column] = pd.to_numeric(values.astype(str).str.strip().str.replace(",", ".").where(values.notna()))
+            converted.append(str(column))
+    return tuple(converted)
+
+
 def _announce(path: Path, fmt: CsvFormat, name: str) -> None:
-    plain = fmt.sep in (",", "\t" if path.suffix.lower() == ".tsv" else ",") and fmt.encoding in ("utf-8", "utf-8-sig")
+    plain = fmt.sep in (",", "\t" if path.suffix.lower() == ".tsv" else ",") and fmt.encoding in ("utf-8", "utf-8-sig") and not fmt.decimal_comma
     key = (str(path), fmt.sep, fmt.encoding)
     if not (fmt.sep_sniffed or fmt.encoding_sniffed) or plain or key in _announced:
         return
