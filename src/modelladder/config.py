@@ -6,6 +6,7 @@ reported at once, each naming the dotted field, the bad value and what is allowe
 
 from __future__ import annotations
 
+import codecs
 import copy
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -68,6 +69,48 @@ class DataConfig(Strict):
     channels: Literal[1, 3] | None = None  # imagefolder: 1 grayscale or 3 RGB (default: the first image's)
     drop: list[str] = []  # table columns left out of the features (data.sensitive ones stay available to the audit)
     sensitive: list[str] = []  # table columns kept per split for `ladder audit`, whether features or not
+    # csv: the delimiter (one character; '\\t' or 'tab' for a tab) and the text encoding (a Python codec name);
+    # None sniffs them from the file (data/sniff.py); the decision is saved in preprocess.json
+    sep: str | None = None
+    encoding: str | None = None
+
+    @field_validator("sep")
+    @classmethod
+    def _one_character(cls, sep):
+        return None if sep is None else csv_sep(sep)
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_codec(cls, encoding):
+        return None if encoding is None else csv_encoding(encoding)
+
+    @model_validator(mode="after")
+    def _csv_only(self):
+        forced = [f"data.{k}" for k in ("sep", "encoding") if getattr(self, k) is not None]
+        if forced and self.dataset != "csv":
+            verb = "apply" if len(forced) > 1 else "applies"
+            raise ValueError(f"{' and '.join(forced)} {verb} to dataset 'csv' only, got dataset '{self.dataset}'")
+        return self
+
+
+def csv_sep(sep: str) -> str:
+    """data.sep as a character: one character other than a quote, a line break, a letter or a digit."""
+    sep = "\t" if sep in ("\\t", "tab") else sep
+    if len(sep) != 1 or sep in "\"\r\n" or sep.isalnum():
+        raise ValueError(f"must be one character such as ',', ';', '|' or '\\t' (tab), got {sep!r}")
+    return sep
+
+
+def csv_encoding(encoding: str) -> str:
+    """data.encoding when Python knows the codec (codecs.lookup) and it decodes bytes to text."""
+    try:
+        info = codecs.lookup(encoding)
+    except LookupError:
+        raise ValueError(f"must be a text encoding Python knows, such as 'utf-8', 'utf-16', 'cp1252' or "
+                         f"'latin-1', got {encoding!r}") from None
+    if not getattr(info, "_is_text_encoding", True):
+        raise ValueError(f"must be a text encoding, but {encoding!r} is a bytes-to-bytes codec")
+    return encoding
 
 
 # ---------------------------------------------------------------- task, train, eval

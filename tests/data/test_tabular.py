@@ -167,6 +167,8 @@ def test_parquet_gives_the_same_bundle_as_csv(tmp_path):
     cfg = DataConfig(dataset="parquet", path=tmp_path / "people.parquet", label="label")
     from_parquet = load_data(cfg, seed=4)
     from_csv = load_data(csv_config(tmp_path, frame), seed=4)
+    read = from_csv.preprocess.pop("read")  # how the CSV was read: only CSV files have a delimiter and encoding
+    assert read == {"sep": ",", "encoding": "utf-8", "sniffed": ["sep", "encoding"], "decimal_comma": []}
     assert from_parquet.preprocess == from_csv.preprocess
     for name in ("train", "val", "test"):
         assert np.array_equal(from_parquet.split(name)[0], from_csv.split(name)[0])

@@ -1,5 +1,7 @@
 """CSV and parquet tables: one label column, numeric and categorical feature columns.
 
+A CSV file's delimiter and encoding are sniffed unless data.sep / data.encoding force them (data/sniff.py).
+
 Numeric columns (numeric dtype) get median imputation and standardisation; every other column is
 categorical: most-frequent imputation and one-hot encoding (a category unseen in training encodes
 as all zeros). The state is fitted by hand with pandas rather than with scikit-learn transformers
@@ -20,6 +22,7 @@ import pandas as pd
 import pyarrow
 
 from modelladder.data.bundle import DataBundle
+from modelladder.data.sniff import read_csv
 from modelladder.data.splits import holdout, train_val
 from modelladder.errors import InputError, did_you_mean
 
@@ -47,16 +50,19 @@ class TableFile:
 
 
 def load_csv(cfg: DataConfig, *, seed: int, task: str) -> DataBundle:
+    """A CSV / TSV table; its delimiter and encoding are data.sep / data.encoding, else sniffed (data/sniff.py)."""
     source = TableFile(_require_path(cfg), "line", 2)
     try:
         # blank lines stay as empty rows so that row numbers match the file's lines
-        frame = pd.read_csv(source.path, skip_blank_lines=False)
+        frame, fmt = read_csv(source.path, sep=cfg.sep, encoding=cfg.encoding, skip_blank_lines=False)
     except pd.errors.EmptyDataError:
         raise InputError(f"data.path {source.path} is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+    except pd.errors.ParserError as err:
         raise InputError(f"data.path {source.path} is not a readable CSV file: {err}") from None
     frame = frame.dropna(how="all")
-    return table_bundle(frame, source, cfg, seed=seed, task=task)
+    bundle = table_bundle(frame, source, cfg, seed=seed, task=task)
+    bundle.preprocess["read"] = fmt.record()  # how the file was read, in preprocess.json
+    return bundle
 
 
 def load_parquet(cfg: DataConfig, *, seed: int, task: str) -> DataBundle:

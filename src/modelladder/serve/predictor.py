@@ -142,7 +142,7 @@ class Predictor:
         if self.preprocess["kind"] == "text":
             column = self.cfg.data.text or "text"
             return self.scores(self.features([t for p in paths for t in read_texts(p, column)]))
-        frames = [read_table(p) for p in paths]
+        frames = [read_table(p, self.cfg.data) for p in paths]
         import pandas as pd
 
         return self.scores(self.features(pd.concat(frames, ignore_index=True)))
@@ -175,12 +175,19 @@ def read_texts(path: Path, column: str) -> list[str]:
     return frame[column].tolist()
 
 
-def read_table(path: Path):
+def read_table(path: Path, data=None):
+    """The rows of a parquet or CSV / TSV file; a CSV's delimiter and encoding are sniffed as in training,
+    unless the run's config `data` (its DataConfig) forced data.sep / data.encoding."""
     import pandas as pd
+
+    from modelladder.data.sniff import read_csv
 
     if not path.is_file():
         raise InputError(f"input file {path} does not exist")
     try:
-        return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        return read_csv(path, sep=getattr(data, "sep", None), encoding=getattr(data, "encoding", None),
+                        name="input file")[0]
     except (ValueError, OSError, pd.errors.ParserError) as err:
         raise InputError(f"input file {path} could not be read as a table: {err}") from None

@@ -49,7 +49,7 @@ def read_inputs(run: Path, inputs: list[Path], texts: list[str], verb: str):
     if kind == "text":
         every = [t for p in paths for t in read_texts(p, predictor.cfg.data.text or "text")] + list(texts)
         return predictor, predictor.features(every), every
-    frames = [read_table(p) for p in paths]
+    frames = [read_table(p, predictor.cfg.data) for p in paths]
     names = [f"{p} row {i + 1}" for p, frame in zip(paths, frames) for i in range(len(frame))]
     return predictor, predictor.features(pd.concat(frames, ignore_index=True)), names
 
