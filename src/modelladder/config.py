@@ -623,9 +623,10 @@ def resolve_paths(raw: dict, base: str | Path) -> dict:
     if not is_ladder(raw):
         _resolve_run_paths(raw, base)
         return raw
-    stages = [s.get("name") for s in raw.get("pretrain") or [] if isinstance(s, dict)]
+    pretrain, rungs = (raw.get(key) if isinstance(raw.get(key), list) else [] for key in ("pretrain", "rungs"))
+    stages = [s.get("name") for s in pretrain if isinstance(s, dict)]
     _resolve_run_paths(raw, base)
-    for item in (raw.get("pretrain") or []) + (raw.get("rungs") or []):
+    for item in pretrain + rungs:  # what is not a list is left for validation to name
         if isinstance(item, dict):
             _resolve_run_paths(item, base, stages)
     return raw
