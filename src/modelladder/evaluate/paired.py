@@ -7,10 +7,11 @@ variance correction for overlapping training sets (the test in evaluate/signific
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from modelladder.evaluate import significance
 
 CONFIDENCE = 0.95
 RESAMPLES = 1000
@@ -61,14 +62,10 @@ def paired_bootstrap(a, b, *, seed: int, n: int = RESAMPLES, statistic=None) -> 
 
 
 def corrected_t_interval(a, b, *, n_train: float, n_test: float) -> Difference:
-    """mean(b - a) over paired fold scores, with the corrected resampled t interval (Nadeau & Bengio, 2003):
-    mean ± t(J-1) * sqrt((1/J + n_test/n_train) * var(d)) over J folds."""
-    from scipy import stats
-
+    """mean(b - a) over paired fold scores, with the corrected resampled t interval (Nadeau & Bengio, 2003) of
+    evaluate/significance.py applied to the differences."""
     d = np.asarray(b, dtype=np.float64) - np.asarray(a, dtype=np.float64)
     if len(d) < 2:
         raise ValueError(f"the corrected t interval needs at least 2 paired fold scores, got {len(d)}")
-    mean = float(d.mean())
-    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, df=len(d) - 1)) * math.sqrt(
-        (1 / len(d) + n_test / n_train) * d.var(ddof=1))
-    return Difference(mean, mean - half, mean + half, f"corrected resampled t, {len(d)} folds")
+    low, high = significance.corrected_t_interval(d, n_train=n_train, n_test=n_test, level=CONFIDENCE)
+    return Difference(float(d.mean()), low, high, f"corrected resampled t, {len(d)} folds")

@@ -187,7 +187,7 @@ def read_table(path: Path, data=None):
     try:
         if path.suffix == ".parquet":
             return pd.read_parquet(path)
-        return read_csv(path, sep=getattr(data, "sep", None), encoding=getattr(data, "encoding", None),
-                        name="input file")[0]
+        sep, encoding = (data.sep, data.encoding) if data is not None else (None, None)
+        return read_csv(path, sep=sep, encoding=encoding, name="input file")[0]
     except (ValueError, OSError, pd.errors.ParserError) as err:
         raise InputError(f"input file {path} could not be read as a table: {err}") from None

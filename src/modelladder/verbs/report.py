@@ -12,7 +12,7 @@ from modelladder.runs import read_json
 
 
 def main(args) -> int:
-    budget = parse_budget(getattr(args, "budget", None))
+    budget = parse_budget(args.budget)
     if budget:
         board = Path(args.folder) / "leaderboard.json"
         if not board.is_file():
