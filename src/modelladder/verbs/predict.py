@@ -3,7 +3,8 @@
 Every prediction keeps an `id` to match it back to its input: a table's ID column (when the run detected one,
 preprocess.json "id_column"), else the row number from 1 (a table's or a CSV / JSONL text file's data rows, a
 .txt file's line number); an image's path within the folder given (or the file as given). Texts also keep
-their `text`. With several inputs (files, folders, --text) a `file` column names the one each row came from.
+their `text`. With several inputs (files, folders, --text) a `file` column names the one each row came from
+(for images: when one of them is a folder).
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ def read_input_rows(run: Path, inputs: list[Path], texts: list[str], verb: str):
         paths = [p for p, _, _ in found]
         rows = pd.DataFrame({"id": [i for _, i, _ in found], "file": [s for _, _, s in found]})
         X = load_image_files(paths, predictor.preprocess["transform"])
-        return predictor, X, [str(p) for p in paths], rows if several else rows[["id"]]
+        folders = several and any(p.is_dir() for p in inputs)  # an image file given is its own id
+        return predictor, X, [str(p) for p in paths], rows if folders else rows[["id"]]
     if kind == "text":
         return _text_rows(predictor, [p for p, _, _ in found], texts, several)
     return _table_rows(predictor, [p for p, _, _ in found], several)
