@@ -158,8 +158,8 @@ def test_size_limits_answer_413_and_422(people_dir):
 @pytest.mark.parametrize(("body", "message"), [
     ({"rows": [{"age": "old", "income": 50, "city": "oslo"}]}, "rows[0].age: Input should be a valid number"),
     ({"rows": [{"age": 30, "income": float("nan"), "city": "oslo"}]}, "rows[0].income: Input should be a finite number"),
-    ({"rows": [{"age": 30, "city": "oslo"}]}, "missing feature columns ['income'] ('income' from rows [0]); every "
-                                              "row needs the feature columns ['age', 'income', 'city']"),
+    ({"rows": [{"age": 30, "city": "oslo"}]}, ("missing feature columns ['income'] ('income' from rows [0]); every "
+                                               "row needs the feature columns ['age', 'income', 'city']")),
     ({"rows": [{"age": 30, "income": 1, "city": 7}]}, "rows[0].city: Input should be a valid string"),
     ({"rows": []}, "rows: List should have at least 1 item"),
     ({"texts": ["hello"]}, "rows: Field required; texts: Extra inputs are not permitted"),

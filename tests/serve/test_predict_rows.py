@@ -67,3 +67,20 @@ def test_an_empty_text_is_refused_naming_its_row(topics_dir, tmp_path):
     with pytest.raises(InputError, match=rf"^{tmp_path / 'c.csv'} row 2, {tmp_path / 'c.csv'} row 3, --text 1 "
                                          "are empty after cleaning"):
         predict.main(args)
+
+
+def test_extra_columns_are_ignored_and_a_detected_id_column_gives_the_ids(tmp_path, capsys):
+    pytest.importorskip("modelladder.data.columns", reason="ID columns are detected with issue 16's column roles")
+    from tests.serve.runs import TRAIN, train
+
+    table = make_table(300)
+    table.insert(0, "customer", [f"c{i:04d}" for i in range(300)])  # unique per row: detected as an ID column
+    table.to_csv(tmp_path / "people.csv", index=False)
+    run = train(tmp_path, "ids", {"data": {"dataset": "csv", "path": str(tmp_path / "people.csv"), "label": "label"},
+                                  "model": {"name": "logreg"}, "train": TRAIN})
+    assert Predictor.load(run).id_column == "customer"
+    new = table.head(5).assign(note="anything")
+    new.to_csv(tmp_path / "new.csv", index=False)
+    out = run_predict(capsys, run, tmp_path / "new.csv")
+    assert list(out["id"]) == [f"c{i:04d}" for i in range(5)]
+    assert list(out["prediction"]) == list(Predictor.load(run).predict(new))
