@@ -46,10 +46,11 @@ bench: $(STAMP)
 AG_VENV := .venv-autogluon
 AG_STAMP := $(AG_VENV)/.installed
 T ?= 60
+AUTOGLUON ?= 1.6.3
 $(AG_STAMP):
 	$(PYTHON) -m venv $(AG_VENV)
 	$(AG_VENV)/bin/pip install -q --upgrade pip
-	$(AG_VENV)/bin/pip install -q "autogluon.tabular[lightgbm,catboost,xgboost]"
+	$(AG_VENV)/bin/pip install -q "autogluon.tabular[lightgbm,catboost,xgboost]==$(AUTOGLUON)"
 	touch $(AG_STAMP)
 
 bench-automl: $(STAMP) $(AG_STAMP)
