@@ -160,7 +160,7 @@ def test_size_limits_answer_413_and_422(people_dir):
     ({"rows": [{"age": 30, "income": float("nan"), "city": "oslo"}]}, "rows[0].income: Input should be a finite number"),
     ({"rows": [{"age": 30, "city": "oslo"}]}, ("missing feature columns ['income'] ('income' from rows [0]); every "
                                                "row needs the feature columns ['age', 'income', 'city']")),
-    ({"rows": [{"age": 30, "income": 1, "city": 7}]}, "rows[0].city: Input should be a valid string"),
+    ({"rows": [{"age": 30, "income": 1, "city": [7]}]}, "rows[0].city: Input should be a valid string"),
     ({"rows": []}, "rows: List should have at least 1 item"),
     ({"texts": ["hello"]}, "rows: Field required; texts: Extra inputs are not permitted"),
     ({"rows": "all of them"}, "rows: Input should be a valid list"),
@@ -197,8 +197,10 @@ def test_rows_as_ladder_predict_reads_a_table_extra_keys_ignored_missing_columns
     with client(people_dir) as c:
         plain = c.post("/predict", json={"rows": rows}).json()
         extra = c.post("/predict", json={"rows": [{**r, "label": "yes", "zip": 1, "note": None} for r in rows]})
+        number = c.post("/predict", json={"rows": [{**rows[0], "city": 7}, {**rows[0], "city": 7.0}]})
         gaps = c.post("/predict", json={"rows": [{"age": 1}, {"income": 2, "city": "oslo"}, rows[0]]})
     assert extra.status_code == 200 and extra.json() == plain
+    assert number.status_code == 200  # a number for a category is read as its CSV cell would be ('7')
     assert gaps.status_code == 422
     assert gaps.json()["detail"].startswith("missing feature columns ['income', 'city', 'age'] ('income' from rows "
                                             "[0]; 'city' from rows [0]; 'age' from rows [1])")

@@ -18,13 +18,14 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from modelladder.errors import InputError
 from modelladder.serve.batcher import MicroBatcher
@@ -136,17 +137,29 @@ _FIELD_HELP = {
 def _row_model(transform: dict) -> type[BaseModel]:
     """One row, as `ladder predict` reads a table's: other keys (the label, ID and dropped columns, anything
     else) are ignored; every feature column must be present (null for a missing value: imputed), which
-    `request_features` checks for all rows at once. Numbers must be finite, other values strings."""
+    `request_features` checks for all rows at once. Numbers must be finite; other columns take strings, or
+    numbers read as a CSV cell would be."""
     fields = {}
     for i, column in enumerate(transform["columns"]):
         if column in transform["numeric"]:
             kind = float | None
             spec = Field(None, alias=column, allow_inf_nan=False)
         else:
-            kind = str | None
+            kind = Annotated[str | None, BeforeValidator(_category)]
             spec = Field(None, alias=column, max_length=10_000)
         fields[f"f{i}"] = (kind, spec)  # aliases: a column name need not be a Python identifier
     return create_model("Row", __config__=ConfigDict(extra="ignore"), **fields)
+
+
+def _category(value):
+    """A number sent for a non-numeric column becomes the string a CSV cell would give: 3 and 3.0 are '3'."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    if np.isnan(value):  # a missing value
+        return None
+    return str(int(value)) if value.is_integer() else str(value)
 
 
 def _check_rows_complete(rows: list[BaseModel], columns: list[str]) -> None:
