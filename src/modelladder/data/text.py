@@ -140,7 +140,8 @@ def text_bundle(texts_train, y_train, texts_test, y_test, *,
     )
     if any(dropped.values()):
         bundle.preprocess["empty_texts_dropped"] = dropped
-        print(f"{source}: dropped {sum(dropped.values())} empty texts (train {dropped['train']}, val "
+        total = sum(dropped.values())
+        print(f"{source}: dropped {total} empty text{'s' if total > 1 else ''} (train {dropped['train']}, val "
               f"{dropped['val']}, test {dropped['test']}): nothing to learn from or predict", file=sys.stderr)
     if clean["pii"]:  # what the redaction replaced, per split and kind, for preprocess.json and the report
         bundle.preprocess["pii_counts"] = {split: {kind: counts[kind] for kind in KINDS}
