@@ -150,7 +150,8 @@ class Predictor:
         if self.preprocess["kind"] == "text":
             frames = [read_texts(p, self.cfg.data) for p in paths]
             texts = [t for f in frames for t in f["text"]]
-            names = [f"{p} row {i}" for p, f in zip(paths, frames) for i in f["id"]]
+            names = [f"{p} {'line' if p.suffix.lower() == '.txt' else 'row'} {i}"
+                     for p, f in zip(paths, frames) for i in f["id"]]
             return self.scores(self.features(texts, names))
         frames = [read_table(p, self.cfg.data) for p in paths]
         import pandas as pd
