@@ -291,7 +291,7 @@ def _prediction_figures(name: str, frame, evaluation: dict, figures: list[dict])
     """Confusion matrix, ROC and the per-class table for classes; predicted vs true otherwise."""
     classes = [c.removeprefix("proba_") for c in frame.columns if c.startswith("proba_")]
     if not classes:
-        figures.append({"id": f"{name}/predicted-vs-true", "title": "predicted vs true",
+        figures.append({"id": f"{name}/predicted-vs-true", "title": "predicted vs true, and residuals",
                         "uri": plots.predicted_vs_true(frame["true"].to_numpy(), frame["predicted"].to_numpy())})
         return None
     if "confusion" in evaluation:
