@@ -15,7 +15,8 @@ from modelladder.evaluate.significance import ALPHA, WILCOXON_MIN_PAIRS
 TABLE_COSTS = {"params": "params", "nodes": "nodes", "flops_train": "FLOPs", "train_seconds": "train s",
                "energy_kwh": "kWh", "latency_ms_p50": "p50 ms"}
 HEADLINE = ("_accuracy", "_f1_macro", "_rmse", "_mae", "_r2", "_mse")
-# the estimator a linear rung (logreg / linear) is for task regression, named next to the model: 'logreg (Ridge)'
+# the estimator a linear rung (logreg / linear / tfidf_logreg) is for task regression, named next to the model:
+# 'logreg (Ridge)'; a text rung's estimator is its pipeline, 'TfidfVectorizer + Ridge'
 RIDGE = "Ridge"
 # shown when some rung has them: the audit's demographic parity gaps (odds_gap_*: leaderboard.csv), a DP
 # rung's epsilon
@@ -40,7 +41,7 @@ def leaderboard_table(rows: list[dict], title: str) -> Table:
         metrics = metrics[:1] + [c for c in metrics[1:] if c.endswith("_r2")]
     costs = [c for c in TABLE_COSTS if any(row.get(c) is not None for row in rows)]
     extras = [c for c in dict.fromkeys(k for row in rows for k in row) if c.startswith(TABLE_EXTRAS)]
-    show_model = any(row["rung"] != row["model"] or row.get("estimator") == RIDGE for row in rows)
+    show_model = any(row["rung"] != row["model"] or _is_ridge(row) for row in rows)
     table = Table(title=title, caption=_caption(rows, metrics[0] if metrics else None, tested))
     table.add_column("rung", no_wrap=True)
     if show_model:
@@ -63,7 +64,11 @@ def leaderboard_table(rows: list[dict], title: str) -> Table:
 
 def model_text(row: dict) -> str:
     """The registered model, with Ridge named when a linear rung is one (task regression): 'linear (Ridge)'."""
-    return f"{row['model']} ({RIDGE})" if row.get("estimator") == RIDGE else str(row["model"])
+    return f"{row['model']} ({RIDGE})" if _is_ridge(row) else str(row["model"])
+
+
+def _is_ridge(row: dict) -> bool:
+    return RIDGE in str(row.get("estimator", "")).split(" + ")
 
 
 def table_console(table: Table, least: int = 120) -> Console:
