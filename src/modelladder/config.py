@@ -26,7 +26,7 @@ from modelladder.schema import LoraSettings, Mode, Strict
 class SplitConfig(Strict):
     test: float = Field(0.2, gt=0, lt=1)  # used only when the dataset has no official test split
     val: float = Field(0.1, ge=0, lt=1)  # fraction of the training split held out for validation
-    stratify: bool = True
+    stratify: bool = True  # keep class proportions in every split; classification only, ignored for regression
     # cross-validation: with folds set, fold `fold` (0-based) of a seeded k-fold split of the training
     # data is the run's test split; validation is `val` of the other folds, preprocessing is fitted on the rest
     folds: int | None = Field(None, ge=2)

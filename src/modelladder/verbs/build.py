@@ -118,7 +118,9 @@ def build_training(cfg: RunConfig, data: DataBundle | None, folder: Path) -> Tra
     return Training(cfg, data, encoded(data, encoder), task, model, encoder, transfer)
 
 
-def preprocess_record(data: DataBundle) -> dict:
-    """preprocess.json: what turns raw inputs into the features this run was trained on."""
+def preprocess_record(data: DataBundle, task=None) -> dict:
+    """preprocess.json: what turns raw inputs into the features this run was trained on, and the task's outputs
+    into its scores (a regression network's target scale)."""
     return {"kind": data.kind, "input_shape": list(data.input_shape), "classes": data.classes,
-            "feature_names": data.feature_names, "source": data.source, "transform": data.preprocess}
+            "feature_names": data.feature_names, "source": data.source, "transform": data.preprocess,
+            **(task.preprocess_fields() if task is not None else {})}

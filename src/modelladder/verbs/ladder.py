@@ -125,6 +125,8 @@ def _compare_holdout(rows: list[dict], run_dirs: list[Path], cfg: RunConfig) -> 
 
 def _row(cfg: RunConfig, result: dict) -> dict:
     row = {"rung": cfg.name, "model": cfg.model.name, "family": result["family"]}
+    if "estimator" in result:  # a scikit-learn rung's estimator: Ridge for a linear rung's regression
+        row["estimator"] = result["estimator"]
     intervals = result.get("intervals", {})
     for k, v in result["metrics"].items():  # each metric, then its 95% interval (evaluate/intervals.py)
         row[f"{result['split']}_{k}"] = round(v, 4)
