@@ -184,7 +184,7 @@ def detect(path: Path, *, label: str | None, task: str | None = None, text: str 
     found = detect_table(frame, path, label=label, task=task, text=text)
     readable = _loader_reads(path, found.kind)
     if not readable:
-        found.data["path"] = str(_copy(frame, copies, name, "jsonl" if found.kind == "text" else "parquet",
+        found.data["path"] = str(copy_table(frame, copies, name, "jsonl" if found.kind == "text" else "parquet",
                                        label=found.data.get("label")))
         if found.data["dataset"] == "csv":
             found.data["dataset"] = "parquet"
@@ -208,7 +208,7 @@ def _loader_reads(path: Path, kind: str) -> bool:
     return fmt.sep == ("\t" if suffix == ".tsv" else ",") and fmt.encoding in ("utf-8", "utf-8-sig")
 
 
-def _copy(frame: pd.DataFrame, folder: Path | None, name: str, fmt: str, *, label: str | None) -> Path:
+def copy_table(frame: pd.DataFrame, folder: Path | None, name: str, fmt: str, *, label: str | None = None) -> Path:
     """`frame` written to folder/<name>-<hash>.<fmt> (the hash of its content: a same frame reuses the file)."""
     if folder is None:
         raise InputError(f"this {fmt} table needs a copy the loaders can read, but no folder was given for it")
