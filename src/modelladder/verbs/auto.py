@@ -82,7 +82,7 @@ def is_free_text(column: pd.Series) -> bool:
         return False
     strings = values.astype(str)
     words = strings.str.split().str.len()
-    return words.mean() >= TEXT_MIN_WORDS and strings.nunique() >= TEXT_MIN_DISTINCT * len(strings)
+    return bool(words.mean() >= TEXT_MIN_WORDS and strings.nunique() >= TEXT_MIN_DISTINCT * len(strings))
 
 
 def read_table_file(path: Path) -> pd.DataFrame:
@@ -238,7 +238,7 @@ def copy_table(frame: pd.DataFrame, folder: Path | None, name: str, fmt: str, *,
 
 def ladder_name(path: Path) -> str:
     """A run-folder-safe name from a file's stem or a folder's name (runs.check_name's rule)."""
-    stem = path.stem if path.is_file() else path.resolve().name
+    stem = path.resolve().name if path.is_dir() else path.stem
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).lstrip("._-")[:128]
     return name.replace("..", "_") or "ladder"
 
