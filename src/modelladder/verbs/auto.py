@@ -24,10 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+from PIL import Image
 
 from modelladder.config import LadderConfig, apply_overrides, load_ladder_config, resolve_paths, validate_ladder
 from modelladder.data.imagefolder import SUFFIXES as IMAGE_SUFFIXES
-from modelladder.data.sniff import read_csv
+from modelladder.data.sniff import read_csv, sniff_format
 from modelladder.errors import InputError, did_you_mean
 
 # H3 registers `linear` (logistic regression / ridge); `logreg` does the same until then
@@ -155,8 +156,6 @@ def detect_folder(path: Path, *, label: str | None, task: str | None) -> Detecti
         return Detection("text", {"dataset": "text", "path": str(path)}, "classification", len(files), notes,
                          words_p90)
     data = {"dataset": "imagefolder", "path": str(path)}
-    from PIL import Image
-
     try:
         with Image.open(files[0]) as img:
             size = max(img.size)
@@ -170,7 +169,7 @@ def detect_folder(path: Path, *, label: str | None, task: str | None) -> Detecti
 
 
 def detect(path: Path, *, label: str | None, task: str | None = None, text: str | None = None,
-           copies: Path | None = None, name: str = "data") -> Detection:
+           copies: Path, name: str = "data") -> Detection:
     """What `path` holds. A table the loaders cannot read as it is is copied into the folder `copies`."""
     if path.is_dir():
         if text is not None:
@@ -182,8 +181,7 @@ def detect(path: Path, *, label: str | None, task: str | None = None, text: str 
     if len(frame) == 0:
         raise InputError(f"{path} has no data rows")
     found = detect_table(frame, path, label=label, task=task, text=text)
-    readable = _loader_reads(path, found.kind)
-    if not readable:
+    if not _loader_reads(path, found.kind):
         found.data["path"] = str(copy_table(frame, copies, name, "jsonl" if found.kind == "text" else "parquet",
                                        label=found.data.get("label")))
         if found.data["dataset"] == "csv":
@@ -202,16 +200,12 @@ def _loader_reads(path: Path, kind: str) -> bool:
         return True
     if suffix not in (".csv", ".tsv"):
         return False
-    from modelladder.data.sniff import sniff_format
-
     fmt = sniff_format(path)
     return fmt.sep == ("\t" if suffix == ".tsv" else ",") and fmt.encoding in ("utf-8", "utf-8-sig")
 
 
-def copy_table(frame: pd.DataFrame, folder: Path | None, name: str, fmt: str, *, label: str | None = None) -> Path:
+def copy_table(frame: pd.DataFrame, folder: Path, name: str, fmt: str, *, label: str | None = None) -> Path:
     """`frame` written to folder/<name>-<hash>.<fmt> (the hash of its content: a same frame reuses the file)."""
-    if folder is None:
-        raise InputError(f"this {fmt} table needs a copy the loaders can read, but no folder was given for it")
     frame = frame.copy()
     frame.columns = [str(c) for c in frame.columns]
     if fmt == "jsonl" and label is not None:  # the text loader takes string or integer labels
@@ -280,7 +274,7 @@ def ladder_raw(found: Detection, name: str) -> dict:
                         _rung("transformer", "transformer", max_length=length, dim=128, depth=2)]
         if hf_available():
             steps = math.ceil(found.rows * 0.72 / 32)  # one epoch's steps: 80% train, less 10% validation
-            minilm = _rung("minilm", "hf", mode="full", pooling="mean", max_length=min(length, 256))
+            minilm = _rung("minilm", "hf", mode="full", pooling="mean", max_length=length)
             minilm["train"] = {"optimizer": {"lr": 5e-5},
                                "schedule": {"name": "linear", "warmup_steps": max(1, steps // 10)}}
             raw["rungs"].append(minilm)
