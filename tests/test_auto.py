@@ -163,7 +163,9 @@ def test_the_ladder_is_named_after_the_file(tmp_path, stem, name):
     ("churn.xlsx", {"label": "y"}, "got a '.xlsx' file"),
     ("shapes", {"label": "y"}, "leave --label out"),
     ("shapes", {"label": None, "task": "regression"}, "--task must be classification"),
-    ("reviews.csv", {"label": "sentiment", "task": "regression"}, "text data supports task classification only"),
+    ("reviews.csv", {"label": "sentiment", "task": "regression"},
+     ("text ladders classify, but the task is regression (forced by --task) for the text column 'review': use --task "
+      "classification")),
 ])
 def test_bad_input_is_one_clear_error(tmp_path, make, kwargs, message):
     path = tmp_path / (make or "missing.csv")

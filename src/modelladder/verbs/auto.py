@@ -114,6 +114,7 @@ def detect_table(frame: pd.DataFrame, path: Path, *, label: str | None, task: st
     features = [c for c in columns if c != label]
     if not features:
         raise InputError(f"{path} has no column besides the label '{label}'")
+    chosen = text is not None  # by --text, else detected
     if text is None and len(features) == 1 and is_free_text(frame[features[0]]):
         text = features[0]
     detected, why = detect_task(frame[label], label)
@@ -126,11 +127,13 @@ def detect_table(frame: pd.DataFrame, path: Path, *, label: str | None, task: st
                 "label": label}
         return Detection("table", data, task, len(frame), notes)
     if task != "classification":
-        raise InputError(f"text data supports task classification only, got {task} ({why}): use --task "
-                         "classification, or leave --text out to learn from the table's columns")
+        instead = ", or leave --text out to learn from the table's columns" if chosen else ""
+        raise InputError(f"text ladders classify, but the task is {task} ({why}) for the text column '{text}': "
+                         f"use --task classification{instead}")
     ignored = [c for c in features if c != text]
-    notes.append(f"text: column '{text}' holds free text, so this is a text ladder"
-                 + (f"; the columns {ignored} are not used" if ignored else ""))
+    notes = [f"task: classification ({why}; text ladders classify)",
+             f"text: column '{text}' {'named by --text' if chosen else 'holds free text'}, so this is a text ladder"
+             + (f"; the columns {ignored} are not used" if ignored else "")]
     words = frame[text].dropna().astype(str).str.split().str.len()
     data = {"dataset": "text", "path": str(path), "label": label, "text": text}
     return Detection("text", data, task, len(frame), notes, float(words.quantile(0.9)) if len(words) else 0.0)
