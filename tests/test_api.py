@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from modelladder.errors import InputError
-from tests.tiny_data import churn_frame
+from tests.tiny_data import churn_frame, reviews_frame
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -77,3 +77,20 @@ def test_a_ladder_plans_before_it_runs(tmp_path):
     assert "ladder 'churn' on parquet" in ladder.plan and "up to 3 epochs" in repr(ladder.plan)
     assert ladder.config.data["path"].startswith(str(tmp_path / ".data" / "churn-"))
     assert Ladder.from_config({"name": "d", "rungs": ["logreg"]}).plan.startswith("ladder 'd' on digits")
+
+
+@pytest.mark.slow
+def test_the_best_rung_of_a_text_ladder_reads_the_same_frame(tmp_path, monkeypatch):
+    from modelladder import train
+    from modelladder.api import RungPredictor
+
+    monkeypatch.chdir(tmp_path)
+    reviews_frame().to_csv("reviews.csv", index=False)
+    result = train({"data": {"dataset": "text", "path": "reviews.csv", "label": "sentiment", "text": "review"},
+                    "model": {"name": "tfidf_logreg"}}, name="reviews")
+    predictor = RungPredictor.load(result["run_dir"])
+    frame = reviews_frame().head(6)
+    assert list(predictor.predict(frame)) == list(frame["sentiment"])
+    assert list(predictor.predict(list(frame["review"]))) == list(frame["sentiment"])
+    with pytest.raises(InputError, match="the input table has no text column 'review'"):
+        predictor.predict(frame.rename(columns={"review": "body"}))

@@ -45,6 +45,21 @@ class Plan(str):
         return str(self)
 
 
+class RungPredictor(Predictor):
+    """A Predictor that also takes a text run's texts as a DataFrame holding its text column (data.text, else
+    'text'), the way a table run takes rows, so that `board.best.predict(df)` reads the same frame for every
+    ladder."""
+
+    def features(self, raw):
+        if self.preprocess["kind"] == "text" and isinstance(raw, pd.DataFrame):
+            column = self.cfg.data.text or "text"
+            if column not in raw.columns:
+                raise InputError(f"the input table has no text column '{column}'; its columns are "
+                                 f"{list(raw.columns)}")
+            raw = raw[column].tolist()
+        return super().features(raw)
+
+
 class Board(pd.DataFrame):
     """A ladder's leaderboard (leaderboard.csv's rows) with where it was written and its best rung.
 
@@ -71,13 +86,13 @@ class Board(pd.DataFrame):
         return str(best["rung"].iloc[0])
 
     @property
-    def best(self) -> Predictor:
+    def best(self) -> RungPredictor:
         """The best rung, loaded: `.predict(df)` (class names or values), `.predict_proba(df)`."""
         folder = self.root / self.best_rung
         if not (folder / "config.yaml").is_file():
             raise InputError(f"rung folder {folder} holds one model per fold (a k-fold ladder): load a fold's with "
                              "Predictor.load(folder / 'fold-0-0'), or train the rung alone with modelladder.train")
-        return Predictor.load(folder)
+        return RungPredictor.load(folder)
 
     def _repr_html_(self) -> str:
         try:
