@@ -46,9 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     p = verbs.add_parser("run", help="train a ladder of rungs and print the leaderboard")
-    _add_config_args(p, optional=True, metavar="CONFIG|PATH", help="a ladder YAML config, or your data: a table (.csv, .tsv, .parquet, "
-                                             ".jsonl; give --label), an image folder or a text folder with one "
-                                             "subfolder per class (default: the digits ladder)")
+    _add_config_args(p, optional=True, metavar="CONFIG|PATH",
+                     help="a ladder YAML config, or your data: a table (.csv, .tsv, .parquet, .jsonl; give --label), "
+                          "an image folder or a text folder with one subfolder per class (default: the digits ladder)")
     p.add_argument("--label", metavar="COLUMN", help="a table's column to predict")
     p.add_argument("--task", choices=["classification", "regression"],
                    help="force the task for a data PATH (default: regression for a numeric label with many values)")
