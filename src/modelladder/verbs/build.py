@@ -120,5 +120,9 @@ def build_training(cfg: RunConfig, data: DataBundle | None, folder: Path) -> Tra
 
 def preprocess_record(data: DataBundle) -> dict:
     """preprocess.json: what turns raw inputs into the features this run was trained on."""
-    return {"kind": data.kind, "input_shape": list(data.input_shape), "classes": data.classes,
-            "feature_names": data.feature_names, "source": data.source, "transform": data.preprocess}
+    record = {"kind": data.kind, "input_shape": list(data.input_shape), "classes": data.classes,
+              "feature_names": data.feature_names, "source": data.source, "transform": data.preprocess}
+    if "roles" in data.preprocess:  # a table's column decisions (data/columns.py), where a reader looks first
+        record |= {"columns": data.preprocess["roles"], "warnings": data.preprocess["warnings"],
+                   "id_column": data.preprocess["id_column"]}
+    return record
