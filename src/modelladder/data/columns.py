@@ -150,7 +150,7 @@ def date_parts(values: pd.Series) -> pd.DataFrame:
     """year, month, day of week (Monday 0) and ordinal day (days since 0001-01-01) of each date; NaN if none."""
     parsed = parse_dates(values)
     ordinal = (parsed - pd.Timestamp("1970-01-01")).dt.days + 719163  # = date.toordinal()
-    parts = {"year": parsed.dt.year, "month": parsed.dt.month, "dayofweek": parsed.dt.dayofweek,
+    parts = {"year": parsed.dt.year, "month": parsed.dt.month, "dayofweek": parsed.dt.day_of_week,
              "ordinal": ordinal}
     return pd.DataFrame({k: v.astype(np.float64).to_numpy() for k, v in parts.items()})
 
@@ -255,8 +255,14 @@ def _alone_score(values: pd.Series, role: str, y: np.ndarray, task: str, seed: i
     x = date_parts(values)["ordinal"].to_numpy() if role == "date" else \
         pd.to_numeric(values, errors="coerce").to_numpy(np.float64)
     x = np.where(np.isnan(x), np.nanmedian(x) if np.isfinite(x).any() else 0.0, x)[:, None]
-    tree = DecisionTreeClassifier(max_depth=4) if task == "classification" else DecisionTreeRegressor(max_depth=6)
-    return float(np.mean([tree.fit(x[a], y[a]).score(x[b], y[b]) for a, b in folds]))
+    if task == "classification":
+        models = [DecisionTreeClassifier(max_depth=4)]
+    else:  # a shallow tree, and a straight line (a tree only approximates one)
+        from sklearn.linear_model import LinearRegression
+
+        models = [DecisionTreeRegressor(max_depth=6), LinearRegression()]
+    folds = list(folds)
+    return max(float(np.mean([m.fit(x[a], y[a]).score(x[b], y[b]) for a, b in folds])) for m in models)
 
 
 def _score_groups(keys_fit, y_fit, keys_test, y_test, task: str) -> float:
