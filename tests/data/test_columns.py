@@ -14,7 +14,8 @@ from modelladder.data.load import load_data, transform_raw
 from modelladder.errors import InputError
 from modelladder.report.columns import columns_table
 
-WORDS = "the quick brown fox jumps over a lazy dog near red blue green house car tree river".split()
+WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "near", "red", "blue", "green",
+         "house", "car", "tree", "river"]
 
 
 def messy(n: int = 600, seed: int = 0) -> pd.DataFrame:

@@ -120,6 +120,9 @@ def category_strings(values: pd.Series) -> np.ndarray:
     """Values as the strings categories are matched on: 3, 3.0 and '3' are all '3'; missing stays None."""
     out = values.astype(object).to_numpy().copy()
     missing = pd.isna(values).to_numpy()
+    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):  # the common case, without a loop
+        out[missing] = None
+        return out
     for i, v in enumerate(out):
         if missing[i]:
             out[i] = None
@@ -165,7 +168,7 @@ def date_parts(values: pd.Series) -> pd.DataFrame:
 def fit_frequency(values: pd.Series) -> dict:
     strings = pd.Series(category_strings(values), dtype=object)
     counts = strings.dropna().value_counts()
-    return {"n": int(len(values)), "missing": int(strings.isna().sum()),
+    return {"n": len(values), "missing": int(strings.isna().sum()),
             "counts": {str(k): int(c) for k, c in sorted(counts.items()) if c >= 2}}
 
 

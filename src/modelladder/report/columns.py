@@ -20,7 +20,7 @@ def columns_table(preprocess: dict) -> Table | None:
     warnings = preprocess.get("warnings") or []
     n_features = sum(d.get("features", 0) for d in decisions)
     table = Table(title=f"columns: {len(decisions)} in, {n_features} features out", title_justify="left",
-                  caption=_caption(warnings), caption_justify="left")
+                  caption=_caption(warnings), caption_justify="left", min_width=100 if warnings else None)
     table.add_column("column", overflow="fold")
     table.add_column("role")
     table.add_column("why")
