@@ -92,7 +92,13 @@ class DataConfig(Strict):
         if forced and self.dataset != "csv":
             verb = "apply" if len(forced) > 1 else "applies"
             raise ValueError(f"{' and '.join(forced)} {verb} to dataset 'csv' only, got dataset '{self.dataset}'")
+        if self.columns and self.dataset not in TABLE_DATASETS:
+            raise ValueError(f"data.columns applies to the table datasets {', '.join(TABLE_DATASETS)}, "
+                             f"got dataset '{self.dataset}'")
         return self
+
+
+TABLE_DATASETS = ("csv", "parquet", "adult")  # the datasets whose columns have roles (data/columns.py)
 
 
 def csv_sep(sep: str) -> str:

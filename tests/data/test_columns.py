@@ -92,6 +92,8 @@ def test_data_columns_overrides_and_its_errors(tmp_path):
         load_data(config(tmp_path, messy(50), columns={"plan": "numeric"}), seed=0)
     with pytest.raises(InputError, match=r"'numeric', 'categorical', 'id', 'drop', 'date', 'text' or 'frequency'"):
         validate_run({"data": {"dataset": "csv", "columns": {"city": "hashing"}}})
+    with pytest.raises(InputError, match=r"data.columns applies to the table datasets csv, parquet, adult"):
+        validate_run({"data": {"dataset": "digits", "columns": {"city": "text"}}, "model": {"name": "logreg"}})
 
 
 def test_data_drop_keeps_working_and_ids_fill_the_gap(tmp_path):
@@ -136,3 +138,26 @@ def test_the_printed_table(tmp_path):
     wide = {"kind": "tabular", "roles": [{"column": f"x{i}", "role": "numeric", "why": "numbers", "features": 1}
                                          for i in range(40)]}
     assert columns_table(wide).row_count == 1  # 40 plain numeric columns, one row
+
+
+@pytest.mark.slow  # imports torch and trains (logistic regression): ~8 s on a busy machine
+def test_a_trained_run_keeps_its_decisions_and_predicts_raw_rows(tmp_path):
+    from modelladder.runs import prepare, read_json
+    from modelladder.serve.predictor import Predictor
+    from modelladder.verbs.build import load_run_data
+    from modelladder.verbs.train import train_run
+
+    frame = messy(300)
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    cfg = validate_run({"name": "messy", "data": {"dataset": "csv", "path": str(tmp_path / "t.csv"), "label": "label",
+                                                  "columns": {"churn_flag": "drop"}},
+                        "model": {"name": "logreg"}})
+    run_dir = prepare(tmp_path / "runs" / "messy")
+    train_run(cfg, run_dir, data=load_run_data(cfg))
+    saved = read_json(run_dir / "preprocess.json")
+    assert saved["id_column"] == "row" and saved["warnings"] == []
+    assert [(d["column"], d["role"]) for d in saved["columns"]][:5] == [
+        ("row", "id"), ("uuid", "id"), ("signup", "date"), ("review", "text"), ("city", "frequency")]
+    assert columns_table(saved).row_count == 9
+    raw = frame.drop(columns=["label", "row", "source"]).assign(unknown=1.5)
+    assert set(Predictor.load(run_dir).predict(raw)) <= {"no", "yes"}
