@@ -161,3 +161,14 @@ def test_a_trained_run_keeps_its_decisions_and_predicts_raw_rows(tmp_path):
     assert columns_table(saved).row_count == 9
     raw = frame.drop(columns=["label", "row", "source"]).assign(unknown=1.5)
     assert set(Predictor.load(run_dir).predict(raw)) <= {"no", "yes"}
+
+
+def test_date_parts_of_strings_and_datetimes():
+    from modelladder.data.columns import date_parts, detect_role
+
+    parts = date_parts(pd.Series(["2024-03-01", "2024-03-01T23:30:00-02:00", "not a date", None]))
+    assert parts.iloc[0].tolist() == [2024, 3, 4, 738946]  # a Friday; date(2024, 3, 1).toordinal()
+    assert parts.iloc[1].tolist() == [2024, 3, 5, 738947]  # with an offset: in UTC, the next day
+    assert parts.iloc[2:].isna().all().all()
+    local = pd.Series(pd.date_range("2020-01-01", periods=30, freq="D", tz="Europe/Oslo"))
+    assert detect_role(local)[0] == "date" and date_parts(local)["ordinal"].iloc[0] == 737425  # its local day

@@ -55,6 +55,7 @@ SAMPLE = 2000  # values looked at when deciding a role (the whole column when sh
 LEAK_SCORE = 0.99
 LEAK_MAX_MAJORITY = 0.95  # ... when guessing the most common class is not already that good
 LEAK_ROWS = 5000  # training rows the check uses at most (a sample keeps it fast)
+LEAK_MIN_ROWS = 30  # with fewer training rows, a perfect column is too often luck
 
 
 def is_numeric(column: pd.Series) -> bool:
@@ -140,12 +141,16 @@ def category_strings(values: pd.Series) -> np.ndarray:
 
 
 def parse_dates(values: pd.Series) -> pd.Series:
-    """Datetimes (naive, UTC) for date strings or datetime values; NaT where a value does not parse."""
-    if pd.api.types.is_datetime64_any_dtype(values):
-        parsed = pd.to_datetime(values, utc=True)
+    """Naive datetimes for date strings (in UTC when they carry an offset) or datetime values (their local
+    time); NaT where a value does not parse."""
+    if pd.api.types.is_datetime64_any_dtype(values):  # a time zone's dates keep their local day
+        return values.dt.tz_localize(None) if getattr(values.dt, "tz", None) is not None else values
     else:
         strings = values.astype(object).where(values.notna(), None)
-        parsed = pd.to_datetime(strings, errors="coerce", format="mixed", utc=True)
+        parsed = pd.to_datetime(strings, errors="coerce", format="ISO8601", utc=True)  # fast, vectorised
+        rest = parsed.isna() & strings.notna()
+        if rest.any():  # other layouts, one value at a time (dateutil)
+            parsed[rest] = pd.to_datetime(strings[rest], errors="coerce", format="mixed", utc=True)
     return parsed.dt.tz_localize(None)
 
 
@@ -219,7 +224,7 @@ def leakage_warnings(frame: pd.DataFrame, roles: dict[str, str], y: np.ndarray, 
     """A warning for each kept column that alone predicts the label (cross-validated on the training rows)
     with accuracy (classification) or R^2 (regression) >= LEAK_SCORE, when the label is not trivial."""
     y = np.asarray(y)
-    if len(y) < 10:
+    if len(y) < LEAK_MIN_ROWS:
         return []
     rows = np.random.default_rng(seed).permutation(len(y))[:LEAK_ROWS]
     frame, y = frame.iloc[rows], y[rows]
