@@ -276,7 +276,8 @@ def _alone_score(values: pd.Series, role: str, y: np.ndarray, task: str, seed: i
 def _score_groups(keys_fit, y_fit, keys_test, y_test, task: str) -> float:
     fit = pd.DataFrame({"k": keys_fit, "y": y_fit})
     if task == "classification":
-        guess = fit.groupby("k")["y"].agg(lambda s: s.value_counts().index[0])
+        counts = fit.groupby(["k", "y"]).size().rename("n").reset_index().sort_values(["n", "y"], ascending=[False, True])
+        guess = counts.drop_duplicates("k").set_index("k")["y"]  # each value's most common label
         fallback = pd.Series(y_fit).value_counts().index[0]
         pred = pd.Series(keys_test).map(guess).fillna(fallback).to_numpy()
         return float(np.mean(pred == y_test))
