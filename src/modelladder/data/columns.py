@@ -76,24 +76,24 @@ def detect_role(column: pd.Series) -> tuple[str, str]:
         return "date", "a date column"
     if is_numeric(column):
         if unique_per_row and _counts_up(present):
-            return "id", "whole numbers unique to each row, counting up"
+            return "id", "unique whole numbers, counting up"
         if levels == n and n >= ID_MIN_ROWS and ID_NAME.search(str(column.name)) and _whole(present):
-            return "id", "whole numbers unique to each row, named like an id"
+            return "id", "unique whole numbers, named like an id"
         return "numeric", "numbers"
     strings = _sample(present).astype(str)
     looks_dated = strings.str.match(DATE_PATTERN).mean()
     if looks_dated >= DATE_MIN_SHARE:
         parsed = parse_dates(strings).notna().mean()
         if parsed >= DATE_MIN_PARSED:
-            return "date", f"dates ({looks_dated:.0%} of values look like one)"
-        return "drop", f"looks like dates but only {parsed:.0%} parse"
+            return "date", f"{looks_dated:.0%} look like dates"
+        return "drop", f"like dates, but {parsed:.0%} parse"
     words = strings.str.split().str.len().median()
     if words >= TEXT_MIN_WORDS and levels >= TEXT_MIN_UNIQUE_SHARE * len(present):
-        return "text", f"free text (median {words:.0f} words, {levels / len(present):.0%} different)"
+        return "text", f"free text: ~{words:.0f} words, {levels / len(present):.0%} distinct"
     if unique_per_row:
-        return "id", "a value unique to each row"
+        return "id", "unique on every row"
     if levels > MAX_ONEHOT_LEVELS or (levels >= MIN_LEVELS_FOR_SHARE and levels > MAX_LEVEL_SHARE * n):
-        return "frequency", f"{levels} levels: too many to one-hot"
+        return "frequency", f"{levels} levels, too many to one-hot"
     return "categorical", f"{levels} levels"
 
 
