@@ -123,6 +123,6 @@ def preprocess_record(data: DataBundle) -> dict:
     record = {"kind": data.kind, "input_shape": list(data.input_shape), "classes": data.classes,
               "feature_names": data.feature_names, "source": data.source, "transform": data.preprocess}
     if "roles" in data.preprocess:  # a table's column decisions (data/columns.py), where a reader looks first
-        record |= {"columns": data.preprocess["roles"], "warnings": data.preprocess["warnings"],
-                   "id_column": data.preprocess["id_column"]}
+        record |= {"columns": data.preprocess["roles"], "warnings": data.preprocess.get("warnings", []),
+                   "id_column": data.preprocess.get("id_column")}
     return record
