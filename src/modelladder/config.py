@@ -69,6 +69,8 @@ class DataConfig(Strict):
     channels: Literal[1, 3] | None = None  # imagefolder: 1 grayscale or 3 RGB (default: the first image's)
     drop: list[str] = []  # table columns left out of the features (data.sensitive ones stay available to the audit)
     sensitive: list[str] = []  # table columns kept per split for `ladder audit`, whether features or not
+    # tables: a column's role, overriding the one detected from the training rows (data/columns.py)
+    columns: dict[str, Literal["numeric", "categorical", "id", "drop", "date", "text", "frequency"]] = {}
     # csv: the delimiter (one character; '\\t' or 'tab' for a tab) and the text encoding (a Python codec name);
     # None sniffs them from the file (data/sniff.py); the decision is saved in preprocess.json
     sep: str | None = None
@@ -90,7 +92,13 @@ class DataConfig(Strict):
         if forced and self.dataset != "csv":
             verb = "apply" if len(forced) > 1 else "applies"
             raise ValueError(f"{' and '.join(forced)} {verb} to dataset 'csv' only, got dataset '{self.dataset}'")
+        if self.columns and self.dataset not in TABLE_DATASETS:
+            raise ValueError(f"data.columns applies to the table datasets {', '.join(TABLE_DATASETS)}, "
+                             f"got dataset '{self.dataset}'")
         return self
+
+
+TABLE_DATASETS = ("csv", "parquet", "adult")  # the datasets whose columns have roles (data/columns.py)
 
 
 def csv_sep(sep: str) -> str:

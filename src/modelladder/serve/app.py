@@ -213,7 +213,7 @@ def input_schema(predictor: Predictor) -> dict:
     kind, transform = predictor.preprocess["kind"], predictor.preprocess["transform"]
     if kind == "tabular":
         columns = {c: "number or null" if c in transform["numeric"] else
-                   {"type": "string or null", "seen_in_training": transform["categories"][c]}
+                   {"type": "string or null", "seen_in_training": transform["categories"].get(c)}
                    for c in transform["columns"]}
         return {"field": "rows", "columns": columns}
     if kind == "text":

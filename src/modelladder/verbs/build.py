@@ -121,6 +121,9 @@ def build_training(cfg: RunConfig, data: DataBundle | None, folder: Path) -> Tra
 def preprocess_record(data: DataBundle, task=None) -> dict:
     """preprocess.json: what turns raw inputs into the features this run was trained on, and the task's outputs
     into its scores (a regression network's target scale)."""
-    return {"kind": data.kind, "input_shape": list(data.input_shape), "classes": data.classes,
-            "feature_names": data.feature_names, "source": data.source, "transform": data.preprocess,
-            **(task.preprocess_fields() if task is not None else {})}
+    record = {"kind": data.kind, "input_shape": list(data.input_shape), "classes": data.classes,
+              "feature_names": data.feature_names, "source": data.source, "transform": data.preprocess}
+    if "roles" in data.preprocess:  # a table's column decisions (data/columns.py), where a reader looks first
+        record |= {"columns": data.preprocess["roles"], "warnings": data.preprocess.get("warnings", []),
+                   "id_column": data.preprocess.get("id_column")}
+    return record | (task.preprocess_fields() if task is not None else {})

@@ -95,6 +95,7 @@ def _flops(model, t, batch_size: int, result, device) -> int:
 
 def main(args) -> int:
     """`ladder train CONFIG [--set ...] [--name] [--runs-dir] [--resume | --overwrite] [--nproc N] [--mlflow URI]`."""
+    from modelladder.report.columns import print_columns
     from modelladder.verbs.report import print_result, report_for
 
     cfg = load_run_config(args.config, args.overrides)
@@ -108,6 +109,7 @@ def main(args) -> int:
         run_dir, result = trained
     else:
         data, run_dir = claim(path, overwrite=args.overwrite, resume=args.resume, load=lambda: load_run_data(cfg))
+        print_columns({"kind": data.kind, **data.preprocess})  # a table's column roles, before training
         result = train_run(cfg, run_dir, resume=args.resume, data=data)
     print_result(run_dir, result)
     print(f"written: {report_for(run_dir)}")
