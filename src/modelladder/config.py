@@ -26,7 +26,7 @@ from modelladder.schema import LoraSettings, Mode, Strict
 class SplitConfig(Strict):
     test: float = Field(0.2, gt=0, lt=1)  # used only when the dataset has no official test split
     val: float = Field(0.1, ge=0, lt=1)  # fraction of the training split held out for validation
-    stratify: bool = True
+    stratify: bool = True  # keep class proportions in every split; classification only, ignored for regression
     # cross-validation: with folds set, fold `fold` (0-based) of a seeded k-fold split of the training
     # data is the run's test split; validation is `val` of the other folds, preprocessing is fitted on the rest
     folds: int | None = Field(None, ge=2)
@@ -69,6 +69,8 @@ class DataConfig(Strict):
     channels: Literal[1, 3] | None = None  # imagefolder: 1 grayscale or 3 RGB (default: the first image's)
     drop: list[str] = []  # table columns left out of the features (data.sensitive ones stay available to the audit)
     sensitive: list[str] = []  # table columns kept per split for `ladder audit`, whether features or not
+    # tables: a column's role, overriding the one detected from the training rows (data/columns.py)
+    columns: dict[str, Literal["numeric", "categorical", "id", "drop", "date", "text", "frequency"]] = {}
     # csv: the delimiter (one character; '\\t' or 'tab' for a tab) and the text encoding (a Python codec name);
     # None sniffs them from the file (data/sniff.py); the decision is saved in preprocess.json
     sep: str | None = None
@@ -91,7 +93,13 @@ class DataConfig(Strict):
             verb = "apply" if len(forced) > 1 else "applies"
             raise ValueError(f"{' and '.join(forced)} {verb} to datasets 'csv' and 'text' only, got dataset "
                              f"'{self.dataset}'")
+        if self.columns and self.dataset not in TABLE_DATASETS:
+            raise ValueError(f"data.columns applies to the table datasets {', '.join(TABLE_DATASETS)}, "
+                             f"got dataset '{self.dataset}'")
         return self
+
+
+TABLE_DATASETS = ("csv", "parquet", "adult")  # the datasets whose columns have roles (data/columns.py)
 
 
 def csv_sep(sep: str) -> str:

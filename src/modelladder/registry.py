@@ -27,7 +27,8 @@ DATASETS = {
 MODELS = {
     "mlp": "modelladder.models.mlp:MLP",
     "cnn": "modelladder.models.cnn:CNN",
-    "logreg": "modelladder.models.classic:LogisticRegressionRung",
+    "linear": "modelladder.models.classic:LinearRung",  # LogisticRegression, or Ridge for task regression
+    "logreg": "modelladder.models.classic:LogisticRegressionRung",  # the same rung under its older name
     "random_forest": "modelladder.models.classic:RandomForestRung",
     "hist_gb": "modelladder.models.classic:HistGradientBoostingRung",
     "rnn": "modelladder.models.rnn:RNN",

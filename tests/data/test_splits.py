@@ -39,6 +39,17 @@ def test_single_example_class_is_named():
     assert len(train) + len(held) == 21
 
 
+def test_a_numeric_target_read_as_classes_gets_a_short_error_that_points_to_regression():
+    y = np.arange(100, 300).astype(str)  # 200 values once each: a regression target under task classification
+    with pytest.raises(InputError) as err:
+        holdout(y, 0.2, seed=0, stratify=True)
+    message = str(err.value)
+    assert message.startswith("class '100' has 1 example; class '101' has 1 example;")
+    assert "and 195 more classes with fewer than 2" in message and message.count("has 1 example") == 5
+    assert message.endswith("(the labels are 200 distinct numbers: for a numeric target set task.name: regression, "
+                            "where splits are not stratified)")
+
+
 def test_stratified_holdout_too_small_for_the_classes():
     with pytest.raises(InputError, match=r"data.split.val=0.01 of 100 examples splits them 99 / 1, but a "
                                          r"stratified split needs at least one example of each of the 3 "):

@@ -29,7 +29,9 @@ def people(n: int = 120) -> pd.DataFrame:
 
 
 def csv_config(tmp_path, frame: pd.DataFrame, **kw) -> DataConfig:
+    """The table as a CSV; its id column kept as a numeric feature (data.columns), to trace the rows."""
     frame.to_csv(tmp_path / "people.csv", index=False)
+    kw.setdefault("columns", {"id": "numeric"} if "id" in frame.columns else {})
     return DataConfig(dataset="csv", path=tmp_path / "people.csv", label="label", **kw)
 
 
@@ -87,9 +89,11 @@ def test_wrong_columns_at_predict_time_are_named(tmp_path):
     with pytest.raises(InputError) as err:
         transform_raw(data.preprocess, new)
     assert str(err.value) == (
-        "the input table has missing columns ['age'] and unexpected columns ['agee']; expected the feature "
-        "columns ['id', 'age', 'city', 'smoker'] (the label column 'label' may be left out)"
+        "the input table is missing the feature column ['age']; the model needs ['id', 'age', 'city', 'smoker'] "
+        "(other columns, such as the label 'label', are ignored)"
     )
+    with pytest.raises(InputError, match=r"missing the feature columns \['age', 'smoker'\]"):
+        transform_raw(data.preprocess, new.drop(columns="smoker"))
     with pytest.raises(InputError, match=r"column 'age' row 2: 'old' is not a number"):
         fixed = new.rename(columns={"agee": "age"})
         transform_raw(data.preprocess, pd.concat([fixed, fixed.assign(age="old")]))
@@ -164,7 +168,7 @@ def test_regression_and_numeric_labels(tmp_path):
 def test_parquet_gives_the_same_bundle_as_csv(tmp_path):
     frame = people()
     frame.to_parquet(tmp_path / "people.parquet")
-    cfg = DataConfig(dataset="parquet", path=tmp_path / "people.parquet", label="label")
+    cfg = DataConfig(dataset="parquet", path=tmp_path / "people.parquet", label="label", columns={"id": "numeric"})
     from_parquet = load_data(cfg, seed=4)
     from_csv = load_data(csv_config(tmp_path, frame), seed=4)
     read = from_csv.preprocess.pop("read")  # how the CSV was read: only CSV files have a delimiter and encoding

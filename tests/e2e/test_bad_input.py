@@ -100,7 +100,7 @@ def test_evaluate_and_predict_on_missing_run(tmp_path):
 
 
 def test_overwrite_with_bad_data_keeps_the_existing_run(tmp_path):
-    rows = "\n".join(f"{i},{'a' if i % 2 else 'b'}" for i in range(40))
+    rows = "\n".join(f"{i % 7},{'a' if i % 2 else 'b'}" for i in range(40))  # (x = i would be an id column)
     name = csv_config(tmp_path, f"x,label\n{rows}\n")
     assert ladder("train", name, cwd=tmp_path).returncode == 0
     weights = (tmp_path / "runs" / "t" / "model.skops").read_bytes()

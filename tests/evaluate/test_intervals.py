@@ -92,7 +92,7 @@ def test_the_bootstrap_is_seeded():
     first = metric_intervals(y, pred, metrics, classification=False, seed=7)
     assert metric_intervals(y, pred, metrics, classification=False, seed=7) == first
     assert metric_intervals(y, pred, metrics, classification=False, seed=8)[0] != first[0]
-    assert first[1] == {"mse": "bootstrap", "mae": "bootstrap", "r2": "bootstrap"}
+    assert first[1] == {"rmse": "bootstrap", "mae": "bootstrap", "r2": "bootstrap", "mse": "bootstrap"}
 
 
 def test_a_metric_without_a_vectorised_form_falls_back_to_the_task_metrics():

@@ -57,7 +57,7 @@ def test_explain_text_from_the_command_line(sentiment_tfidf, capsys):
 @pytest.mark.parametrize("args, message", [
     (["--input", "{tmp}/rows.csv", "--method", "ig"],
      "--method 'ig' does not apply to run {run} (hist_gb, a classic rung on tabular data); choose from shap"),
-    (["--input", "{tmp}/bad.csv"], "the input table has missing columns ['x2']"),
+    (["--input", "{tmp}/bad.csv"], "the input table is missing the feature column ['x2']"),
     (["--input", "{tmp}/rows.csv", "--target", "medium"], "--target 'medium' is not a class of run {run}"),
     (["--text", "hello"], "--text needs a run trained on text"),
     ([], "explain needs input files or --text"),

@@ -11,10 +11,16 @@ from sklearn.linear_model import Ridge
 
 from modelladder.errors import InputError
 from modelladder.models.build import build_model, count_nodes, count_params
-from modelladder.models.classic import HistGradientBoostingRung, LogisticRegressionRung, RandomForestRung
+from modelladder.models.classic import (
+    HistGradientBoostingRung,
+    LinearRung,
+    LogisticRegressionRung,
+    RandomForestRung,
+)
 
 SMALL = {  # fast configs: the shared suite already covers the defaults
     "logreg": LogisticRegressionRung.Config(),
+    "linear": LinearRung.Config(),
     "random_forest": RandomForestRung.Config(n_estimators=10),
     "hist_gb": HistGradientBoostingRung.Config(max_iter=10),
 }
@@ -41,7 +47,8 @@ def test_probabilities_cover_classes_absent_from_training(name):
     assert rung.predict(X).dtype == np.int64
 
 
-@pytest.mark.parametrize(("name", "estimator"), [("logreg", Ridge), ("random_forest", RandomForestRegressor),
+@pytest.mark.parametrize(("name", "estimator"), [("logreg", Ridge), ("linear", Ridge),
+                                                  ("random_forest", RandomForestRegressor),
                                                   ("hist_gb", HistGradientBoostingRegressor)])
 def test_regression_uses_the_matching_regressor(name, estimator, tmp_path):
     X, _ = images(200)
@@ -54,6 +61,18 @@ def test_regression_uses_the_matching_regressor(name, estimator, tmp_path):
     rung.save(tmp_path / "r.skops")
     loaded = type(rung).load(tmp_path / "r.skops", SMALL[name], (1, 4, 4), 1, task="regression")
     assert np.array_equal(loaded.predict(X), rung.predict(X))
+
+
+def test_linear_is_logistic_regression_for_classes_and_ridge_for_regression_and_says_so():
+    from modelladder.config import validate_run
+    from modelladder.registry import MODELS, load_object
+
+    assert load_object(MODELS["linear"]) is LinearRung and load_object(MODELS["logreg"]) is LogisticRegressionRung
+    assert validate_run({"model": {"name": "linear", "C": 2.0}}).model == LinearRung.Config(C=2.0)
+    classes = build_model(SMALL["linear"], (1, 4, 4), 2, seed=0)
+    values = build_model(LinearRung.Config(C=2.0), (1, 4, 4), 1, seed=0, task="regression")
+    assert (classes.estimator_name(), values.estimator_name()) == ("LogisticRegression", "Ridge")
+    assert values._make_estimator().alpha == 0.25  # 1 / (2C): the same L2 penalty as the classifier's
 
 
 def test_logreg_params_are_weights_and_intercepts():

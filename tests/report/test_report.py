@@ -25,11 +25,12 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def story_plots(folder: Path, classification: bool = True) -> list[str]:
-    """The frontier plots (one per frontier cost the rows have), the reliability grid, then the other costs."""
+    """The frontier plots (one per frontier cost the rows have), the reliability grid (or the predicted-vs-true grid
+    of a regression), then the other costs."""
     rows = json.loads((folder / "leaderboard.json").read_text())
     frontier = [f"frontier/{c}" for c in FRONTIER_COSTS if all(isinstance(r.get(c), (int, float)) for r in rows)]
     others = [f"cost/{c}" for c in cost_columns(rows, table_columns(rows)) if c not in FRONTIER_COSTS]
-    return frontier + (["calibration/reliability"] if classification else []) + others
+    return frontier + (["calibration/reliability"] if classification else ["predictions/predicted-vs-true"]) + others
 
 
 def tiny_ladder(runs_dir: Path, task: str = "classification") -> Path:
@@ -204,7 +205,7 @@ def test_regression_ladder_report_has_scatter_not_confusion(tmp_path):
         "logreg/predicted-vs-true", "mlp/learning-curves", "mlp/predicted-vs-true"]
     assert "per-class" not in page.tables
     assert "test_r2" in page.tables["leaderboard"][0]
-    assert "test_mse vs params" in [img["alt"] for img in page.images]  # mse: what regression rungs rank on
+    assert "test_rmse vs params" in [img["alt"] for img in page.images]  # rmse: what regression rungs rank on
 
 
 def test_missing_or_foreign_folder_is_an_input_error(tmp_path):

@@ -48,6 +48,9 @@ class Case:
     problem: str  # "classes", "targets", "pixels", "captioned" (bundles of the model suite's arrays), "corpus"
     metrics: frozenset[str]  # the keys metrics() documents
     loss_metric: str = "loss"  # the metric that is the batch's mean loss: what the run's val_loss reports
+    # loss_metric / loss for the built task: 1, except a regression network's, trained on the standardised target
+    # (tasks/regression.py), whose mse is its loss times std^2
+    loss_scale: Callable[[Any], float] = lambda task: 1.0
     decodes: str | None = None  # predicts=True: "class" (an index) or "value" (a real number) per example
     options: dict = field(default_factory=dict)  # the run's task section beyond its name
     refusal: Refusal | None = None
@@ -169,8 +172,8 @@ def _cases() -> dict[str, Case]:
         Case("classification", {"name": "mlp", "hidden": [32]}, "classes",
              frozenset({"accuracy", "precision_macro", "recall_macro", "f1_macro", "log_loss", "ece", "roc_auc"}),
              loss_metric="log_loss", decodes="class", fall=0.5),
-        Case("regression", {"name": "mlp", "hidden": [32]}, "targets", frozenset({"mse", "mae", "r2"}),
-             loss_metric="mse", decodes="value", fall=0.5),
+        Case("regression", {"name": "mlp", "hidden": [32]}, "targets", frozenset({"rmse", "mse", "mae", "r2"}),
+             loss_metric="mse", loss_scale=lambda task: task.std**2, decodes="value", fall=0.5),
         Case("causal_lm", {**TINY_TRANSFORMER, "causal": True}, "corpus",
              frozenset({"loss", "perplexity", "bits_per_char"}), lr=1e-2, fall=0.7),
         Case("masked_lm", {**TINY_TRANSFORMER, "causal": False}, "corpus",

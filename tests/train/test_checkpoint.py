@@ -144,7 +144,7 @@ def test_tied_weights_are_saved(tmp_path):
 
 
 def test_a_crash_while_writing_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
-    import modelladder.train.checkpoint as checkpoint
+    from modelladder.train import checkpoint
 
     model, opt = trained()
     save_checkpoint(tmp_path, model, opt, {"step": 1})

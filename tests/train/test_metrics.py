@@ -50,7 +50,8 @@ def test_confusion_covers_every_class():
 
 def test_regression_metrics():
     m = regression_metrics(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 5.0]))
-    assert m == pytest.approx({"mse": 4 / 3, "mae": 2 / 3, "r2": 1 - 4 / 2})
+    assert m == pytest.approx({"rmse": (4 / 3) ** 0.5, "mae": 2 / 3, "r2": 1 - 4 / 2, "mse": 4 / 3})
+    assert next(iter(m)) == "rmse"  # the headline first: the leaderboard shows a row's first metrics
 
 
 def test_classification_task():
@@ -73,4 +74,23 @@ def test_regression_task():
     assert torch.allclose(loss, ((model(x).squeeze(1) - y) ** 2).mean())
     assert task.scores(out).shape == (5,)
     assert task.metrics(y.numpy(), task.scores(out).detach().numpy())["mse"] == pytest.approx(loss.item(), rel=1e-5)
-    assert task.target_dtype == torch.float32 and task.monitor == ("mse", "min")
+    assert task.target_dtype == torch.float32 and task.monitor == ("rmse", "min")
+    assert task.preprocess_fields() == {}  # no scale: nothing for preprocess.json
+
+
+def test_a_regression_network_trains_on_the_standardised_target_and_scores_in_its_units():
+    task = Regression(mean=150.0, std=50.0)
+    model = torch.nn.Linear(2, 1)
+    x, y = torch.randn(5, 2), 150 + 50 * torch.randn(5)
+    loss, out = task.loss(model, x, y)
+    assert torch.allclose(loss, ((model(x).squeeze(1) - (y - 150) / 50) ** 2).mean())
+    assert torch.allclose(task.scores(out), model(x).squeeze(1) * 50 + 150)
+    assert task.preprocess_fields() == {"target": {"mean": 150.0, "std": 50.0}}
+
+
+def test_the_target_scale_is_the_training_splits_and_a_constant_target_keeps_std_1():
+    from modelladder.tasks.regression import target_scale
+
+    assert target_scale(np.array([1.0, 3.0, 5.0, 7.0])) == pytest.approx((4.0, 5**0.5))
+    assert target_scale(np.full(10, 3.0)) == (3.0, 1.0)
+    assert target_scale(np.array([])) == (0.0, 1.0)

@@ -18,8 +18,9 @@ def verb(target: str):
     return lambda args: getattr(importlib.import_module(f"modelladder.verbs.{module}"), function)(args)
 
 
-def _add_config_args(p: argparse.ArgumentParser, *, optional: bool = False) -> None:
-    p.add_argument("config", nargs="?" if optional else None, help="YAML config file")
+def _add_config_args(p: argparse.ArgumentParser, *, optional: bool = False, help: str = "YAML config file",
+                     metavar: str | None = None) -> None:
+    p.add_argument("config", nargs="?" if optional else None, help=help, metavar=metavar)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="override a config field, e.g. --set train.optimizer.lr=0.01 (repeatable)")
 
@@ -45,7 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     p = verbs.add_parser("run", help="train a ladder of rungs and print the leaderboard")
-    _add_config_args(p, optional=True)
+    _add_config_args(p, optional=True, metavar="CONFIG|PATH",
+                     help="a ladder YAML config, or your data: a table (.csv, .tsv, .parquet, .jsonl; give --label), "
+                          "an image folder or a text folder with one subfolder per class (default: the digits ladder)")
+    p.add_argument("--label", metavar="COLUMN", help="a table's column to predict")
+    p.add_argument("--task", choices=["classification", "regression"],
+                   help="force the task for a data PATH (default: regression for a numeric label with many values)")
+    p.add_argument("--text", metavar="COLUMN",
+                   help="a table's free-text column: learn from it alone with a text ladder")
     _add_runs_args(p)
     _add_mlflow_arg(p)
     _add_budget_arg(p)

@@ -78,15 +78,34 @@ def kfold(y, folds: int, *, seed: int, stratify: bool, repeats: int = 1, name: s
     return [(train, test) for train, test in splitter.split(np.zeros(n), y if stratify else None)]
 
 
+SHOWN_CLASSES = 5  # small classes named in the message; the rest are counted
+
+
 def check_class_counts(y: np.ndarray, *, minimum: int, splitting: str) -> None:
-    """InputError naming every class with fewer than `minimum` examples."""
+    """InputError naming the classes with fewer than `minimum` examples (the first SHOWN_CLASSES, and how many
+    more); when the labels are numbers with many values, that the target is perhaps a regression's."""
     values, counts = np.unique(y, return_counts=True)
     small = [
         f"class '{v}' has {c} example{'s' if c != 1 else ''}" for v, c in zip(values, counts) if c < minimum
     ]
-    if small:
-        raise InputError(f"{'; '.join(small)}: {splitting} needs at least {minimum} examples per class; "
-                         "set data.split.stratify: false, or add examples of that class")
+    if not small:
+        return
+    shown = "; ".join(small[:SHOWN_CLASSES]) + (f"; and {len(small) - SHOWN_CLASSES} more classes with fewer than "
+                                                 f"{minimum}" if len(small) > SHOWN_CLASSES else "")
+    hint = ""
+    if len(small) > SHOWN_CLASSES and _numeric(values):
+        hint = (f" (the labels are {len(values)} distinct numbers: for a numeric target set task.name: "
+                "regression, where splits are not stratified)")
+    raise InputError(f"{shown}: {splitting} needs at least {minimum} examples per class; "
+                     f"set data.split.stratify: false, or add examples of that class{hint}")
+
+
+def _numeric(values: np.ndarray) -> bool:
+    try:
+        np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def train_val(y, cfg: DataConfig, *, seed: int, task: str):

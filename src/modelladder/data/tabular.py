@@ -1,14 +1,18 @@
-"""CSV and parquet tables: one label column, numeric and categorical feature columns.
+"""CSV and parquet tables: one label column and feature columns, each with a role (data/columns.py).
 
 A CSV file's delimiter and encoding are sniffed unless data.sep / data.encoding force them (data/sniff.py).
 
-Numeric columns (numeric dtype) get median imputation and standardisation; every other column is
-categorical: most-frequent imputation and one-hot encoding (a category unseen in training encodes
-as all zeros). The state is fitted by hand with pandas rather than with scikit-learn transformers
+Before anything is fitted, each feature column gets a role from its training rows (or from data.columns /
+data.drop): id, constant and dropped columns make no feature; numeric columns get median imputation and
+standardisation; categorical ones most-frequent imputation and one-hot encoding (a category unseen in
+training encodes as all zeros); dates become year, month, day of week and ordinal day; high-cardinality
+categoricals their training frequency; free text TF-IDF features. The decisions, with a label-leakage
+warning where one column alone predicts the label, are kept in the state ("roles", "warnings",
+"id_column"). The state is fitted by hand with pandas rather than with scikit-learn transformers
 because it must be plain JSON for preprocess.json, and those only serialise by pickle.
 
-data.drop leaves columns out of the features; data.sensitive columns (features or dropped) are
-kept per split, as strings, in the bundle's `sensitive` tables for the fairness audit.
+data.sensitive columns (features or dropped) are kept per split, as strings, in the bundle's `sensitive`
+tables for the fairness audit.
 """
 
 from __future__ import annotations
@@ -22,6 +26,20 @@ import pandas as pd
 import pyarrow
 
 from modelladder.data.bundle import DataBundle
+from modelladder.data.columns import (
+    DATE_PARTS,
+    DROPPED,
+    ROLES,
+    category_strings,
+    date_parts,
+    detect_role,
+    fit_frequency,
+    fit_text,
+    frequency_values,
+    is_numeric,
+    leakage_warnings,
+    text_values,
+)
 from modelladder.data.sniff import read_csv
 from modelladder.data.splits import holdout, train_val
 from modelladder.errors import InputError, did_you_mean
@@ -91,13 +109,18 @@ def table_bundle(
         raise InputError(f"data.path {source.path} has no data rows")
     label = _label_column(frame, source, cfg)
     _check_listed_columns(frame, source, cfg, label)
-    features = [c for c in frame.columns if c != label and c not in cfg.drop]
+    features = [c for c in frame.columns if c != label]
     if not features:
         raise InputError(f"data.path {source.path} has no feature columns besides the label '{label}'")
     numeric = [c for c in features if _is_numeric(frame[c])]
     for column in features:
-        if column not in numeric:
+        if column not in numeric and column not in cfg.drop and column not in cfg.columns:
             _reject_mostly_numeric(frame[column], source, column)
+        elif cfg.columns.get(column) == "numeric" and column not in numeric:
+            bad = _first_non_number(frame[column])
+            if bad is not None:
+                raise InputError(f"{source.path}: data.columns makes '{column}' numeric but "
+                                 f"{source.where(frame[column].index[bad[0]])} has {bad[1]!r}, which is not a number")
     y, classes = _labels(frame[label], source, label, task)
     stratify = task == "classification" and cfg.split.stratify
     strata = np.asarray(classes, dtype=object)[y] if classes else y
@@ -109,8 +132,14 @@ def table_bundle(
     train, val = train_test[kept], train_test[val]
     if scored is not None:  # a cross-validation fold: the scored fold is this run's test split
         test = train_test[scored]
-    preprocess = fit_table(frame.iloc[train], label, features, numeric, normalize=cfg.normalize)
-    preprocess["dropped"] = list(cfg.drop)  # accepted, and ignored, in tables given to predict
+    decisions = decide_roles(frame.iloc[train], features, cfg)
+    preprocess = fit_table(frame.iloc[train], label, decisions, normalize=cfg.normalize)
+    if not preprocess["feature_names"]:
+        raise InputError(f"{source.path}: no feature is left besides the label '{label}': "
+                         + "; ".join(f"'{d['column']}' {d['role']} ({d['why']})" for d in decisions)
+                         + "; set a column's role in data.columns")
+    preprocess["warnings"] = leakage_warnings(
+        frame.iloc[train], {d["column"]: d["role"] for d in decisions}, y[train], task, label, seed=seed)
     return TableBundle(
         X_train=transform_table(preprocess, frame.iloc[train]),
         y_train=y[train],
@@ -130,13 +159,15 @@ def table_bundle(
 
 
 def _check_listed_columns(frame: pd.DataFrame, source: TableFile, cfg: DataConfig, label: str) -> None:
-    """Every data.drop and data.sensitive name must be a column of the table other than the label."""
+    """Every data.drop, data.sensitive and data.columns name must be a column of the table other than the label."""
     columns = [c for c in frame.columns if c != label]
     problems = [
         f"data.{key} '{name}' is not a column of {source.path}; the columns are {columns}"
-        + did_you_mean(name, columns)
-        for key in ("drop", "sensitive") for name in getattr(cfg, key) if name not in columns
+        + (" (it is the label column)" if name == label else did_you_mean(name, columns))
+        for key in ("drop", "sensitive", "columns") for name in getattr(cfg, key) if name not in columns
     ]
+    problems += [f"data.columns gives '{name}' the role '{cfg.columns[name]}' but data.drop drops it; keep one"
+                 for name in cfg.drop if name in cfg.columns and cfg.columns[name] != "drop"]
     if len(set(frame.columns) - {label} - set(cfg.drop)) == 0:
         problems.append(f"data.drop {cfg.drop} leaves no feature column in {source.path}")
     if problems:
@@ -191,8 +222,7 @@ def _labels(column: pd.Series, source: TableFile, label: str, task: str) -> tupl
     return np.searchsorted(names, values).astype(np.int64), [str(n) for n in names]
 
 
-def _is_numeric(column: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+_is_numeric = is_numeric
 
 
 def _first_non_number(column: pd.Series) -> tuple[int, object] | None:
@@ -215,61 +245,109 @@ def _reject_mostly_numeric(column: pd.Series, source: TableFile, name: str) -> N
     )
 
 
-def fit_table(frame: pd.DataFrame, label: str, features: list, numeric: list, *, normalize: bool) -> dict:
-    """JSON-ready imputation, scaling and one-hot state fitted on the training rows `frame`."""
+def decide_roles(train: pd.DataFrame, features: list[str], cfg: DataConfig) -> list[dict]:
+    """[{column, role, why}] for each feature column: data.drop, else data.columns, else detected on `train`."""
+    decisions = []
+    for column in features:
+        if column in cfg.drop:
+            role, why = "drop", "data.drop"
+        elif column in cfg.columns:
+            role, why = cfg.columns[column], "set in data.columns"
+        else:
+            role, why = detect_role(train[column])
+        decisions.append({"column": column, "role": role, "why": why})
+    return decisions
+
+
+def fit_table(frame: pd.DataFrame, label: str, decisions: list[dict], *, normalize: bool) -> dict:
+    """JSON-ready state fitted on the training rows `frame`: for each kept column by its role (data/columns.py),
+    imputation and scaling of numbers, one-hot categories, date parts, value frequencies, TF-IDF vocabularies."""
+    role = {d["column"]: d["role"] for d in decisions}
+    by_role = {r: [c for c, cr in role.items() if cr == r] for r in (*ROLES, "constant")}
     state = {
-        "kind": "tabular", "label": label, "columns": list(features),
-        "numeric": list(numeric), "categorical": [c for c in features if c not in numeric],
+        "kind": "tabular", "label": label, "columns": [c for c, r in role.items() if r not in DROPPED],
+        "numeric": by_role["numeric"], "categorical": by_role["categorical"],
+        "dates": by_role["date"], "frequency": {}, "text": {},
         "normalize": normalize, "median": {}, "mean": {}, "std": {}, "most_frequent": {}, "categories": {},
+        "roles": decisions, "dropped": [c for c, r in role.items() if r in DROPPED],
+        "id_column": next(iter(by_role["id"]), None),
     }
-    for column in state["numeric"]:
-        values = frame[column].astype(np.float64)
+    names, sources = [], []
+
+    def number(name: str, source: str, values: pd.Series) -> None:
+        values = values.astype(np.float64)
         median = values.median()
         median = 0.0 if np.isnan(median) else float(median)  # a column with no value in the train split
         filled = values.fillna(median)
         std = float(filled.std(ddof=0)) if normalize else 1.0
-        state["median"][column] = median
-        state["mean"][column] = float(filled.mean()) if normalize else 0.0
-        state["std"][column] = std if std > 0 else 1.0
+        state["median"][name] = median
+        state["mean"][name] = float(filled.mean()) if normalize else 0.0
+        state["std"][name] = std if std > 0 else 1.0
+        names.append(name)
+        sources.append(source)
+
+    for column in state["numeric"]:
+        number(column, column, pd.to_numeric(frame[column]))
     for column in state["categorical"]:
-        counts = frame[column].dropna().astype(str).value_counts()
+        counts = pd.Series(category_strings(frame[column]), dtype=object).dropna().value_counts()
         # ties in frequency go to the alphabetically first value, so the fit is deterministic
         ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
         state["most_frequent"][column] = ranked[0][0] if ranked else None
         state["categories"][column] = sorted(counts.index)
-    state["feature_names"] = state["numeric"] + [
-        f"{c}={v}" for c in state["categorical"] for v in state["categories"][c]
-    ]
+        names += [f"{column}={v}" for v in state["categories"][column]]
+        sources += [column] * len(state["categories"][column])
+    for column in state["dates"]:
+        parts = date_parts(frame[column])
+        for part in DATE_PARTS:
+            number(f"{column}.{part}", column, parts[part])
+    for column in by_role["frequency"]:
+        state["frequency"][column] = fit_frequency(frame[column])
+        number(f"{column}.frequency", column, pd.Series(frequency_values(state["frequency"][column], frame[column])))
+    for column in by_role["text"]:
+        state["text"][column] = fit_text(frame[column])
+        names += [f"{column}:{w}" for w in state["text"][column]["vocabulary"]]
+        sources += [column] * len(state["text"][column]["vocabulary"])
+    for d in decisions:
+        made = sources.count(d["column"])
+        d["features"] = made
+    state["feature_names"], state["sources"] = names, sources
     return state
 
 
 def transform_table(state: dict, frame: pd.DataFrame) -> np.ndarray:
-    """Features (N, F) float32 for a table with the training feature columns (the label may be absent)."""
+    """Features (N, F) float32 for a table with the training feature columns; other columns (the label, dropped,
+    id and constant columns, anything else) are ignored. Old preprocess states (numeric and one-hot only) work."""
     _check_columns(state, frame)
-    blocks = []
+    blocks = [np.zeros((len(frame), 0))]
+
+    def scaled(name: str, values: np.ndarray) -> None:
+        values = np.where(np.isnan(values), state["median"][name], values)
+        blocks.append(((values - state["mean"][name]) / state["std"][name])[:, None])
+
     for column in state["numeric"]:
         bad = _first_non_number(frame[column])
         if bad is not None:
             raise InputError(f"column '{column}' row {bad[0] + 1}: {bad[1]!r} is not a number")
-        values = pd.to_numeric(frame[column]).astype(np.float64).fillna(state["median"][column]).to_numpy()
-        blocks.append(((values - state["mean"][column]) / state["std"][column])[:, None])
+        scaled(column, pd.to_numeric(frame[column]).astype(np.float64).to_numpy())
     for column in state["categorical"]:
-        values = frame[column].astype(object)
-        missing = values.isna().to_numpy()
-        strings = values.astype(str).to_numpy()
-        strings[missing] = state["most_frequent"][column]
+        strings = category_strings(frame[column])
+        strings[pd.isna(strings)] = state["most_frequent"][column]
         blocks.append(strings[:, None] == np.asarray(state["categories"][column], dtype=object)[None, :])
+    for column in state.get("dates", []):
+        parts = date_parts(frame[column])
+        for part in DATE_PARTS:
+            scaled(f"{column}.{part}", parts[part].to_numpy())
+    for column, fitted in state.get("frequency", {}).items():
+        scaled(f"{column}.frequency", frequency_values(fitted, frame[column]))
+    for column, fitted in state.get("text", {}).items():
+        blocks.append(text_values(fitted, frame[column]))
     return np.concatenate(blocks, axis=1).astype(np.float32)
 
 
 def _check_columns(state: dict, frame: pd.DataFrame) -> None:
-    given = [c for c in frame.columns if c != state["label"] and c not in state.get("dropped", ())]
-    missing = [c for c in state["columns"] if c not in given]
-    extra = [c for c in given if c not in state["columns"]]
-    if missing or extra:
-        problems = [f"missing columns {missing}"] if missing else []
-        problems += [f"unexpected columns {extra}"] if extra else []
+    missing = [c for c in state["columns"] if c not in frame.columns]
+    if missing:
         raise InputError(
-            f"the input table has {' and '.join(problems)}; expected the feature columns "
-            f"{state['columns']} (the label column '{state['label']}' may be left out)"
+            f"the input table is missing the feature column{'s' if len(missing) > 1 else ''} {missing}; the "
+            f"model needs {state['columns']} (other columns, such as the label '{state['label']}', are ignored)"
         )

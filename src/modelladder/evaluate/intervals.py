@@ -1,8 +1,8 @@
 """95% intervals for every metric of a holdout evaluation (eval_<split>.json "intervals").
 
 A proportion (accuracy: hits out of n independent examples) gets Wilson's score interval
-(statsmodels). Every other metric (macro precision / recall / F1, ROC AUC, log-loss, ECE, MSE, MAE,
-R^2) gets a seeded percentile bootstrap over the examples: RESAMPLES resamples drawn once as a
+(statsmodels). Every other metric (macro precision / recall / F1, ROC AUC, log-loss, ECE, RMSE, MSE,
+MAE, R^2) gets a seeded percentile bootstrap over the examples: RESAMPLES resamples drawn once as a
 (resamples, n) matrix of counts, so that one metric over every resample is a matrix product (a few
 milliseconds for 360 examples and 10 classes) rather than a thousand scikit-learn calls. The
 vectorised metrics below follow scikit-learn's definitions (tests/evaluate/test_intervals.py checks
@@ -25,7 +25,7 @@ MAX_CELLS = 4_000_000  # resamples are drawn in chunks of at most this many coun
 # where each metric lives; intervals (t, bootstrap) are clipped to it
 RANGES = {"accuracy": (0.0, 1.0), "precision_macro": (0.0, 1.0), "recall_macro": (0.0, 1.0),
           "f1_macro": (0.0, 1.0), "roc_auc": (0.0, 1.0), "ece": (0.0, 1.0), "log_loss": (0.0, np.inf),
-          "mse": (0.0, np.inf), "mae": (0.0, np.inf), "r2": (-np.inf, 1.0)}
+          "rmse": (0.0, np.inf), "mse": (0.0, np.inf), "mae": (0.0, np.inf), "r2": (-np.inf, 1.0)}
 
 
 def metric_intervals(y: np.ndarray, scores: np.ndarray, metrics: dict[str, float], *, classification: bool,
@@ -192,6 +192,10 @@ def _mse(weights, y, pred):
     return _mean(weights, (np.asarray(y, np.float64).reshape(-1) - pred.reshape(-1)) ** 2)
 
 
+def _rmse(weights, y, pred):
+    return np.sqrt(_mse(weights, y, pred))
+
+
 def _mae(weights, y, pred):
     return _mean(weights, np.abs(np.asarray(y, np.float64).reshape(-1) - pred.reshape(-1)))
 
@@ -207,7 +211,7 @@ def _r2(weights, y, pred):
 
 CLASSIFICATION = {"accuracy": _accuracy, "precision_macro": _precision, "recall_macro": _recall, "f1_macro": _f1,
                   "log_loss": _log_loss, "roc_auc": _roc_auc, "ece": _ece}
-REGRESSION = {"mse": _mse, "mae": _mae, "r2": _r2}
+REGRESSION = {"rmse": _rmse, "mse": _mse, "mae": _mae, "r2": _r2}
 
 
 def vectorised(name: str, *, classification: bool):

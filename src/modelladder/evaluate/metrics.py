@@ -83,11 +83,14 @@ def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> list[li
 
 
 def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-    """Mean squared error, mean absolute error and R^2."""
+    """Root mean squared error (the headline: in the target's units), mean absolute error, R^2 and the mean
+    squared error."""
     y_true = np.asarray(y_true, dtype=np.float64).reshape(-1)
     y_pred = np.asarray(y_pred, dtype=np.float64).reshape(-1)
+    mse = metrics.mean_squared_error(y_true, y_pred)
     return {
-        "mse": float(metrics.mean_squared_error(y_true, y_pred)),
+        "rmse": float(np.sqrt(mse)),
         "mae": float(metrics.mean_absolute_error(y_true, y_pred)),
         "r2": float(metrics.r2_score(y_true, y_pred)),
+        "mse": float(mse),
     }

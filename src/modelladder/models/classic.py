@@ -59,6 +59,11 @@ class ClassicRung(Rung, ABC):
     def _make_estimator(self):
         """The unfitted scikit-learn estimator for this config and task."""
 
+    def estimator_name(self) -> str:
+        """The scikit-learn estimator's class for this task ("Ridge" for a linear rung's regression), which
+        summary.json and the leaderboard show next to the model's registered name."""
+        return _names(_types(self._make_estimator()))
+
     def _flat(self, X: np.ndarray) -> np.ndarray:
         return np.asarray(X).reshape(len(X), math.prod(self.input_shape))
 
@@ -165,12 +170,13 @@ def _names(types: tuple[type, ...]) -> str:
 
 class LogisticRegressionConfig(Strict):
     name: Literal["logreg"] = "logreg"
-    C: float = Field(1.0, gt=0)  # inverse regularisation strength
-    max_iter: int = Field(1000, gt=0)
+    C: float = Field(1.0, gt=0)  # inverse regularisation strength (Ridge's alpha = 1 / (2C) for regression)
+    max_iter: int = Field(1000, gt=0)  # LogisticRegression's solver iterations (Ridge solves in closed form)
 
 
 class LogisticRegressionRung(ClassicRung):
-    """Logistic regression; for regression, Ridge with alpha = 1 / (2C), the same L2 penalty per sample loss."""
+    """Logistic regression; for regression, Ridge with alpha = 1 / (2C), the same L2 penalty per sample loss.
+    Registered as `logreg` (older configs) and as `linear` (LinearRung), the name that fits both tasks."""
 
     Config = LogisticRegressionConfig
 
@@ -183,6 +189,16 @@ class LogisticRegressionRung(ClassicRung):
         """Weights plus intercepts."""
         estimator = self._fitted()
         return int(estimator.coef_.size + np.size(estimator.intercept_))
+
+
+class LinearConfig(LogisticRegressionConfig):
+    name: Literal["linear"] = "linear"
+
+
+class LinearRung(LogisticRegressionRung):
+    """The linear rung: LogisticRegression for task classification, Ridge (alpha = 1 / (2C)) for regression."""
+
+    Config = LinearConfig
 
 
 class RandomForestConfig(Strict):

@@ -19,8 +19,8 @@ from modelladder.runs import read_json, write_text
 IDENTITY = ("rung", "model", "family")
 SPLITS = ("test", "val")
 PREFIXES = ("test", "val", "cv")  # a k-fold row's cv_<metric>_mean (val_ before the inner split)
-METRIC_NAMES = {"accuracy", "precision_macro", "recall_macro", "f1_macro", "log_loss", "roc_auc", "mse", "mae", "r2",
-                "ece"}
+METRIC_NAMES = {"accuracy", "precision_macro", "recall_macro", "f1_macro", "log_loss", "roc_auc", "rmse", "mse", "mae",
+                "r2", "ece"}
 # a cost is a count of parameters or operations, a time, an energy or a memory size
 COST = re.compile(r"^(params|flops|macs)|seconds|latency|_ms|energy|kwh|memory|bytes")
 PICTURE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
@@ -291,7 +291,7 @@ def _prediction_figures(name: str, frame, evaluation: dict, figures: list[dict])
     """Confusion matrix, ROC and the per-class table for classes; predicted vs true otherwise."""
     classes = [c.removeprefix("proba_") for c in frame.columns if c.startswith("proba_")]
     if not classes:
-        figures.append({"id": f"{name}/predicted-vs-true", "title": "predicted vs true",
+        figures.append({"id": f"{name}/predicted-vs-true", "title": "predicted vs true, and residuals",
                         "uri": plots.predicted_vs_true(frame["true"].to_numpy(), frame["predicted"].to_numpy())})
         return None
     if "confusion" in evaluation:

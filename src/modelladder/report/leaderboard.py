@@ -14,7 +14,10 @@ from modelladder.evaluate.significance import ALPHA, WILCOXON_MIN_PAIRS
 # what fits a 120-column terminal; leaderboard.csv / .json hold every column
 TABLE_COSTS = {"params": "params", "nodes": "nodes", "flops_train": "FLOPs", "train_seconds": "train s",
                "energy_kwh": "kWh", "latency_ms_p50": "p50 ms"}
-HEADLINE = ("_accuracy", "_f1_macro", "_r2", "_mse")
+HEADLINE = ("_accuracy", "_f1_macro", "_rmse", "_mae", "_r2", "_mse")
+# the estimator a linear rung (logreg / linear / tfidf_logreg) is for task regression, named next to the model:
+# 'logreg (Ridge)'; a text rung's estimator is its pipeline, 'TfidfVectorizer + Ridge'
+RIDGE = "Ridge"
 # shown when some rung has them: the audit's demographic parity gaps (odds_gap_*: leaderboard.csv), a DP
 # rung's epsilon
 TABLE_EXTRAS = ("parity_gap_", "dp_epsilon")
@@ -29,13 +32,16 @@ def leaderboard_table(rows: list[dict], title: str) -> Table:
 
     When the rungs were compared (a ladder: holdout or k-fold), only the headline metric they were
     compared on, its Holm-adjusted p against the best rung and a "vs best" verdict, and a caption that
-    says which test decided. The model column is left out when every rung is named after its model.
+    says which test decided; a regression also shows R^2 beside it. The model column is left out when every rung
+    is named after its model and no linear rung is a Ridge regression (a `logreg` rung of a regression ladder).
     """
     tested = "p_adj" in rows[0]
-    metrics = _metric_columns(rows[0])[: 1 if tested else None]
+    metrics = _metric_columns(rows[0])
+    if tested:
+        metrics = metrics[:1] + [c for c in metrics[1:] if c.endswith("_r2")]
     costs = [c for c in TABLE_COSTS if any(row.get(c) is not None for row in rows)]
     extras = [c for c in dict.fromkeys(k for row in rows for k in row) if c.startswith(TABLE_EXTRAS)]
-    show_model = any(row["rung"] != row["model"] for row in rows)
+    show_model = any(row["rung"] != row["model"] or _is_ridge(row) for row in rows)
     table = Table(title=title, caption=_caption(rows, metrics[0] if metrics else None, tested))
     table.add_column("rung", no_wrap=True)
     if show_model:
@@ -49,11 +55,20 @@ def leaderboard_table(rows: list[dict], title: str) -> Table:
     for col in costs:
         table.add_column(TABLE_COSTS[col], justify="right", no_wrap=True)
     for row in rows:
-        cells = [row["rung"], *([row["model"]] if show_model else []), *(_metric_cell(row, c) for c in metrics)]
+        cells = [row["rung"], *([model_text(row)] if show_model else []), *(_metric_cell(row, c) for c in metrics)]
         if tested:
             cells.append(verdict(row) if row.get("best") else f"{verdict(row)} ({p_text(row['p_adj'])})")
         table.add_row(*cells, *(_fmt(row.get(c)) for c in extras), *(_fmt(row.get(c)) for c in costs))
     return table
+
+
+def model_text(row: dict) -> str:
+    """The registered model, with Ridge named when a linear rung is one (task regression): 'linear (Ridge)'."""
+    return f"{row['model']} ({RIDGE})" if _is_ridge(row) else str(row["model"])
+
+
+def _is_ridge(row: dict) -> bool:
+    return RIDGE in str(row.get("estimator", "")).split(" + ")
 
 
 def table_console(table: Table, least: int = 120) -> Console:

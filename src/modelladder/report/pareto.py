@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-# the task's monitored metric first (classification: accuracy, regression: mse), then the others
-HEADLINES = ("accuracy", "mse", "f1_macro", "r2", "mae", "roc_auc", "log_loss")
+# the task's monitored metric first (classification: accuracy, regression: rmse; mse in folders from before rmse),
+# then the others
+HEADLINES = ("accuracy", "rmse", "mse", "f1_macro", "r2", "mae", "roc_auc", "log_loss")
 LOWER_IS_BETTER = {"mse", "mae", "log_loss", "ece", "loss", "rmse"}
 PREFIXES = ("test", "cv", "val")
 # the costs a frontier is drawn for: (axis label with its unit, lower is better)
@@ -54,7 +55,7 @@ class Headline:
 
 
 def headline(rows: list[dict]) -> Headline | None:
-    """The headline metric the rows carry (accuracy, else mse, else ...), None when they carry none."""
+    """The headline metric the rows carry (accuracy, else rmse, else ...), None when they carry none."""
     keys = {k for row in rows for k in row}
     for metric in HEADLINES:
         for prefix in PREFIXES:

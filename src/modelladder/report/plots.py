@@ -127,12 +127,19 @@ def roc_curves(y_true: np.ndarray, proba: np.ndarray, classes: list[str]) -> str
 
 
 def predicted_vs_true(y_true: np.ndarray, y_pred: np.ndarray) -> str:
-    fig, (ax,) = _figure(4.5, 4.2)
+    """A regression rung's predictions against the truth, with the y = x line a perfect model lies on (left), and
+    its residuals (predicted - true) against the prediction, around 0 (right): a trend or a funnel there is
+    what the model misses."""
+    y_true, y_pred = np.asarray(y_true, np.float64), np.asarray(y_pred, np.float64)
+    fig, (ax, res_ax) = _figure(8.5, 3.8, ncols=2)
     ax.scatter(y_true, y_pred, s=8, alpha=0.5)
     low, high = float(min(y_true.min(), y_pred.min())), float(max(y_true.max(), y_pred.max()))
     ax.plot([low, high], [low, high], linestyle="--", color="grey", linewidth=0.8, label="y = x")
     ax.set(xlabel="true", ylabel="predicted", title="predicted vs true")
     ax.legend()
+    res_ax.scatter(y_pred, y_pred - y_true, s=8, alpha=0.5)
+    res_ax.axhline(0.0, linestyle="--", color="grey", linewidth=0.8)
+    res_ax.set(xlabel="predicted", ylabel="residual (predicted - true)", title="residuals")
     return data_uri(fig)
 
 
@@ -296,6 +303,36 @@ def _cost_axis(ax, costs: list[float]) -> None:
     else:
         ax.set_xscale("symlog", linthresh=min(positive, default=1.0))
         ax.margins(x=0.15)
+
+
+def predicted_vs_true_grid(panels: list[dict]) -> str:
+    """One predicted-vs-true scatter per regression rung on shared axes, the y = x line in each, RMSE and R^2
+    in the title: which rung follows the truth, and where each one misses."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    ncols = min(4, len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig = Figure(figsize=(3.0 * ncols, 3.1 * nrows + 0.2), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharex=True, sharey=True)
+    values = np.concatenate([np.r_[p["true"], p["predicted"]] for p in panels])
+    low, high = float(np.nanmin(values)), float(np.nanmax(values))
+    for ax, panel in zip(axes.flat, panels):
+        ax.scatter(panel["true"], panel["predicted"], s=6, alpha=0.5, color=FRONTIER_COLOR)
+        ax.plot([low, high], [low, high], linestyle="--", color="grey", linewidth=0.8)
+        scores = [f"RMSE {panel['rmse']:.4g}" if panel.get("rmse") is not None else "",
+                  f"R² {panel['r2']:.3f}" if panel.get("r2") is not None else ""]
+        ax.set_title(f"{panel['name']}\n{', '.join(s for s in scores if s)}", fontsize="medium")
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for i, ax in enumerate(axes.flat[: len(panels)]):
+        if i + ncols >= len(panels):
+            ax.set_xlabel("true", fontsize="small")
+            ax.xaxis.set_tick_params(labelbottom=True)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("predicted", fontsize="small")
+    return data_uri(fig)
 
 
 def reliability_grid(panels: list[dict]) -> str:

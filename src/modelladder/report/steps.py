@@ -141,6 +141,8 @@ def _statistic(metric: str):
         return lambda y, p: float(averaged[metric](y, p, average="macro", zero_division=0))
     if metric == "r2":
         return lambda y, p: float(r2_score(y.astype(np.float64), p.astype(np.float64)))
+    if metric == "rmse":  # not a mean of per-example values: the root of the resample's mean squared error
+        return lambda y, p: float(np.sqrt(np.mean((p.astype(np.float64) - y.astype(np.float64)) ** 2)))
     return None
 
 

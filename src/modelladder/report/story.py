@@ -1,5 +1,6 @@
 """The story a ladder report tells before its tables: the budget verdict, the Pareto frontier of the
-headline metric against each cost, the step up the ladder, calibration, and how the costs were measured.
+headline metric against each cost, the step up the ladder, calibration (classifiers) or predicted vs true
+(regressors), and how the costs were measured.
 
 Every part reads what the ladder folder holds and says what it lacks: folders written before a field
 existed (intervals, ECE, env.json's thread and load records) still get a report.
@@ -25,6 +26,7 @@ def story_context(folder: Path, rows: list[dict], fmt) -> dict:
         "frontiers": _frontiers(rows, head) if head else [],
         "steps": step_table(folder, rows, head, seed=seed) if head else None,
         "calibration": _calibration(folder, rows, fmt),
+        "predictions": _predictions(folder, rows),
         "measured": measured_notes(folder, rows),
     }
 
@@ -92,6 +94,25 @@ def _calibration(folder: Path, rows: list[dict], fmt) -> dict | None:
         return None
     return {"rows": table, "uri": plots.reliability_grid(panels) if panels else None,
             "conformal": any(r["coverage"] != "-" for r in table)}
+
+
+def _predictions(folder: Path, rows: list[dict]) -> dict | None:
+    """Every regression rung's test predictions against the truth, one panel each on shared axes (None for a
+    classification ladder)."""
+    panels = []
+    for row in rows:
+        frame = load_predictions(folder / str(row["rung"]) / "predictions_test.csv")
+        if frame is None or any(c.startswith("proba_") for c in frame.columns):
+            continue
+        try:
+            true, predicted = frame["true"].astype(float).to_numpy(), frame["predicted"].astype(float).to_numpy()
+        except ValueError:  # not numbers: not a regression's predictions
+            continue
+        panels.append({"name": str(row["rung"]), "true": true, "predicted": predicted,
+                       "rmse": number(row.get("test_rmse")), "r2": number(row.get("test_r2"))})
+    if not panels:
+        return None
+    return {"uri": plots.predicted_vs_true_grid(panels), "rungs": [p["name"] for p in panels]}
 
 
 def _interval(row: dict, column: str, fmt) -> str:

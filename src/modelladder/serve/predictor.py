@@ -34,6 +34,9 @@ class Predictor:
         self.encoder = encoder  # a text network's TextEncoder (the run's tokenizer.json)
         self.calibration = calibration  # applied to the logits by `scores`; None: the model's own probabilities
         self.classes: list[str] = preprocess.get("classes", [])
+        # a regression network's target scale (tasks/regression.py): its outputs are standardised values; None for
+        # scikit-learn rungs and runs saved before the target was scaled, whose outputs are the values themselves
+        self.target: dict | None = preprocess.get("target")
         if is_neural(model):
             model.eval()
 
@@ -78,7 +81,12 @@ class Predictor:
                 return self.model.predict_proba(X)
             return self.model.predict(X).astype(np.float32)
         out = self._network_outputs(X, batch_size)
-        return (out.softmax(-1) if self.classes else out.squeeze(-1)).numpy()
+        if self.classes:
+            return out.softmax(-1).numpy()
+        values = out.squeeze(-1).numpy()
+        if self.target is None:
+            return values
+        return (values.astype(np.float64) * self.target["std"] + self.target["mean"]).astype(np.float32)
 
     def logits(self, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:
         """(N, n_classes) scores that calibration rescales: a network's logits, a margin model's margins, another

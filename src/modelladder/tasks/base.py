@@ -58,6 +58,11 @@ class Task:
         """Predictions from scores; only for tasks with predicts = True."""
         raise NotImplementedError(f"task {type(self).__name__} makes no predictions")
 
+    def preprocess_fields(self) -> dict:
+        """What preprocess.json keeps of the task so that the Predictor turns outputs into the same scores (a
+        regression network's target scale: tasks/regression.py); {} for most tasks."""
+        return {}
+
     def callbacks(self, model: nn.Module, run_dir: Path) -> list:
         """fit() callbacks of the task's own, such as a GAN's sample grids through training."""
         return []

@@ -118,7 +118,12 @@ def build_training(cfg: RunConfig, data: DataBundle | None, folder: Path) -> Tra
     return Training(cfg, data, encoded(data, encoder), task, model, encoder, transfer)
 
 
-def preprocess_record(data: DataBundle) -> dict:
-    """preprocess.json: what turns raw inputs into the features this run was trained on."""
-    return {"kind": data.kind, "input_shape": list(data.input_shape), "classes": data.classes,
-            "feature_names": data.feature_names, "source": data.source, "transform": data.preprocess}
+def preprocess_record(data: DataBundle, task=None) -> dict:
+    """preprocess.json: what turns raw inputs into the features this run was trained on, and the task's outputs
+    into its scores (a regression network's target scale)."""
+    record = {"kind": data.kind, "input_shape": list(data.input_shape), "classes": data.classes,
+              "feature_names": data.feature_names, "source": data.source, "transform": data.preprocess}
+    if "roles" in data.preprocess:  # a table's column decisions (data/columns.py), where a reader looks first
+        record |= {"columns": data.preprocess["roles"], "warnings": data.preprocess.get("warnings", []),
+                   "id_column": data.preprocess.get("id_column")}
+    return record | (task.preprocess_fields() if task is not None else {})

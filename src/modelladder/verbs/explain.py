@@ -91,10 +91,14 @@ class RunExplainer:
             blank = transform_images(transform, np.zeros((1, c, h, w), np.float32))[0]  # a black image
             units = [f"pixel ({r}, {col})" for r in range(h) for col in range(w)]
             return ArrayInput(np.asarray(x, np.float32), blank, np.tile(np.arange(h * w), c), units, p.scores)
-        columns = transform["numeric"] + transform["categorical"]
-        unit_of = list(range(len(transform["numeric"]))) + [
-            len(transform["numeric"]) + j for j, c in enumerate(transform["categorical"])
-            for _ in transform["categories"][c]]
+        if "sources" in transform:  # each feature's column (tables with column roles: data/columns.py)
+            columns = list(dict.fromkeys(transform["sources"]))
+            unit_of = [columns.index(c) for c in transform["sources"]]
+        else:
+            columns = transform["numeric"] + transform["categorical"]
+            unit_of = list(range(len(transform["numeric"]))) + [
+                len(transform["numeric"]) + j for j, c in enumerate(transform["categorical"])
+                for _ in transform["categories"][c]]
         mean_row = self.data.X_train.mean(axis=0).astype(np.float32)  # a removed column takes its mean
         return ArrayInput(np.asarray(x, np.float32), mean_row, np.asarray(unit_of), columns, p.scores)
 

@@ -23,7 +23,6 @@ from rich.console import Console
 from modelladder.config import (
     LadderConfig,
     RunConfig,
-    load_ladder_config,
     rung_configs,
     to_yaml,
 )
@@ -42,6 +41,7 @@ from modelladder.runs import (
     write_text,
 )
 from modelladder.verbs.audit import audit_rung, audited_rungs
+from modelladder.verbs.auto import ladder_for
 from modelladder.verbs.build import check_model_fits_data, load_run_data
 from modelladder.verbs.cv import (
     cost_values,
@@ -125,6 +125,8 @@ def _compare_holdout(rows: list[dict], run_dirs: list[Path], cfg: RunConfig) -> 
 
 def _row(cfg: RunConfig, result: dict) -> dict:
     row = {"rung": cfg.name, "model": cfg.model.name, "family": result["family"]}
+    if "estimator" in result:  # a scikit-learn rung's estimator: Ridge for a linear rung's regression
+        row["estimator"] = result["estimator"]
     intervals = result.get("intervals", {})
     for k, v in result["metrics"].items():  # each metric, then its 95% interval (evaluate/intervals.py)
         row[f"{result['split']}_{k}"] = round(v, 4)
@@ -165,9 +167,10 @@ def default_ladder() -> Path:
 
 
 def main(args) -> int:
-    """`ladder run [CONFIG] [--set ...] [--runs-dir] [--overwrite] [--mlflow URI] [--budget COST=LIMIT]`: the
-    leaderboard, printed, then the best rung within the budget."""
-    ladder = load_ladder_config(args.config or default_ladder(), args.overrides)
+    """`ladder run [CONFIG | PATH --label COLUMN] [--set ...] [--runs-dir] [--overwrite] [--mlflow URI]
+    [--budget COST=LIMIT]`: the leaderboard, printed, then the best rung within the budget. A data PATH gets a
+    ladder picked for it (verbs/auto.py)."""
+    ladder = ladder_for(args, default_ladder(), Console(stderr=True))
     budget = parse_budget(args.budget)  # a bad --budget fails before anything is trained
     rows = run_ladder(ladder, args.runs_dir, overwrite=args.overwrite, mlflow=args.mlflow)
     table = leaderboard_table(rows, f"{ladder.name} leaderboard")

@@ -41,7 +41,7 @@ def train_run(cfg: RunConfig, run_dir: Path, *, resume: bool = False, data: Data
     """Train the model `cfg` describes into `run_dir` (prepared by the caller) and evaluate it."""
     t = build_training(cfg, data, run_dir)
     cfg, data, model = t.cfg, t.data, t.model
-    write_run_files(run_dir, cfg, preprocess_record(data))
+    write_run_files(run_dir, cfg, preprocess_record(data, t.task))
     summary = {"model": cfg.model.name, "family": "neural" if is_neural(model) else "classic"}
     if is_neural(model):
         from modelladder.train.loggers import make_loggers
@@ -70,6 +70,7 @@ def train_run(cfg: RunConfig, run_dir: Path, *, resume: bool = False, data: Data
             model.fit(data.X_train, data.y_train)
         summary["train_seconds"] = cost.wall_s
         summary["flops_train"] = None  # scikit-learn's work is not a tensor program: not counted
+        summary["estimator"] = model.estimator_name()  # e.g. Ridge: what a `linear` rung is for this task
         model.save(run_dir / "model.skops")
     summary |= cost.record()
     summary["params"] = count_params(model)  # weights: networks and linear models; None for trees
@@ -94,6 +95,7 @@ def _flops(model, t, batch_size: int, result, device) -> int:
 
 def main(args) -> int:
     """`ladder train CONFIG [--set ...] [--name] [--runs-dir] [--resume | --overwrite] [--nproc N] [--mlflow URI]`."""
+    from modelladder.report.columns import print_columns
     from modelladder.verbs.report import print_result, report_for
 
     cfg = load_run_config(args.config, args.overrides)
@@ -107,6 +109,7 @@ def main(args) -> int:
         run_dir, result = trained
     else:
         data, run_dir = claim(path, overwrite=args.overwrite, resume=args.resume, load=lambda: load_run_data(cfg))
+        print_columns({"kind": data.kind, **data.preprocess})  # a table's column roles, before training
         result = train_run(cfg, run_dir, resume=args.resume, data=data)
     print_result(run_dir, result)
     print(f"written: {report_for(run_dir)}")
