@@ -13,8 +13,8 @@ more), on the same machine.
 AutoGluon lives in its own environment, .venv-autogluon (`make bench-automl` makes it: autogluon.tabular
 with its LightGBM, CatBoost and XGBoost extras, no torch), and runs in a subprocess
 (benchmarks/automl_autogluon.py). Ours is driven through `ours_command`: `ladder run CSV --label income
---time-limit T` when the CLI has those flags, else (until then) a ladder YAML of configs/ladders/adult.yaml's
-logreg, hist_gb and mlp rungs on the CSV, which has no time limit.
+--time-limit T` (without --time-limit while the CLI lacks it: then T binds AutoGluon only), or, with a CLI
+that has no --label either, a ladder YAML of configs/ladders/adult.yaml's logreg, hist_gb and mlp rungs.
 """
 
 from __future__ import annotations
@@ -62,12 +62,14 @@ def cli_has(*flags: str) -> bool:
     return all(flag in help_text for flag in flags)
 
 
-def ours_command(train_csv: Path, time_limit: float, runs_dir: Path, cli_form: bool) -> list[str]:
-    """The `ladder run` command for the train CSV: the data-file form, or a ladder YAML written beside it."""
+def ours_command(train_csv: Path, time_limit: float, runs_dir: Path, cli_form: bool,
+                 timed: bool = True) -> list[str]:
+    """The `ladder run` command for the train CSV: the data-file form (`timed`: with --time-limit), or a ladder
+    YAML written beside it."""
     ladder = [sys.executable, "-m", "modelladder", "run"]
     if cli_form:
-        return [*ladder, str(train_csv), "--label", LABEL, "--time-limit", f"{time_limit:g}",
-                "--runs-dir", str(runs_dir), "--overwrite"]
+        limit = ["--time-limit", f"{time_limit:g}"] if timed else []
+        return [*ladder, str(train_csv), "--label", LABEL, *limit, "--runs-dir", str(runs_dir), "--overwrite"]
     base = yaml.safe_load(ADULT_LADDER.read_text())
     config = {"name": "automl-adult", "seed": 0, "train": base["train"],
               "data": {"dataset": "csv", "path": str(train_csv), "label": LABEL, "split": {"val": 0.1}},
@@ -94,10 +96,10 @@ def accuracy(predicted, truth) -> dict:
     return {"accuracy": hits / len(truth), "low": low, "high": high}
 
 
-def ours(train_csv: Path, test_csv: Path, time_limit: float, work: Path, cli_form: bool) -> dict:
+def ours(train_csv: Path, test_csv: Path, time_limit: float, work: Path, cli_form: bool, timed: bool) -> dict:
     runs_dir = work / "ours-runs"
     start = time.perf_counter()
-    _run(ours_command(train_csv, time_limit, runs_dir, cli_form), "ladder run")
+    _run(ours_command(train_csv, time_limit, runs_dir, cli_form, timed), "ladder run")
     seconds = time.perf_counter() - start
     best = best_rung(runs_dir)
     out = work / "ours-predictions.csv"
@@ -142,21 +144,22 @@ def main(argv: list[str]) -> int:
     from modelladder.data.download import data_root
 
     time_limit = 15.0 if args.quick else args.time_limit
-    cli_form = cli_has("--label", "--time-limit")
+    cli_form, timed = cli_has("--label"), cli_has("--label", "--time-limit")
     with tempfile.TemporaryDirectory(prefix="automl-") as tmp:
         work = Path(tmp)
         train_csv, test_csv = export_split(data_root(None), work, limit=2000 if args.quick else None)
         n_train, n_test = len(pd.read_csv(train_csv)), len(pd.read_csv(test_csv))
-        how = "ladder run CSV --label income --time-limit T" if cli_form else \
-            f"ladder run on a YAML of adult.yaml's {', '.join(RUNGS)} rungs (no --label / --time-limit yet: T unused)"
+        how = ("ladder run CSV --label income --time-limit T" if timed else
+               "ladder run CSV --label income (no --time-limit yet: T binds AutoGluon only)" if cli_form else
+               f"ladder run on a YAML of adult.yaml's {', '.join(RUNGS)} rungs (no --label yet: T unused)")
         print(f"Adult: train {n_train} / test {n_test} rows, T={time_limit:g} s, {args.rounds} round(s); ours: {how}")
-        results = alternate({"ours": lambda: ours(train_csv, test_csv, time_limit, work, cli_form),
+        results = alternate({"ours": lambda: ours(train_csv, test_csv, time_limit, work, cli_form, timed),
                              "autogluon-tabular": lambda: theirs(train_csv, test_csv, time_limit, work)},
                             args.rounds, warmup=False)
-    return report(results, time_limit, args, cli_form)
+    return report(results, time_limit, args, "cli" if timed else "cli-untimed" if cli_form else "yaml")
 
 
-def report(results: dict[str, list[dict]], time_limit: float, args, cli_form: bool) -> int:
+def report(results: dict[str, list[dict]], time_limit: float, args, form: str) -> int:
     """Print both sides' accuracy with intervals and wall time, the ratio, and record the line."""
     ours_r, theirs_r = results["ours"], results["autogluon-tabular"]
     command = f"make bench-automl T={time_limit:g}  # = python -m benchmarks automl --time-limit {time_limit:g}"
@@ -164,7 +167,7 @@ def report(results: dict[str, list[dict]], time_limit: float, args, cli_form: bo
                   ours=median(ours_r, "seconds"), theirs=median(theirs_r, "seconds"), higher_is_better=False,
                   quality_metric="test_accuracy", ours_quality=median(ours_r, "accuracy"),
                   theirs_quality=median(theirs_r, "accuracy"), command=command, write=not (args.quick or args.no_record),
-                  time_limit_s=time_limit, rounds=args.rounds, ours_form="cli" if cli_form else "yaml",
+                  time_limit_s=time_limit, rounds=args.rounds, ours_form=form,
                   ours_interval=[round(v, 4) for v in (ours_r[-1]["low"], ours_r[-1]["high"])],
                   theirs_interval=[round(v, 4) for v in (theirs_r[-1]["low"], theirs_r[-1]["high"])])
     for name, runs in (("ours", ours_r), ("AutoGluon", theirs_r)):

@@ -27,6 +27,8 @@ def test_ours_command_is_the_cli_form_or_a_ladder_of_adults_rungs(tmp_path):
     cli = ours_command(train_csv, 30, tmp_path / "runs", cli_form=True)
     assert cli[3:] == ["run", str(train_csv), "--label", "income", "--time-limit", "30", "--runs-dir",
                        str(tmp_path / "runs"), "--overwrite"]
+    untimed = ours_command(train_csv, 30, tmp_path / "runs", cli_form=True, timed=False)
+    assert "--time-limit" not in untimed and untimed[5:7] == ["--label", "income"]
     fallback = ours_command(train_csv, 30, tmp_path / "runs", cli_form=False)
     config = yaml.safe_load((tmp_path / "automl-adult.yaml").read_text())
     assert fallback[4] == str(tmp_path / "automl-adult.yaml")
