@@ -61,6 +61,18 @@ def test_text_predictions_keep_the_line_or_row_and_the_text(topics_dir, tmp_path
     assert list(mixed["file"]) == [str(tmp_path / "b.csv")] * 2 + ["--text"]
 
 
+def test_a_text_folder_is_one_text_a_file_with_its_path_as_id(topics_dir, tmp_path, capsys):
+    (tmp_path / "in" / "b").mkdir(parents=True)
+    (tmp_path / "in" / "a.txt").write_text("the team scored a goal\nin the match")
+    (tmp_path / "in" / "b" / "c.txt").write_text("the cpu runs code")
+    out = run_predict(capsys, topics_dir, tmp_path / "in")
+    assert list(out["id"]) == ["a.txt", "b/c.txt"] and out["text"][0] == "the team scored a goal\nin the match"
+    (tmp_path / "in" / "b" / "d.txt").write_text(" \n")
+    args = argparse.Namespace(run=topics_dir, inputs=[tmp_path / "in"], texts=[], out=None)
+    with pytest.raises(InputError, match=rf"^{tmp_path / 'in' / 'b' / 'd.txt'} is empty after cleaning"):
+        predict.main(args)
+
+
 def test_an_empty_text_is_refused_naming_its_row(topics_dir, tmp_path):
     (tmp_path / "c.csv").write_text('text\nfine words\n""\n"<br/> "\n')
     args = argparse.Namespace(run=topics_dir, inputs=[tmp_path / "c.csv"], texts=["  "], out=None)

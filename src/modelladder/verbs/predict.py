@@ -2,8 +2,8 @@
 
 Every prediction keeps an `id` to match it back to its input: a table's ID column (when the run detected one,
 preprocess.json "id_column"), else the row number from 1 (a table's or a CSV / JSONL text file's data rows, a
-.txt file's line number); an image's path within the folder given (or the file as given). Texts also keep
-their `text`. With several inputs (files, folders, --text) a `file` column names the one each row came from
+.txt file's line number); an image's, or a text folder's .txt file's, path within the folder given (or the
+file as given). Texts also keep their `text`. With several inputs (files, folders, --text) a `file` column names the one each row came from
 (for images: when one of them is a folder).
 """
 
@@ -15,6 +15,7 @@ from modelladder.errors import InputError
 from modelladder.runs import write_csv
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
+TEXT_SUFFIXES = {".txt"}  # a text run's folder input: one text a file
 
 
 def main(args) -> int:
@@ -53,7 +54,7 @@ def read_input_rows(run: Path, inputs: list[Path], texts: list[str], verb: str):
     kind = predictor.preprocess["kind"]
     if texts and kind != "text":
         raise InputError(f"--text needs a run trained on text; {run} was trained on {kind} data")
-    found = _expand(inputs)
+    found = _expand(inputs, TEXT_SUFFIXES if kind == "text" else IMAGE_SUFFIXES)
     several = len(inputs) + bool(texts) > 1
     if kind == "image":
         paths = [p for p, _, _ in found]
@@ -62,22 +63,33 @@ def read_input_rows(run: Path, inputs: list[Path], texts: list[str], verb: str):
         folders = several and any(p.is_dir() for p in inputs)  # an image file given is its own id
         return predictor, X, [str(p) for p in paths], rows if folders else rows[["id"]]
     if kind == "text":
-        return _text_rows(predictor, [p for p, _, _ in found], texts, several)
+        return _text_rows(predictor, found, texts, several)
     return _table_rows(predictor, [p for p, _, _ in found], several)
 
 
-def _text_rows(predictor, paths: list[Path], texts: list[str], several: bool):
+def _text_rows(predictor, found: list[tuple[Path, str, str]], texts: list[str], several: bool):
     import pandas as pd
 
+    from modelladder.data.text import decode_utf8
     from modelladder.serve.predictor import read_texts
 
-    parts = [read_texts(p, predictor.cfg.data, predictor.id_column).assign(file=str(p)) for p in paths]
+    parts = []
+    for path, name, source in found:
+        if source != str(path):  # a folder's .txt file: one text, as in training's class folders
+            text = decode_utf8(path.read_bytes(), str(path))
+            parts.append(pd.DataFrame({"id": [name], "text": [text], "file": source, "where": str(path)}))
+            continue
+        frame = read_texts(path, predictor.cfg.data, predictor.id_column)
+        if path.suffix.lower() == ".txt":
+            where = [f"{path} line {i}" for i in frame["id"]]
+        else:
+            where = [f"{path} row {i}" for i in range(1, len(frame) + 1)]
+        parts.append(frame.assign(file=source, where=where))
     if texts:
-        parts.append(pd.DataFrame({"id": range(1, len(texts) + 1), "text": list(texts), "file": "--text"}))
+        parts.append(pd.DataFrame({"id": range(1, len(texts) + 1), "text": list(texts), "file": "--text",
+                                   "where": [f"--text {i}" for i in range(1, len(texts) + 1)]}))
     rows = pd.concat(parts, ignore_index=True)
-    where = [f"--text {i}" if f == "--text" else f"{f} {'line' if f.lower().endswith('.txt') else 'row'} {i}"
-             for f, i in zip(rows["file"], rows["id"])]
-    X = predictor.features(rows["text"].tolist(), where)
+    X = predictor.features(rows["text"].tolist(), rows["where"].tolist())
     columns = ["id", "file", "text"] if several else ["id", "text"]
     return predictor, X, rows["text"].tolist(), rows[columns]
 
@@ -101,15 +113,17 @@ def _table_rows(predictor, paths: list[Path], several: bool):
     return predictor, np.concatenate(features), names, rows if several else rows[["id"]]
 
 
-def _expand(inputs: list[Path]) -> list[tuple[Path, str, str]]:
-    """(path, id, input) for each file: a folder's image files (id: the path within the folder), or a file."""
+def _expand(inputs: list[Path], suffixes: set[str]) -> list[tuple[Path, str, str]]:
+    """(path, id, input) for each file: a folder's files with one of `suffixes` (id: the path within the
+    folder), or a file as given."""
     found = []
     for p in inputs:
         if p.is_dir():
-            images = sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES)
-            if not images:
-                raise InputError(f"input folder {p} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
-            found += [(q, q.relative_to(p).as_posix(), str(p)) for q in images]
+            files = sorted(q for q in p.rglob("*") if q.suffix.lower() in suffixes and q.is_file())
+            if not files:
+                kind = "text" if suffixes == TEXT_SUFFIXES else "image"
+                raise InputError(f"input folder {p} holds no {kind} files ({', '.join(sorted(suffixes))})")
+            found += [(q, q.relative_to(p).as_posix(), str(p)) for q in files]
         elif not p.is_file():
             raise InputError(f"input file {p} does not exist")
         else:
