@@ -31,12 +31,18 @@ def leaderboard_table(rows: list[dict], title: str) -> Table:
     compared on, its Holm-adjusted p against the best rung and a "vs best" verdict, and a caption that
     says which test decided. The model column is left out when every rung is named after its model.
     """
-    tested = "p_adj" in rows[0]
-    metrics = _metric_columns(rows[0])[: 1 if tested else None]
+    failed = [row for row in rows if row.get("status", "ok") != "ok"]
+    everyone, rows = rows, [row for row in rows if row.get("status", "ok") == "ok"]
+    tested = bool(rows) and "p_adj" in rows[0]
+    metrics = _metric_columns(rows[0])[: 1 if tested else None] if rows else []
     costs = [c for c in TABLE_COSTS if any(row.get(c) is not None for row in rows)]
     extras = [c for c in dict.fromkeys(k for row in rows for k in row) if c.startswith(TABLE_EXTRAS)]
-    show_model = any(row["rung"] != row["model"] for row in rows)
-    table = Table(title=title, caption=_caption(rows, metrics[0] if metrics else None, tested))
+    show_model = any(row["rung"] != row["model"] for row in everyone)
+    caption = _caption(rows, metrics[0] if metrics else None, tested) if rows else ""
+    if failed:
+        errors = "; ".join(f"{row['rung']}: {(row.get('error') or 'no error recorded').rstrip('.')}" for row in failed)
+        caption = (caption.rstrip(".") + ". " if caption else "") + f"Failed: {errors}."
+    table = Table(title=title, caption=caption)
     table.add_column("rung", no_wrap=True)
     if show_model:
         table.add_column("model", no_wrap=True)
@@ -48,12 +54,26 @@ def leaderboard_table(rows: list[dict], title: str) -> Table:
         table.add_column(col.replace("_", " "), justify="right")
     for col in costs:
         table.add_column(TABLE_COSTS[col], justify="right", no_wrap=True)
-    for row in rows:
-        cells = [row["rung"], *([row["model"]] if show_model else []), *(_metric_cell(row, c) for c in metrics)]
+    if not metrics:  # every rung failed: the error is all there is to show
+        table.add_column("error")
+    for row in everyone:
+        cells = [row["rung"], *([row["model"]] if show_model else [])]
+        if row in failed:
+            table.add_row(*cells, *_failed_cells(row, len(metrics) + tested + len(extras) + len(costs)),
+                          style="red")
+            continue
+        cells += [_metric_cell(row, c) for c in metrics]
         if tested:
             cells.append(verdict(row) if row.get("best") else f"{verdict(row)} ({p_text(row['p_adj'])})")
         table.add_row(*cells, *(_fmt(row.get(c)) for c in extras), *(_fmt(row.get(c)) for c in costs))
     return table
+
+
+def _failed_cells(row: dict, width: int) -> list[str]:
+    """A failed rung's cells: 'failed: <error>' in the first metric column (cut to fit the table), '-' after."""
+    error = row.get("error") or "no error recorded"
+    error = error if len(error) <= 40 else error[:37] + "..."
+    return [f"failed: {error}", *["-"] * (max(width, 1) - 1)]
 
 
 def table_console(table: Table, least: int = 120) -> Console:
