@@ -185,6 +185,19 @@ def test_resume_keeps_finished_rungs_and_finishes_the_rest(tmp_path, monkeypatch
     assert [{k: v for k, v in r.items()} for r in again] == rows
 
 
+def test_resume_continues_a_network_rung_from_its_checkpoint(tmp_path):
+    lad = ladder([{"name": "mlp", "model": {"name": "mlp", "hidden": [16]}, "train": {"epochs": 2}}])
+    first = run_ladder(lad, tmp_path, **quiet())
+    run_dir = tmp_path / "lad" / "mlp"
+    (run_dir / "eval_test.json").unlink()  # stopped after training, before its evaluation was written
+    metrics = (run_dir / "metrics.jsonl").read_text()
+    console = Console(file=io.StringIO(), width=200)
+    rows = run_ladder(lad, tmp_path, resume=True, console=console)
+    assert "continued from" in console.file.getvalue()
+    assert (run_dir / "metrics.jsonl").read_text() == metrics and (run_dir / "eval_test.json").is_file()
+    assert rows[0]["test_accuracy"] == first[0]["test_accuracy"] and rows[0]["status"] == "ok"
+
+
 def test_resume_refuses_another_ladder_and_allows_added_rungs(tmp_path, monkeypatch):
     monkeypatch.setattr(ladder_verb, "train_run", failing({"mlp"}, ladder_verb.train_run))
     run_ladder(ladder(["logreg", MLP]), tmp_path, **quiet())
