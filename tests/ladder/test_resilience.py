@@ -221,7 +221,7 @@ def test_resume_refuses_another_ladder_and_allows_added_rungs(tmp_path, monkeypa
 
 def test_kfold_resume_keeps_finished_folds(tmp_path, monkeypatch):
     lad = ladder(["logreg", {"name": "lr2", "model": {"name": "logreg", "C": 0.1}}],
-                 protocol={"kind": "kfold", "folds": 2})
+                 protocol={"kind": "kfold", "folds": 2}, time_limit_s=600)  # 4 runs: about 150 s each
     real = cv_verb.train_run
 
     def fold_1_fails(cfg, run_dir, **kw):
@@ -235,6 +235,7 @@ def test_kfold_resume_keeps_finished_folds(tmp_path, monkeypatch):
                        "error": "fold-0-1: RuntimeError: injected"}
     assert rows[0]["status"] == "ok" and rows[0]["best"] is True and "cv_accuracy_mean" in rows[0]
     root = tmp_path / "lad"
+    assert 149 < yaml.safe_load((root / "logreg" / "fold-0-0" / "config.yaml").read_text())["train"]["max_seconds"] <= 150
     kept = mtimes(root / "logreg") | {f"lr2/{k}": v for k, v in mtimes(root / "lr2" / "fold-0-0").items()}
     monkeypatch.setattr(cv_verb, "train_run", real)
     rows = run_ladder(lad, tmp_path, resume=True, **quiet())
