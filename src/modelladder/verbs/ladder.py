@@ -138,7 +138,7 @@ def _holdout(ladder: LadderConfig, rungs: list[RunConfig], path: Path, plan: Pla
     check_rungs(rungs, data, ladder)  # every problem of every rung at once, before a folder is made
     root = plan.root(path, ladder)
     split = rungs[0].eval.split
-    kept = {cfg.name: finished_result(root / cfg.name, split) if plan.resume else None for cfg in rungs}
+    kept = {cfg.name: _finished(root / cfg.name, split, ladder) if plan.resume else None for cfg in rungs}
     todo = sum(result is None for result in kept.values())
     console.print(f"[bold]{ladder.name}[/]: {len(rungs)} rungs on {data.source} "
                   f"({len(data.y_train)} train / {len(data.y_val)} val / {len(data.y_test)} test)"
@@ -163,8 +163,24 @@ def _holdout(ladder: LadderConfig, rungs: list[RunConfig], path: Path, plan: Pla
         rows.append(_train_rung(cfg, root / cfg.name, data, ladder, plan, log))
     ok = [i for i, row in enumerate(rows) if is_ok(row)]
     if ok:
-        _compare_holdout([rows[i] for i in ok], [root / rungs[i].name for i in ok], rungs[0])
+        _comparing(console, _compare_holdout, [rows[i] for i in ok], [root / rungs[i].name for i in ok], rungs[0])
     return root, rows
+
+
+def _finished(run_dir: Path, split: str, ladder: LadderConfig) -> dict | None:
+    """A kept rung's result (verbs/resilience.py finished_result), when its audit finished too."""
+    if ladder.audit is not None and not (run_dir / "audit.json").is_file():
+        return None
+    return finished_result(run_dir, split)
+
+
+def _comparing(console: Console, compare, *args) -> None:
+    """The comparison with the best, which must not cost the leaderboard of rungs that finished: if it fails,
+    the rows stay without it and the console says why."""
+    try:
+        compare(*args)
+    except Exception as err:  # noqa: BLE001 - the leaderboard is written all the same
+        console.print(f"[red]no comparison with the best rung[/]: {one_line(err)}")
 
 
 def _train_rung(cfg: RunConfig, run_dir: Path, data, ladder: LadderConfig, plan: Plan, log) -> dict:
@@ -244,8 +260,7 @@ def _kfold(ladder: LadderConfig, rungs: list[RunConfig], path: Path, plan: Plan)
             for cfg, recs in zip(rungs, records)]
     ok = [i for i, row in enumerate(rows) if is_ok(row)]
     if ok:
-        metric, mode = headline(rungs[0])
-        compare_to_best([rows[i] for i in ok], [records[i] for i in ok], metric, mode)
+        _comparing(plan.console, compare_to_best, [rows[i] for i in ok], [records[i] for i in ok], *headline(rungs[0]))
     for i in ok:
         write_json(root / rungs[i].name / "cv.json", {"summary": rows[i], "folds": records[i]})
     return root, rows
