@@ -12,6 +12,7 @@ by every model.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,10 +135,13 @@ def run_folds(cfgs: list[RunConfig], folders: list[Path], plan: dict, *, console
             console.print(f"-> {cfg.name or cfg.model.name} {name} "
                           f"({len(data.y_train)} train / {len(val)} val / {len(test)} scored{limit})")
             run_dir = prepare(folder / name, overwrite=True) if resume else prepare(folder / name)
+            started = time.perf_counter()
             try:
                 result = train_run(run_cfg, run_dir, data=data)
                 if after_run is not None:
                     after_run(cfg, run_dir, name)
+                if budget is not None:
+                    budget.ran(time.perf_counter() - started, result.get("train_seconds"))
             except Exception as err:
                 if not keep_going:
                     raise

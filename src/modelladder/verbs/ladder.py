@@ -14,6 +14,7 @@ finetune.from naming a stage start from it (verbs/stages.py). The leaderboard ho
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -160,7 +161,9 @@ def _holdout(ladder: LadderConfig, rungs: list[RunConfig], path: Path, plan: Pla
         cfg = limited(cfg, seconds) if seconds is not None else cfg
         limit = f", at most {cfg.train.max_seconds:.3g} s of training" if seconds is not None else ""
         console.print(f"-> {cfg.name} ({cfg.model.name}{limit})")
+        started = time.perf_counter()
         rows.append(_train_rung(cfg, root / cfg.name, data, ladder, plan, log))
+        plan.budget.ran(time.perf_counter() - started, rows[-1].get("train_seconds"))
     ok = [i for i, row in enumerate(rows) if is_ok(row)]
     if ok:
         _comparing(console, _compare_holdout, [rows[i] for i in ok], [root / rungs[i].name for i in ok], rungs[0])

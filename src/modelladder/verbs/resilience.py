@@ -140,17 +140,27 @@ def continuable(run_dir: Path, cfg: RunConfig) -> bool:
 
 
 class TimeBudget:
-    """A wall-clock budget shared by what is left to train, measured from when the ladder started."""
+    """A wall-clock budget shared by what is left to train, measured from when the ladder started. Each run's share
+    leaves room for its evaluation (latency included), estimated as the mean of the runs before it: a run's wall
+    time less its training time."""
 
     def __init__(self, seconds: float | None):
         self.seconds, self.started = seconds, time.perf_counter()
+        self.overheads: list[float] = []
 
     def share(self, runs_left: int) -> float | None:
-        """The next run's train.max_seconds: what is left over the runs left (<= 0: none left); None: no limit."""
+        """The next run's train.max_seconds: what is left over the runs left, less the evaluation time expected
+        (<= 0: no time for it); None: no limit."""
         if self.seconds is None:
             return None
         left = self.seconds - (time.perf_counter() - self.started)
-        return left / max(runs_left, 1)
+        overhead = sum(self.overheads) / len(self.overheads) if self.overheads else 0.0
+        return left / max(runs_left, 1) - overhead if left > 0 else left
+
+    def ran(self, wall_seconds: float, train_seconds: float | None) -> None:
+        """A run took `wall_seconds`, `train_seconds` of them training: the rest is what evaluation costs."""
+        if train_seconds is not None:
+            self.overheads.append(max(wall_seconds - train_seconds, 0.0))
 
     def per_run(self, runs: int) -> str:
         """The plan line's ', time limit 10m: about 2.5m per rung' (empty without a limit)."""
