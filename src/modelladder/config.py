@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import copy
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -186,6 +187,9 @@ class DistributedConfig(Strict):
 class TrainConfig(Strict):
     epochs: int = Field(10, gt=0)
     max_steps: int | None = Field(None, gt=0)  # stop after this many optimizer steps in all
+    # stop after the step in which this many seconds of training have passed (the best checkpoint is kept; the
+    # result says stopped: time_limit); a ladder's time_limit_s sets it for each rung
+    max_seconds: float | None = Field(None, gt=0)
     batch_size: int = Field(64, gt=0)  # the global batch: with --nproc N (or torchrun) each process takes 1/N of it
     optimizer: OptimizerConfig = OptimizerConfig()
     schedule: ScheduleConfig = ScheduleConfig()
@@ -378,6 +382,14 @@ class LadderConfig(Strict):
     audit: AuditConfig | None = None  # fairness audit of every rung; its gaps become leaderboard columns
     pretrain: list[PretrainStageConfig] = []  # language models pretrained first; rungs fine-tune them
     rungs: list[RungConfig] = Field(min_length=1)  # a bare model name `logreg` is the rung {name: logreg, model: ...}
+    # a wall-clock budget shared by the rungs (seconds, or '90s', '10m', '1h'): each rung, as it starts, gets
+    # train.max_seconds = what is left / rungs left; rungs that find nothing left fail with 'time limit reached'
+    time_limit_s: float | None = Field(None, gt=0)
+
+    @field_validator("time_limit_s", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return parse_duration(value) if isinstance(value, str) else value
 
     @field_validator("rungs", mode="before")
     @classmethod
@@ -387,6 +399,16 @@ class LadderConfig(Strict):
         if not isinstance(rungs, list):
             return rungs
         return [{"name": r, "model": {"name": r}} if isinstance(r, str) else r for r in rungs]
+
+
+def parse_duration(text: str | float) -> float:
+    """Seconds from '600', '90s', '10m', '1.5h' (or a number); a ValueError naming the allowed forms."""
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        return float(text)
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([smh]?)\s*", str(text).lower())
+    if match is None:
+        raise ValueError(f"must be a duration such as 600, 90s, 10m or 1h, got {text!r}")
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
 
 
 # ---------------------------------------------------------------- loading and errors

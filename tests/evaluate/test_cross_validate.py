@@ -214,7 +214,7 @@ def test_a_rung_that_does_not_fit_the_data_fails_before_any_folder(tmp_path, pro
     ladder = validate_ladder({"name": "mixed", "protocol": {"kind": protocol, "folds": 3}, "data": DATA,
                               "rungs": [{"name": "logreg", "model": {"name": "logreg"}},
                                         {"name": "lstm", "model": {"name": "rnn"}}]})
-    with pytest.raises(InputError, match=r"^model.name 'rnn' needs text data, but data.dataset 'digits' is image"):
+    with pytest.raises(InputError, match=r"^rung 'lstm' \(model rnn\): model.name 'rnn' needs text data, but data.dataset 'digits' is image"):
         run_ladder(ladder, tmp_path, **QUIET)
     assert not (tmp_path / "mixed").exists()
 

@@ -55,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text", metavar="COLUMN",
                    help="a table's free-text column: learn from it alone with a text ladder")
     _add_runs_args(p)
+    p.add_argument("--resume", action="store_true",
+                   help="finish the ladder in its existing folder: finished rungs are kept, the others trained")
+    p.add_argument("--time-limit", metavar="DURATION",
+                   help="a wall-clock budget shared by the rungs, e.g. 600, 90s, 10m, 1h (sets time_limit_s)")
     _add_mlflow_arg(p)
     _add_budget_arg(p)
     p.set_defaults(func=verb("ladder:main"))

@@ -79,6 +79,7 @@ def _misfit(row: dict, budget: dict[str, float]) -> str | None:
 
 def verdict(rows: list[dict], budget: dict[str, float]) -> dict:
     """The best rung within the budget: {'budget', 'text', 'rung', 'metric', 'fits', 'left_out', 'best_overall'}."""
+    rows = [r for r in rows if r.get("status", "ok") == "ok"]  # a failed rung has no metrics (verbs/ladder.py)
     head = headline(rows)
     if head is None:
         raise InputError("--budget: the leaderboard has no metric to rank the rungs on (no test_<metric> or "

@@ -84,19 +84,23 @@ def ladder_context(folder: Path) -> dict:
     headline = headline_metric(columns)
     table = {"columns": columns, "rows": [_leaderboard_row(r, columns, headline) for r in rows]}
     ladder_yaml = folder / "ladder.yaml"
+    ok = [r for r in rows if r.get("status", "ok") == "ok"]  # failed rungs (verbs/ladder.py) have no metrics
     return {
         "title": folder.name,
         "kind": "ladder",
         "leaderboard": table,
         "legend": _legend(rows, columns, headline),
-        "story": story_context(folder, rows, fmt),
-        "cost_plots": cost_plots(rows, [c for c in columns if c not in FRONTIER_COSTS], headline),
+        "story": story_context(folder, ok, fmt) if ok else None,
+        "cost_plots": cost_plots(ok, [c for c in columns if c not in FRONTIER_COSTS], headline),
         "ladder_config": ladder_yaml.read_text() if ladder_yaml.is_file() else None,
-        "runs": [_rung_context(folder / str(r["rung"])) for r in rows],
+        "runs": [_rung_context(folder / str(r["rung"]), r) for r in rows],
     }
 
 
-def _rung_context(rung_dir: Path) -> dict:
+def _rung_context(rung_dir: Path, row: dict | None = None) -> dict:
+    if row is not None and row.get("status", "ok") != "ok":
+        note = f"failed: {row.get('error') or 'no error recorded'} (traceback: {rung_dir / 'error.txt'})"
+        return _missing_run(rung_dir) | {"notes": [note]}
     if _is_run(rung_dir):
         return run_context(rung_dir)
     return cv_context(rung_dir) if _is_cv(rung_dir) else _missing_run(rung_dir)

@@ -35,14 +35,20 @@ def leaderboard_table(rows: list[dict], title: str) -> Table:
     says which test decided; a regression also shows R^2 beside it. The model column is left out when every rung
     is named after its model and no linear rung is a Ridge regression (a `logreg` rung of a regression ladder).
     """
-    tested = "p_adj" in rows[0]
-    metrics = _metric_columns(rows[0])
+    failed = [row for row in rows if row.get("status", "ok") != "ok"]
+    everyone, rows = rows, [row for row in rows if row.get("status", "ok") == "ok"]
+    tested = bool(rows) and "p_adj" in rows[0]
+    metrics = _metric_columns(rows[0]) if rows else []
     if tested:
         metrics = metrics[:1] + [c for c in metrics[1:] if c.endswith("_r2")]
     costs = [c for c in TABLE_COSTS if any(row.get(c) is not None for row in rows)]
     extras = [c for c in dict.fromkeys(k for row in rows for k in row) if c.startswith(TABLE_EXTRAS)]
-    show_model = any(row["rung"] != row["model"] or _is_ridge(row) for row in rows)
-    table = Table(title=title, caption=_caption(rows, metrics[0] if metrics else None, tested))
+    show_model = any(row["rung"] != row["model"] or _is_ridge(row) for row in everyone)
+    caption = _caption(rows, metrics[0] if metrics else None, tested) if rows else ""
+    if failed:
+        errors = "; ".join(f"{row['rung']}: {(row.get('error') or 'no error recorded').rstrip('.')}" for row in failed)
+        caption = (caption.rstrip(".") + ". " if caption else "") + f"Failed: {errors}."
+    table = Table(title=title, caption=caption)
     table.add_column("rung", no_wrap=True)
     if show_model:
         table.add_column("model", no_wrap=True)
@@ -54,8 +60,15 @@ def leaderboard_table(rows: list[dict], title: str) -> Table:
         table.add_column(col.replace("_", " "), justify="right")
     for col in costs:
         table.add_column(TABLE_COSTS[col], justify="right", no_wrap=True)
-    for row in rows:
-        cells = [row["rung"], *([model_text(row)] if show_model else []), *(_metric_cell(row, c) for c in metrics)]
+    if not metrics:  # every rung failed: the error is all there is to show
+        table.add_column("error")
+    for row in everyone:
+        cells = [row["rung"], *([model_text(row)] if show_model else [])]
+        if row in failed:
+            table.add_row(*cells, *_failed_cells(row, len(metrics) + tested + len(extras) + len(costs)),
+                          style="red")
+            continue
+        cells += [_metric_cell(row, c) for c in metrics]
         if tested:
             cells.append(verdict(row) if row.get("best") else f"{verdict(row)} ({p_text(row['p_adj'])})")
         table.add_row(*cells, *(_fmt(row.get(c)) for c in extras), *(_fmt(row.get(c)) for c in costs))
@@ -69,6 +82,13 @@ def model_text(row: dict) -> str:
 
 def _is_ridge(row: dict) -> bool:
     return RIDGE in str(row.get("estimator", "")).split(" + ")
+
+
+def _failed_cells(row: dict, width: int) -> list[str]:
+    """A failed rung's cells: 'failed: <error>' in the first metric column (cut to fit the table), '-' after."""
+    error = row.get("error") or "no error recorded"
+    error = error if len(error) <= 40 else error[:37] + "..."
+    return [f"failed: {error}", *["-"] * (max(width, 1) - 1)]
 
 
 def table_console(table: Table, least: int = 120) -> Console:

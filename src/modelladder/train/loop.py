@@ -101,6 +101,7 @@ class _Loop:
             self._make_private()
         self.s = LoopState(lr=cfg.optimizer.lr)  # with self.early's state, what checkpoints save
         self.saved_step = -1
+        self.out_of_time = False  # train.max_seconds passed: the loop ends after the step in which it did
 
     # ------------------------------------------------------------ the loop
 
@@ -109,7 +110,7 @@ class _Loop:
         self.window_samples = 0
         self._emit("on_fit_start", {"step": self.s.step, "total_steps": self.total_steps})
         self.model.train()
-        while self.s.step < self.total_steps and not self.early.stopped:
+        while self.s.step < self.total_steps and not self.early.stopped and not self.out_of_time:
             self._run_epoch()
         return self._finish()
 
@@ -130,8 +131,14 @@ class _Loop:
                 self._end_epoch()
             if epoch_done or (self.cfg.checkpoint_every and s.step % self.cfg.checkpoint_every == 0):
                 self._checkpoint()
-            if s.step >= self.total_steps or self.early.stopped:
+            if s.step >= self.total_steps or self.early.stopped or self._out_of_time():
                 return
+
+    def _out_of_time(self) -> bool:
+        """train.max_seconds has passed (training time over every resumed segment), so the loop stops here."""
+        if self.cfg.max_seconds is not None and self._seconds() >= self.cfg.max_seconds:
+            self.out_of_time = True
+        return self.out_of_time
 
     def _train_step(self, x: Tensor, y: Tensor) -> Tensor:
         """One step on the batch: the task's own (a GAN's two updates, each through _update; fp32, no L1 / L2) or
@@ -223,7 +230,7 @@ class _Loop:
         s = self.s
         if self.saved_step != s.step:
             self._checkpoint()
-        if s.position:  # stopped by max_steps inside an epoch: still report where it got to
+        if s.position:  # stopped by max_steps or max_seconds inside an epoch: still report where it got to
             self._epoch_record()
         if self.main:
             self.early.restore_best(self.model)
@@ -231,7 +238,7 @@ class _Loop:
         if self.main:
             save_weights(self.run_dir / "model.safetensors", self.model, {"step": str(s.step), "weights": weights})
         result = FitResult(s.history, s.step, s.epoch, self._seconds(), self.early.stopped, self.early.best,
-                           dict(s.examples_by_length))
+                           dict(s.examples_by_length), "time_limit" if self.out_of_time else None)
         self._emit("on_fit_end", result)
         return result
 

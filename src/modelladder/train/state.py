@@ -18,6 +18,7 @@ class FitResult:
     best: dict | None  # the early-stopping best: metric, value, epoch, step
     # text: examples trained per padded length, over the whole run (evaluate/cost.py text_training_flops)
     examples_by_length: dict[int, int] = field(default_factory=dict)
+    stopped: str | None = None  # "time_limit" when train.max_seconds ended it before its planned steps
 
 
 @dataclass

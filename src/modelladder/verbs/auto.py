@@ -334,17 +334,18 @@ def is_config(path: str | Path) -> bool:
     return Path(path).suffix.lower() in CONFIG_SUFFIXES
 
 
-def ladder_for(args, default: Path, console) -> LadderConfig:
+def ladder_for(args, default: Path, console, *, overrides: list[str] | None = None) -> LadderConfig:
     """`ladder run`'s ladder: the YAML config given (else `default`), or one picked for a data PATH (its plan
-    printed on `console`)."""
+    printed on `console`); `overrides` (default: the --set ones) apply to either."""
+    overrides = args.overrides if overrides is None else overrides
     label, task, text = args.label, args.task, args.text
     if args.config is None or is_config(args.config):
         flags = [f for f, v in (("--label", label), ("--task", task), ("--text", text)) if v is not None]
         if flags:
             raise InputError(f"{', '.join(flags)} apply to a data PATH (a table or folder); a ladder config sets "
                              "data.label, task.name and data.text itself")
-        return load_ladder_config(args.config or default, args.overrides)
-    ladder, notes = auto_ladder(args.config, label=label, task=task, text=text, overrides=args.overrides,
+        return load_ladder_config(args.config or default, overrides)
+    ladder, notes = auto_ladder(args.config, label=label, task=task, text=text, overrides=overrides,
                                 runs_dir=args.runs_dir)
     console.print(plan_text(ladder, args.runs_dir, notes), markup=False, highlight=False, soft_wrap=True)
     return ladder

@@ -20,7 +20,9 @@ def make_task(cfg: RunConfig, data: DataBundle):
     return lookup(TASKS, "task.name", cfg.task.name).from_config(cfg, data)
 
 
-def load_run_data(cfg: RunConfig) -> DataBundle:
+def load_run_data(cfg: RunConfig, *, check: bool = True) -> DataBundle:
+    """cfg's data, checked against its model and task (unless `check` is false: a ladder checks every rung at once,
+    verbs/precheck.py)."""
     from modelladder.data.load import load_data
 
     if cfg.task.name in PRETRAIN_TASKS:
@@ -28,7 +30,8 @@ def load_run_data(cfg: RunConfig) -> DataBundle:
                          "ladder pretrain (ladder train and ladder run train on labelled data)")
     labels = lookup(TASKS, "task.name", cfg.task.name).data_task or cfg.task.name
     data = load_data(cfg.data, seed=cfg.seed, task=labels)
-    check_model_fits_data(cfg, data)
+    if check:
+        check_model_fits_data(cfg, data)
     return data
 
 

@@ -12,12 +12,15 @@ by every model.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from modelladder.config import (
+    LadderConfig,
     RunConfig,
     deep_merge,
     load_run_config,
@@ -30,7 +33,9 @@ from modelladder.evaluate.cost import COST_COLUMNS
 from modelladder.evaluate.significance import corrected_t_interval
 from modelladder.registry import TASKS, lookup
 from modelladder.runs import prepare, run_path, write_json, write_text
-from modelladder.verbs.build import check_model_fits_data, load_run_data
+from modelladder.verbs.build import load_run_data
+from modelladder.verbs.precheck import check_rungs
+from modelladder.verbs.resilience import TIME_UP, TimeBudget, finished_result, limited, one_line, record_failure
 from modelladder.verbs.train import train_run
 
 
@@ -44,10 +49,11 @@ def fold_config(cfg: RunConfig, folds: int, fold: int, repeat: int) -> RunConfig
     return validate_run(deep_merge(cfg.model_dump(mode="json"), {"data": {"split": split}, "eval": {"split": "test"}}))
 
 
-def fold_plan(cfgs: list[RunConfig], folds: int, repeats: int, *, name: str = "folds") -> dict:
+def fold_plan(cfgs: list[RunConfig], folds: int, repeats: int, *, name: str = "folds",
+              ladder: LadderConfig | None = None) -> dict:
     """The scored (test) and inner validation indices of every (repeat, fold) into the training pool, for
-    configs that share their data section, seed and task (a ladder's rungs); checks that every model fits
-    the data.
+    configs that share their data section, seed and task (a ladder's rungs, of `ladder`); checks every model
+    against the data first (verbs/precheck.py).
 
     Loads the pool once (data.split.val 0, no folds) and splits its labels as splits.train_val
     does. `name` is the setting that chose `folds`, for error messages.
@@ -59,9 +65,9 @@ def fold_plan(cfgs: list[RunConfig], folds: int, repeats: int, *, name: str = "f
             raise InputError(f"{setting} must be an int >= {low}, got {value!r}")
     cfg = cfgs[0]
     no_folds = {"data": {"split": {"val": 0, "folds": None, "fold": None, "repeat": 0}}}
-    pool = load_run_data(validate_run(deep_merge(cfg.model_dump(mode="json"), no_folds)))
-    for other in cfgs:
-        check_model_fits_data(other, pool)
+    pool = load_run_data(validate_run(deep_merge(cfg.model_dump(mode="json"), no_folds)), check=False)
+    # every problem of every model at once, before any fold trains; the pool has no validation split, each fold will
+    check_rungs(cfgs, pool, ladder, check_val=cfg.data.split.val == 0)
     stratify = cfg.task.name == "classification" and cfg.data.split.stratify
     splits = kfold(pool.y_train, folds, seed=cfg.seed, stratify=stratify, repeats=repeats, name=name)
     plan = []
@@ -84,26 +90,74 @@ def write_plan(path: Path, plan: dict) -> None:
     write_json(path, settings | {"test_indices": test, "val_indices": val})
 
 
+@dataclass
+class Failed:
+    """A config that failed on some fold (run_folds with keep_going): its one-line error; its later folds skipped."""
+
+    error: str
+
+
 def run_folds(cfgs: list[RunConfig], folders: list[Path], plan: dict, *, console,
-              after_run: Callable[[RunConfig, Path, str | None], None] | None = None) -> list[list[dict]]:
+              after_run: Callable[[RunConfig, Path, str | None], None] | None = None, resume: bool = False,
+              keep_going: bool = False, budget: TimeBudget | None = None) -> list[list[dict] | Failed]:
     """Train every config on every fold into folders[i]/fold-r-k; per config, one record per fold.
-    `after_run(cfg, run_dir, fold_name)` is called after each run (e.g. to log it to MLflow)."""
-    results: list[list[dict]] = [[] for _ in cfgs]
-    for repeat, fold, test, val in plan["splits"]:
+    `after_run(cfg, run_dir, fold_name)` is called after each run (e.g. to log it to MLflow).
+
+    A ladder's folds: with `resume`, a fold folder that holds its result is read back, not trained; with
+    `keep_going`, a config whose run raises (or finds the `budget` spent) is Failed and its other folds skipped;
+    `budget` gives each run its train.max_seconds as it starts (verbs/resilience.py)."""
+    results: list[list[dict] | Failed] = [[] for _ in cfgs]
+    kept = [[finished_result(folder / fold_name(r, k), "test") if resume else None
+             for r, k, _, _ in plan["splits"]] for folder in folders]
+    for j, (repeat, fold, test, val) in enumerate(plan["splits"]):
         name = fold_name(repeat, fold)
-        data = load_run_data(fold_config(cfgs[0], plan["folds"], fold, repeat))
-        for split, idx in (("test", test), ("val", val)):
+        todo = [i for i, out in enumerate(results) if not isinstance(out, Failed) and kept[i][j] is None]
+        data = load_run_data(fold_config(cfgs[0], plan["folds"], fold, repeat)) if todo else None
+        for split, idx in (("test", test), ("val", val)) if todo else ():
             if not np.array_equal(data.split(split)[1], plan["y_pool"][idx]):
                 raise RuntimeError(f"{name}: the loader's {split} split is not the one in the fold plan")
-        for cfg, folder, out in zip(cfgs, folders, results):
+        for i, (cfg, folder) in enumerate(zip(cfgs, folders)):
+            if isinstance(results[i], Failed):
+                continue
+            if kept[i][j] is not None:
+                console.print(f"-> {cfg.name or cfg.model.name} {name}: finished, kept")
+                results[i].append(fold_record(repeat, fold, kept[i][j]))
+                continue
+            run_cfg = fold_config(cfg, plan["folds"], fold, repeat)
+            if budget is not None:
+                seconds = budget.share(_runs_left(kept, results, j, i))
+                if seconds is not None and seconds <= 0:
+                    results[i] = Failed(TIME_UP)
+                    console.print(f"-> {cfg.name or cfg.model.name} {name}: [red]failed[/] ({TIME_UP})")
+                    continue
+                run_cfg = limited(run_cfg, seconds) if seconds is not None else run_cfg
+            limit = f", at most {run_cfg.train.max_seconds:.3g} s of training" if budget and budget.seconds else ""
             console.print(f"-> {cfg.name or cfg.model.name} {name} "
-                          f"({len(data.y_train)} train / {len(val)} val / {len(test)} scored)")
-            run_dir = prepare(folder / name)
-            result = train_run(fold_config(cfg, plan["folds"], fold, repeat), run_dir, data=data)
-            out.append(fold_record(repeat, fold, result))
-            if after_run is not None:
-                after_run(cfg, run_dir, name)
+                          f"({len(data.y_train)} train / {len(val)} val / {len(test)} scored{limit})")
+            run_dir = prepare(folder / name, overwrite=True) if resume else prepare(folder / name)
+            started = time.perf_counter()
+            try:
+                result = train_run(run_cfg, run_dir, data=data)
+                if after_run is not None:
+                    after_run(cfg, run_dir, name)
+                if budget is not None:
+                    budget.ran(time.perf_counter() - started, result.get("train_seconds"))
+            except Exception as err:
+                if not keep_going:
+                    raise
+                record_failure(run_dir, err)
+                results[i] = Failed(f"{name}: {one_line(err)}")
+                console.print(f"   [red]failed[/]: {results[i].error}")
+                continue
+            results[i].append(fold_record(repeat, fold, result))
     return results
+
+
+def _runs_left(kept: list[list[dict | None]], results: list, fold: int, config: int) -> int:
+    """Runs still to train from (fold, config) on, in run_folds' order, of the configs that have not failed."""
+    alive = [n for n in range(len(kept)) if not isinstance(results[n], Failed)]
+    later = sum(kept[n][j] is None for n in alive for j in range(fold + 1, len(kept[n])))
+    return later + sum(kept[n][fold] is None for n in alive if n >= config)
 
 
 def fold_record(repeat: int, fold: int, result: dict) -> dict:

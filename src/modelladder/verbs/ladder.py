@@ -13,6 +13,9 @@ finetune.from naming a stage start from it (verbs/stages.py). The leaderboard ho
 
 from __future__ import annotations
 
+import sys
+import time
+from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
@@ -23,18 +26,22 @@ from rich.console import Console
 from modelladder.config import (
     LadderConfig,
     RunConfig,
+    parse_duration,
     rung_configs,
     to_yaml,
 )
+from modelladder.errors import InputError
 from modelladder.evaluate.calibration import leaderboard_fields
 from modelladder.evaluate.significance import compare_holdout, compare_to_best
 from modelladder.report.budget import parse_budget, write_verdict
+from modelladder.report.columns import print_columns
 from modelladder.report.leaderboard import leaderboard_table, table_console
 from modelladder.runs import (
     check_name,
     environment,
     finish_environment,
     prepare,
+    read_json,
     run_path,
     write_csv,
     write_json,
@@ -42,8 +49,9 @@ from modelladder.runs import (
 )
 from modelladder.verbs.audit import audit_rung, audited_rungs
 from modelladder.verbs.auto import ladder_for
-from modelladder.verbs.build import check_model_fits_data, load_run_data
+from modelladder.verbs.build import load_run_data
 from modelladder.verbs.cv import (
+    Failed,
     cost_values,
     fold_plan,
     headline,
@@ -54,29 +62,54 @@ from modelladder.verbs.cv import (
     write_plan,
 )
 from modelladder.verbs.evaluate import read_prediction_arrays
+from modelladder.verbs.precheck import check_rungs
 from modelladder.verbs.report import report_for
+from modelladder.verbs.resilience import (
+    TIME_UP,
+    TimeBudget,
+    check_resumable,
+    continuable,
+    failed_row,
+    finished_result,
+    is_ok,
+    limited,
+    ok_row,
+    one_line,
+    record_failure,
+)
 from modelladder.verbs.stages import run_stages, set_aside_stages
 from modelladder.verbs.train import train_run
 
 
-def run_ladder(ladder: LadderConfig, runs_dir: str | Path, *, overwrite: bool = False,
+def run_ladder(ladder: LadderConfig, runs_dir: str | Path, *, overwrite: bool = False, resume: bool = False,
                console: Console | None = None, mlflow: str | None = None) -> list[dict]:
     """Train every rung under ladder.protocol into <runs_dir>/<ladder.name>/, write leaderboard.json
-    and .csv there and return the rows. With `mlflow` (a tracking URI) every run is logged to it."""
+    and .csv there and return the rows. With `mlflow` (a tracking URI) every run is logged to it.
+
+    Every rung is checked against the data before the first one trains (verbs/precheck.py: all problems in one
+    InputError, no folder made). A rung that fails at run time is a row with status 'failed' and its one-line
+    error, and the others go on (KeyboardInterrupt still stops the ladder). `resume`: finish the ladder in its
+    existing folder, keeping the rungs (k-fold: the folds) that finished. ladder.time_limit_s is shared by the
+    rungs as they start (verbs/resilience.py)."""
+    if resume and overwrite:
+        raise InputError("--resume keeps a ladder's finished rungs and --overwrite deletes them: pass one of the two")
     console = console or Console(stderr=True)
+    budget = TimeBudget(ladder.time_limit_s)
     rungs = rung_configs(ladder)
     if ladder.audit is not None:  # every rung's data carries the audit's columns (audit/run.py)
         rungs = audited_rungs(ladder, rungs)
     for cfg in rungs:
         check_name(cfg.name, "rung name")
     path = run_path(runs_dir, ladder.name)
-    if path.exists() and not overwrite:
+    if resume:
+        check_resumable(path, ladder)  # before the data is loaded
+    elif path.exists() and not overwrite:
         prepare(path)  # refuses, before the data is loaded
     if ladder.pretrain and overwrite:
         set_aside_stages(ladder, path)  # finished pretraining survives --overwrite (verbs/stages.py)
     run = _kfold if ladder.protocol.kind == "kfold" else _holdout
     env = environment(ladder.seed, country=rungs[0].cost.country)  # the load average as the ladder starts
-    root, rows = run(ladder, rungs, path, overwrite=overwrite, console=console, mlflow=mlflow)
+    root, rows = run(ladder, rungs, path, Plan(overwrite, resume, console, mlflow, budget))
     write_json(root / "env.json", env)
     finish_environment(root)
     write_json(root / "leaderboard.json", rows)
@@ -84,28 +117,105 @@ def run_ladder(ladder: LadderConfig, runs_dir: str | Path, *, overwrite: bool = 
     return rows
 
 
-def _holdout(ladder: LadderConfig, rungs: list[RunConfig], path: Path, *, overwrite: bool, console: Console,
-             mlflow: str | None) -> tuple[Path, list[dict]]:
-    data = load_run_data(rungs[0])  # every rung shares data, seed and split: load once
-    for cfg in rungs[1:]:
-        check_model_fits_data(cfg, data)
-    root = prepare(path, overwrite=overwrite)  # only once the data is known to be good
-    write_text(root / "ladder.yaml", to_yaml(ladder))
+@dataclass
+class Plan:
+    """How a ladder runs: the folder flags, where it prints, MLflow, and its time budget."""
+
+    overwrite: bool
+    resume: bool
+    console: Console
+    mlflow: str | None
+    budget: TimeBudget
+
+    def root(self, path: Path, ladder: LadderConfig) -> Path:
+        """The ladder folder, made (or kept, with --resume) once every rung passed the pre-check."""
+        root = path if self.resume else prepare(path, overwrite=self.overwrite)
+        write_text(root / "ladder.yaml", to_yaml(ladder))
+        return root
+
+
+def _holdout(ladder: LadderConfig, rungs: list[RunConfig], path: Path, plan: Plan) -> tuple[Path, list[dict]]:
+    console = plan.console
+    data = load_run_data(rungs[0], check=False)  # every rung shares data, seed and split: load once
+    check_rungs(rungs, data, ladder)  # every problem of every rung at once, before a folder is made
+    print_columns({"kind": data.kind, **data.preprocess}, console)  # a table's column roles (data/columns.py)
+    root = plan.root(path, ladder)
+    split = rungs[0].eval.split
+    kept = {cfg.name: _finished(root / cfg.name, split, ladder) if plan.resume else None for cfg in rungs}
+    todo = sum(result is None for result in kept.values())
     console.print(f"[bold]{ladder.name}[/]: {len(rungs)} rungs on {data.source} "
-                  f"({len(data.y_train)} train / {len(data.y_val)} val / {len(data.y_test)} test)")
+                  f"({len(data.y_train)} train / {len(data.y_val)} val / {len(data.y_test)} test)"
+                  + (f"; {len(rungs) - todo} finished, kept" if plan.resume else "") + plan.budget.per_run(todo))
     rungs = run_stages(ladder, rungs, root, console) if ladder.pretrain else rungs
-    log = mlflow_logger(mlflow, experiment=ladder.name) if mlflow else None
+    log = mlflow_logger(plan.mlflow, experiment=ladder.name) if plan.mlflow else None
     rows = []
     for cfg in rungs:
-        console.print(f"-> {cfg.name} ({cfg.model.name})")
-        run_dir = prepare(root / cfg.name)
-        rows.append(_row(cfg, train_run(cfg, run_dir, data=data)))
+        if kept[cfg.name] is not None:
+            console.print(f"-> {cfg.name} ({cfg.model.name}): finished, kept")
+            rows.append(_row(cfg, kept[cfg.name]) | _audit_fields(root / cfg.name, ladder))
+            continue
+        seconds = plan.budget.share(todo)
+        todo -= 1
+        if seconds is not None and seconds <= 0:
+            console.print(f"-> {cfg.name} ({cfg.model.name}): [red]failed[/] ({TIME_UP})")
+            rows.append(failed_row(cfg, TIME_UP))
+            continue
+        cfg = limited(cfg, seconds) if seconds is not None else cfg
+        limit = f", at most {cfg.train.max_seconds:.3g} s of training" if seconds is not None else ""
+        console.print(f"-> {cfg.name} ({cfg.model.name}{limit})")
+        started = time.perf_counter()
+        rows.append(_train_rung(cfg, root / cfg.name, data, ladder, plan, log))
+        plan.budget.ran(time.perf_counter() - started, rows[-1].get("train_seconds"))
+    ok = [i for i, row in enumerate(rows) if is_ok(row)]
+    if ok:
+        _comparing(console, _compare_holdout, [rows[i] for i in ok], [root / rungs[i].name for i in ok], rungs[0])
+    return root, rows
+
+
+def _finished(run_dir: Path, split: str, ladder: LadderConfig) -> dict | None:
+    """A kept rung's result (verbs/resilience.py finished_result), when its audit finished too."""
+    if ladder.audit is not None and not (run_dir / "audit.json").is_file():
+        return None
+    return finished_result(run_dir, split)
+
+
+def _comparing(console: Console, compare, *args) -> None:
+    """The comparison with the best, which must not cost the leaderboard of rungs that finished: if it fails,
+    the rows stay without it and the console says why."""
+    try:
+        compare(*args)
+    except Exception as err:  # noqa: BLE001 - the leaderboard is written all the same
+        console.print(f"[red]no comparison with the best rung[/]: {one_line(err)}")
+
+
+def _train_rung(cfg: RunConfig, run_dir: Path, data, ladder: LadderConfig, plan: Plan, log) -> dict:
+    """One holdout rung's row: trained (with --resume, continued from its checkpoint when it has one of this very
+    config and no time limit applies), audited and logged; its failed row when any of that raises."""
+    resume = plan.resume and ladder.time_limit_s is None and continuable(run_dir, cfg)
+    if resume:
+        plan.console.print(f"   continued from {run_dir / 'checkpoints'}")
+    else:
+        prepare(run_dir, overwrite=plan.resume)  # --resume: a half-written rung folder is replaced
+    try:
+        row = _row(cfg, train_run(cfg, run_dir, data=data, resume=resume))
         if ladder.audit is not None:  # audit.json in the rung's folder, its fairness gaps in its row
-            rows[-1] |= audit_rung(run_dir, ladder.audit, data)
+            row |= audit_rung(run_dir, ladder.audit, data)
         if log is not None:
             log(cfg, run_dir, None)
-    _compare_holdout(rows, [root / cfg.name for cfg in rungs], rungs[0])
-    return root, rows
+    except Exception as err:  # noqa: BLE001 - any failure is this rung's row; KeyboardInterrupt still stops the ladder
+        record_failure(run_dir, err)
+        plan.console.print(f"   [red]failed[/]: {one_line(err)} (traceback: {run_dir / 'error.txt'})")
+        return failed_row(cfg, one_line(err))
+    return row
+
+
+def _audit_fields(run_dir: Path, ladder: LadderConfig) -> dict:
+    """A kept rung's fairness gaps, read back from its audit.json (what audit_rung returned when it ran)."""
+    if ladder.audit is None or not (run_dir / "audit.json").is_file():
+        return {}
+    from modelladder.audit.fairness import headline_gaps
+
+    return {k: None if v is None else round(v, 4) for k, v in headline_gaps(read_json(run_dir / "audit.json")).items()}
 
 
 def _compare_holdout(rows: list[dict], run_dirs: list[Path], cfg: RunConfig) -> None:
@@ -124,9 +234,11 @@ def _compare_holdout(rows: list[dict], run_dirs: list[Path], cfg: RunConfig) -> 
 
 
 def _row(cfg: RunConfig, result: dict) -> dict:
-    row = {"rung": cfg.name, "model": cfg.model.name, "family": result["family"]}
+    row = {"rung": cfg.name, "model": cfg.model.name, "family": result["family"], "status": "ok"}
     if "estimator" in result:  # a scikit-learn rung's estimator: Ridge for a linear rung's regression
         row["estimator"] = result["estimator"]
+    if "stopped" in result:  # train.max_seconds (the ladder's time limit) ended its training early
+        row["stopped"] = result["stopped"]
     intervals = result.get("intervals", {})
     for k, v in result["metrics"].items():  # each metric, then its 95% interval (evaluate/intervals.py)
         row[f"{result['split']}_{k}"] = round(v, 4)
@@ -138,23 +250,26 @@ def _row(cfg: RunConfig, result: dict) -> dict:
     return row | {k: round_cost(v) for k, v in cost_values(result).items()}
 
 
-def _kfold(ladder: LadderConfig, rungs: list[RunConfig], path: Path, *, overwrite: bool, console: Console,
-           mlflow: str | None) -> tuple[Path, list[dict]]:
+def _kfold(ladder: LadderConfig, rungs: list[RunConfig], path: Path, plan: Plan) -> tuple[Path, list[dict]]:
     protocol = ladder.protocol
-    plan = fold_plan(rungs, protocol.folds, protocol.repeats, name="protocol.folds")
-    root = prepare(path, overwrite=overwrite)
-    write_text(root / "ladder.yaml", to_yaml(ladder))
-    write_plan(root / "folds.json", plan)
-    rungs = run_stages(ladder, rungs, root, console) if ladder.pretrain else rungs
-    console.print(f"[bold]{ladder.name}[/]: {len(rungs)} rungs x {protocol.repeats} x {protocol.folds}-fold "
-                  f"cross-validation on {plan['source']} ({plan['n_pool']} training examples)")
-    log = mlflow_logger(mlflow, experiment=ladder.name) if mlflow else None
-    records = run_folds(rungs, [root / cfg.name for cfg in rungs], plan, console=console, after_run=log)
-    rows = [summarize(cfg.name, cfg.model.name, recs) for cfg, recs in zip(rungs, records)]
-    metric, mode = headline(rungs[0])
-    compare_to_best(rows, records, metric, mode)
-    for cfg, row, recs in zip(rungs, rows, records):
-        write_json(root / cfg.name / "cv.json", {"summary": row, "folds": recs})
+    folds = fold_plan(rungs, protocol.folds, protocol.repeats, name="protocol.folds", ladder=ladder)
+    root = plan.root(path, ladder)
+    write_plan(root / "folds.json", folds)
+    rungs = run_stages(ladder, rungs, root, plan.console) if ladder.pretrain else rungs
+    runs = len(rungs) * len(folds["splits"])
+    plan.console.print(f"[bold]{ladder.name}[/]: {len(rungs)} rungs x {protocol.repeats} x {protocol.folds}-fold "
+                       f"cross-validation on {folds['source']} ({folds['n_pool']} training examples)"
+                       + plan.budget.per_run(runs))
+    log = mlflow_logger(plan.mlflow, experiment=ladder.name) if plan.mlflow else None
+    records = run_folds(rungs, [root / cfg.name for cfg in rungs], folds, console=plan.console, after_run=log,
+                        resume=plan.resume, keep_going=True, budget=plan.budget)
+    rows = [failed_row(cfg, recs.error) if isinstance(recs, Failed) else ok_row(summarize(cfg.name, cfg.model.name, recs))
+            for cfg, recs in zip(rungs, records)]
+    ok = [i for i, row in enumerate(rows) if is_ok(row)]
+    if ok:
+        _comparing(plan.console, compare_to_best, [rows[i] for i in ok], [records[i] for i in ok], *headline(rungs[0]))
+    for i in ok:
+        write_json(root / rungs[i].name / "cv.json", {"summary": rows[i], "folds": records[i]})
     return root, rows
 
 
@@ -167,17 +282,32 @@ def default_ladder() -> Path:
 
 
 def main(args) -> int:
-    """`ladder run [CONFIG | PATH --label COLUMN] [--set ...] [--runs-dir] [--overwrite] [--mlflow URI]
-    [--budget COST=LIMIT]`: the leaderboard, printed, then the best rung within the budget. A data PATH gets a
-    ladder picked for it (verbs/auto.py)."""
-    ladder = ladder_for(args, default_ladder(), Console(stderr=True))
+    """`ladder run [CONFIG | PATH --label COLUMN] [--set ...] [--runs-dir] [--overwrite | --resume]
+    [--time-limit 10m] [--mlflow URI] [--budget COST=LIMIT]`: the leaderboard, printed, then the best rung within
+    the budget; exit status 1, naming the failed rungs, when any rung failed (the leaderboard and report are
+    written all the same). A data PATH gets a ladder picked for it (verbs/auto.py)."""
+    overrides = list(args.overrides)
+    if getattr(args, "time_limit", None) is not None:
+        try:
+            overrides.append(f"time_limit_s={parse_duration(args.time_limit)}")
+        except ValueError as err:
+            raise InputError(f"--time-limit {err}") from None
+    ladder = ladder_for(args, default_ladder(), Console(stderr=True), overrides=overrides)
     budget = parse_budget(args.budget)  # a bad --budget fails before anything is trained
-    rows = run_ladder(ladder, args.runs_dir, overwrite=args.overwrite, mlflow=args.mlflow)
+    rows = run_ladder(ladder, args.runs_dir, overwrite=args.overwrite, resume=getattr(args, "resume", False),
+                      mlflow=args.mlflow)
     table = leaderboard_table(rows, f"{ladder.name} leaderboard")
     console = table_console(table)  # a leaderboard must not be cut when piped
     console.print(table)
     root = Path(args.runs_dir) / ladder.name
-    if budget:  # after the leaderboard, and in budget.json for the report's top
-        console.print(write_verdict(root, rows, budget)["text"], markup=False)
+    ok = [row for row in rows if is_ok(row)]
+    if budget and ok:  # after the leaderboard, and in budget.json for the report's top
+        console.print(write_verdict(root, ok, budget)["text"], markup=False)
     console.print(f"written: {root / 'leaderboard.csv'} (and .json), {report_for(root)}")
+    failed = [row for row in rows if not is_ok(row)]
+    if failed:
+        print(f"error: {len(failed)} of {len(rows)} rungs failed: "
+              + "; ".join(f"{row['rung']} ({row['error']})" for row in failed)
+              + ". Fix them and finish the ladder with: ladder run ... --resume", file=sys.stderr)
+        return 1
     return 0

@@ -58,6 +58,8 @@ def train_run(cfg: RunConfig, run_dir: Path, *, resume: bool = False, data: Data
                          lr_scales=t.lr_scales)
         summary |= {"train_seconds": result.train_seconds, "steps": result.steps,
                     "epochs": result.epochs, "stopped_early": result.stopped_early}
+        if result.stopped is not None:  # train.max_seconds (a ladder's time limit) ended it early
+            summary["stopped"] = result.stopped
         if cfg.train.privacy is not None:  # the (epsilon, delta) the steps taken spent
             from modelladder.train.privacy import privacy_spent
 
