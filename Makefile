@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM := $(VENV)/.chromium
 
-.PHONY: demo test install bench docs clean
+.PHONY: demo test install bench bench-automl docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,21 @@ test: $(STAMP) $(CHROMIUM)
 BENCH ?= train_overhead
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 MODELLADDER_DATA=$${MODELLADDER_DATA:-$(abspath ../shared/data)} $(BIN)/python -m benchmarks $(BENCH)
+
+# AutoGluon in its own environment (its pins clash with ours): only autogluon.tabular with the gradient-boosting
+# extras, none of its torch extras (it then pulls no torch). make bench-automl T=60
+AG_VENV := .venv-autogluon
+AG_STAMP := $(AG_VENV)/.installed
+T ?= 60
+AUTOGLUON ?= 1.6.3
+$(AG_STAMP):
+	$(PYTHON) -m venv $(AG_VENV)
+	$(AG_VENV)/bin/pip install -q --upgrade pip
+	$(AG_VENV)/bin/pip install -q "autogluon.tabular[lightgbm,catboost,xgboost]==$(AUTOGLUON)"
+	touch $(AG_STAMP)
+
+bench-automl: $(STAMP) $(AG_STAMP)
+	HF_HUB_OFFLINE=1 MODELLADDER_DATA=$${MODELLADDER_DATA:-$(abspath ../shared/data)} $(BIN)/python -m benchmarks automl --time-limit $(T)
 
 # the documentation site (docs/, mkdocs.yml) -> site/; --strict: a broken link or anchor, or a page left out of the nav, fails
 docs: $(STAMP)

@@ -11,6 +11,7 @@ BENCHMARKS = {
     "lm_pretrain": "benchmarks.lm_pretrain",
     "serve": "benchmarks.serve",
     "openmp_wait": "benchmarks.openmp_wait",
+    "automl": "benchmarks.automl",
 }
 
 

@@ -50,14 +50,15 @@ class RungPredictor(Predictor):
     'text'), the way a table run takes rows, so that `board.best.predict(df)` reads the same frame for every
     ladder."""
 
-    def features(self, raw):
+    def features(self, raw, names=None):
         if self.preprocess["kind"] == "text" and isinstance(raw, pd.DataFrame):
             column = self.cfg.data.text or "text"
             if column not in raw.columns:
                 raise InputError(f"the input table has no text column '{column}'; its columns are "
                                  f"{list(raw.columns)}")
-            raw = raw[column].tolist()
-        return super().features(raw)
+            names = names or [f"row {i} ('{column}')" for i in range(1, len(raw) + 1)]
+            raw = [t if isinstance(t, str) else "" for t in raw[column]]  # missing: an empty text, refused
+        return super().features(raw, names)
 
 
 class Board(pd.DataFrame):

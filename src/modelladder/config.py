@@ -90,9 +90,10 @@ class DataConfig(Strict):
     @model_validator(mode="after")
     def _csv_only(self):
         forced = [f"data.{k}" for k in ("sep", "encoding") if getattr(self, k) is not None]
-        if forced and self.dataset != "csv":
+        if forced and self.dataset not in ("csv", "text"):  # text: its CSV / TSV files (data/text.py)
             verb = "apply" if len(forced) > 1 else "applies"
-            raise ValueError(f"{' and '.join(forced)} {verb} to dataset 'csv' only, got dataset '{self.dataset}'")
+            raise ValueError(f"{' and '.join(forced)} {verb} to datasets 'csv' and 'text' only, got dataset "
+                             f"'{self.dataset}'")
         if self.columns and self.dataset not in TABLE_DATASETS:
             raise ValueError(f"data.columns applies to the table datasets {', '.join(TABLE_DATASETS)}, "
                              f"got dataset '{self.dataset}'")

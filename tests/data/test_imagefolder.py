@@ -99,5 +99,5 @@ def test_train_then_predict_image_files_from_the_command_line(tmp_path):
                        cwd=tmp_path)
     assert predicted.returncode == 0, predicted.stderr
     lines = predicted.stdout.splitlines()
-    assert lines[0] == "file,prediction,confidence"
+    assert lines[0] == "id,prediction,confidence"
     assert [line.split(",")[1] for line in lines[1:]] == ["zero", "one"]

@@ -180,8 +180,8 @@ def test_missing_column_names_the_field_the_file_and_its_columns(tmp_path):
 def test_invalid_utf8_names_the_file_and_line(tmp_path):
     path = tmp_path / "r.csv"
     path.write_bytes(b"text,label\ngood,1\ncaf\xe9 latin-1,0\n")
-    with pytest.raises(InputError) as err:
-        load("text", path=path)
+    with pytest.raises(InputError) as err:  # forced UTF-8 (sniffing reads it as cp1252: the next test)
+        load("text", path=path, encoding="utf-8")
     assert str(err.value) == f"{path} line 3 is not valid UTF-8 (byte 0xe9); save the file as UTF-8"
     folder = tmp_path / "folders"
     for label in ("a", "b"):
@@ -312,3 +312,25 @@ def test_missing_imdb_is_downloaded_checked_and_converted_into_the_cache(tmp_pat
     monkeypatch.setattr(text_sources, "IMDB_COUNTS", {"train": 11, "test": 4})
     with pytest.raises(InputError, match=r"train.jsonl.gz holds 10 reviews labelled \['0', '1'\], expected 11"):
         load("imdb", root=data)
+
+
+def test_a_text_csv_is_sniffed_as_a_table_is_semicolons_and_latin1(tmp_path):
+    path = tmp_path / "r.csv"
+    rows = [f"caf\xe9 {'good' if i % 2 else 'bad'} {i};{'pos' if i % 2 else 'neg'}" for i in range(20)]
+    path.write_bytes(("text;label\n" + "\n".join(rows) + "\n").encode("cp1252"))
+    bundle = load("text", path=path)
+    texts = [*bundle.X_train, *bundle.X_val, *bundle.X_test]
+    assert len(texts) == 20 and all(t.startswith("café ") for t in texts) and bundle.classes == ["neg", "pos"]
+
+
+def test_empty_texts_are_dropped_from_training_and_counted(tmp_path, capsys):
+    path = tmp_path / "r.csv"
+    rows = [f"{'good' if i % 2 else 'bad'} {i},{i % 2}" for i in range(20)] + ['"   ",0', '"<br/>",1']
+    path.write_text("text,label\n" + "\n".join(rows) + "\n")
+    bundle = load("text", path=path)
+    dropped = bundle.preprocess["empty_texts_dropped"]
+    assert sum(dropped.values()) == 2 and len(bundle.X_train) + len(bundle.X_val) + len(bundle.X_test) == 20
+    assert all(t for t in [*bundle.X_train, *bundle.X_val, *bundle.X_test])
+    assert "dropped 2 empty texts" in capsys.readouterr().err
+    with pytest.raises(InputError, match=r"^text 1 \(counting from 0\) is empty after cleaning"):
+        transform_raw(bundle.preprocess, ["fine", " \t "])

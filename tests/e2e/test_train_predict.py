@@ -48,6 +48,7 @@ def test_predict_csv_matches_python_api(table_run):
     assert result.returncode == 0, result.stderr
     preds = pd.read_csv(cwd / "preds.csv")
     assert len(preds) == 50 and set(preds["prediction"]) <= {"yes", "no"}
+    assert list(preds.columns) == ["id", "prediction", "confidence"] and list(preds["id"]) == list(range(1, 51))
     api = Predictor.load(cwd / "runs" / "people").predict(new.drop(columns="label"))
     assert list(api) == list(preds["prediction"])
     assert (api == new["label"].to_numpy()).mean() >= 0.85
@@ -83,5 +84,6 @@ def test_predict_image_files(tmp_path):
     from io import StringIO
 
     preds = pd.read_csv(StringIO(result.stdout))
-    truth = [int(f.split("label")[1][0]) for f in preds["file"]]
+    assert list(preds.columns) == ["id", "prediction", "confidence"] and preds["id"][0] == "00_label0.png"
+    truth = [int(f.split("label")[1][0]) for f in preds["id"]]
     assert (preds["prediction"].to_numpy() == np.array(truth)).mean() >= 0.9

@@ -12,7 +12,7 @@ from modelladder import registry
 from modelladder.data.bundle import DataBundle
 from modelladder.data.images import read_image_files, transform_images
 from modelladder.data.tabular import transform_table
-from modelladder.data.text import clean_texts
+from modelladder.data.text import clean_texts, refuse_empty
 from modelladder.errors import InputError
 
 if TYPE_CHECKING:
@@ -31,12 +31,13 @@ def load_data(cfg: DataConfig, *, seed: int, task: str = "classification") -> Da
     return loader(cfg, seed=seed, task=task)
 
 
-def transform_raw(preprocess: dict, raw) -> np.ndarray:
+def transform_raw(preprocess: dict, raw, names=None) -> np.ndarray:
     """Features for raw inputs, with a run's saved preprocess state.
 
     Tables: a pandas DataFrame with the training feature columns (the label may be absent).
     Images: an array (N, H, W) or (N, C, H, W) in the dataset's original pixel scale.
-    Texts: a list (or 1-D array) of raw strings, cleaned as the training texts were.
+    Texts: a list (or 1-D array) of raw strings, cleaned as the training texts were; a text empty after
+    cleaning is refused (data/text.py refuse_empty), `names[i]` naming text i in the message.
     """
     kind = preprocess.get("kind")
     if kind == "tabular":
@@ -44,7 +45,9 @@ def transform_raw(preprocess: dict, raw) -> np.ndarray:
     if kind == "image":
         return transform_images(preprocess, raw)
     if kind == "text":
-        return clean_texts(raw, preprocess["clean"])
+        cleaned = clean_texts(raw, preprocess["clean"])
+        refuse_empty(cleaned, names)
+        return cleaned
     raise InputError(f"preprocess kind must be 'image', 'tabular' or 'text', got {kind!r}")
 
 

@@ -2,7 +2,16 @@
 
 Cleaning is stateless (nothing is fitted), so the bundle's preprocess state is just the cleaning
 settings, and predict cleans raw texts the same way. Tokenisation belongs to each rung.
-Files are read as strict UTF-8: a byte that is not UTF-8 is an error naming the file and line.
+A CSV / TSV file's delimiter and encoding are sniffed as a table's are (data/sniff.py; data.sep and
+data.encoding force them); JSONL files and class folders are read as strict UTF-8: a byte that is not
+UTF-8 is an error naming the file and line.
+
+Empty texts, one rule everywhere: a text that is empty after cleaning (nothing but whitespace, or
+only HTML tags) carries nothing a model could read, so a prediction for it would be the model's
+prior dressed up as an answer. Training drops such examples and says how many (preprocess.json
+"empty_texts_dropped"); `ladder predict`, `ladder serve` and the Predictor refuse them with one
+InputError naming each (`refuse_empty`). Blank lines of a .txt file given to `ladder predict` are
+not texts (they separate them).
 """
 
 from __future__ import annotations
@@ -12,6 +21,7 @@ import html
 import io
 import json
 import re
+import sys
 import unicodedata
 from collections import Counter
 from pathlib import Path
@@ -21,6 +31,7 @@ import numpy as np
 
 from modelladder.data.bundle import DataBundle
 from modelladder.data.pii import KINDS, redact
+from modelladder.data.sniff import sniff_format
 from modelladder.data.splits import holdout, train_val
 from modelladder.errors import InputError, did_you_mean
 
@@ -52,6 +63,24 @@ def clean_texts(texts, clean: dict, pii_counts: Counter | None = None) -> np.nda
         # runs saved before data.clean.pii existed have no "pii" key
         out[i] = _clean(text, clean["html"], clean["unicode"], clean["lower"], clean.get("pii", False), pii_counts)
     return out
+
+
+def refuse_empty(cleaned, names=None) -> None:
+    """InputError naming every text of `cleaned` that is empty; `names[i]` is how to call text i
+    (default 'text i (counting from 0)')."""
+    empty = [i for i, text in enumerate(cleaned) if not text]
+    if not empty:
+        return
+    called = [names[i] if names is not None else f"text {i} (counting from 0)" for i in empty]
+    shown = ", ".join(called[:10]) + (f" and {len(called) - 10} more" if len(called) > 10 else "")
+    raise InputError(f"{shown} {'is' if len(called) == 1 else 'are'} empty after cleaning (only whitespace "
+                     "or HTML tags): a model cannot read an empty text; leave it out or give it some text")
+
+
+def _drop_empty(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """The texts of X (cleaned) that are not empty, their labels, and how many were dropped."""
+    keep = np.fromiter((bool(t) for t in X), dtype=bool, count=len(X))
+    return X[keep], y[keep], int(len(X) - keep.sum())
 
 
 def _clean(text: str, strip_html: bool, form: str | None, lower: bool, pii: bool = False,
@@ -91,19 +120,29 @@ def text_bundle(texts_train, y_train, texts_test, y_test, *,
         texts_test, y_test = texts_train[scored], y_train[scored]
     clean = cfg.clean.model_dump(mode="json")
     pii = {split: Counter() for split in ("train", "val", "test")}
+    splits = {"train": (texts_train[train], y_train[train]), "val": (texts_train[val], y_train[val]),
+              "test": (texts_test, np.asarray(y_test, np.int64))}
+    cleaned, dropped = {}, {}
+    for split, (texts, y) in splits.items():  # one rule for empty texts (module docstring)
+        X, y, dropped[split] = _drop_empty(clean_texts(texts, clean, pii[split]), y)
+        cleaned[split] = X, y
+    if not len(cleaned["train"][0]):
+        raise InputError(f"{source}: every training text is empty after cleaning")
     bundle = DataBundle(
-        X_train=clean_texts(texts_train[train], clean, pii["train"]),
-        y_train=y_train[train],
-        X_val=clean_texts(texts_train[val], clean, pii["val"]),
-        y_val=y_train[val],
-        X_test=clean_texts(texts_test, clean, pii["test"]),
-        y_test=np.asarray(y_test, np.int64),
+        X_train=cleaned["train"][0], y_train=cleaned["train"][1],
+        X_val=cleaned["val"][0], y_val=cleaned["val"][1],
+        X_test=cleaned["test"][0], y_test=cleaned["test"][1],
         kind="text",
         input_shape=(),
         classes=list(classes),
         preprocess={"kind": "text", "clean": clean},
         source=source,
     )
+    if any(dropped.values()):
+        bundle.preprocess["empty_texts_dropped"] = dropped
+        total = sum(dropped.values())
+        print(f"{source}: dropped {total} empty text{'s' if total > 1 else ''} (train {dropped['train']}, val "
+              f"{dropped['val']}, test {dropped['test']}): nothing to learn from or predict", file=sys.stderr)
     if clean["pii"]:  # what the redaction replaced, per split and kind, for preprocess.json and the report
         bundle.preprocess["pii_counts"] = {split: {kind: counts[kind] for kind in KINDS}
                                            for split, counts in pii.items()}
@@ -154,7 +193,7 @@ def load_text(cfg: DataConfig, *, seed: int, task: str) -> DataBundle:
     elif FORMATS[path.suffix.lower()] is None:
         texts, labels = read_jsonl(path, text=cfg.text, label=cfg.label)
     else:
-        texts, labels = read_table(path, FORMATS[path.suffix.lower()], text=cfg.text, label=cfg.label)
+        texts, labels = read_table(path, text=cfg.text, label=cfg.label, sep=cfg.sep, encoding=cfg.encoding)
     y, classes = encode_labels(labels, path)
     return holdout_bundle(texts, y, classes=classes, cfg=cfg, seed=seed, task=task, source=f"text: {path}")
 
@@ -171,8 +210,15 @@ def _require_path(cfg: DataConfig) -> Path:
     return path
 
 
-def _read_nonempty(path: Path) -> str:
-    content = decode_utf8(path.read_bytes(), str(path))
+def _read_nonempty(path: Path, encoding: str = "utf-8") -> str:
+    if encoding in ("utf-8", "utf-8-sig"):
+        content = decode_utf8(path.read_bytes(), str(path))
+    else:
+        try:
+            content = path.read_bytes().decode(encoding)
+        except UnicodeDecodeError as err:
+            raise InputError(f"data.path {path} cannot be decoded as '{encoding}' at byte {err.start}; set "
+                             "data.encoding to the file's encoding (e.g. utf-8, utf-16, cp1252, latin-1)") from None
     if not content.strip():
         raise InputError(f"data.path {path} is empty")
     return content
@@ -192,9 +238,13 @@ def _column(field: str, name: str | None, default: str, columns: list[str], path
     raise InputError(f"data.{field} '{name}' is not a {kind} of {path}{where}; its {kind}s are {columns}{hint}")
 
 
-def read_table(path: Path, delimiter: str, *, text: str | None, label: str | None) -> tuple[list, list]:
-    """(texts, labels) from a CSV / TSV file with a header line; quoted fields may span lines."""
-    reader = csv.reader(io.StringIO(_read_nonempty(path), newline=""), delimiter=delimiter)
+def read_table(path: Path, *, text: str | None, label: str | None, sep: str | None = None,
+               encoding: str | None = None) -> tuple[list, list]:
+    """(texts, labels) from a CSV / TSV file with a header line; quoted fields may span lines. The delimiter
+    and encoding are sniffed as a table's (data/sniff.py) unless `sep` / `encoding` (data.sep / data.encoding)
+    force them."""
+    fmt = sniff_format(path, sep=sep, encoding=encoding)
+    reader = csv.reader(io.StringIO(_read_nonempty(path, fmt.encoding), newline=""), delimiter=fmt.sep)
     texts, labels = [], []
     try:
         header = next(reader)

@@ -1,9 +1,10 @@
 """`ladder serve RUN`: a trained run behind an HTTP API (FastAPI + uvicorn) with dynamic micro-batching.
 
-POST /predict takes {"rows": [...]} (tabular runs: one object per row, keyed by feature name),
-{"texts": [...]} (text runs) or {"images": [...]} (image runs: base64 PNG / JPEG, or pixel lists in
-the dataset's pixel scale) and answers the predicted labels (values for a regression) and each
-class's probability. GET /health, GET /metadata (model, classes, input schema, batching stats),
+POST /predict takes {"rows": [...]} (tabular runs: one object per row, keyed by feature name; other keys
+ignored and missing feature columns named, as `ladder predict` reads a table), {"texts": [...]} (text
+runs; a text empty after cleaning is refused, data/text.py) or {"images": [...]} (image runs: base64
+PNG / JPEG, or pixel lists in the dataset's pixel scale) and answers the predicted labels (values for
+a regression) and each class's probability. GET /health, GET /metadata (model, classes, input schema, batching stats),
 OpenAPI docs at /docs. Concurrent requests share one forward pass (serve/batcher.py).
 """
 
@@ -17,13 +18,14 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from modelladder.errors import InputError
 from modelladder.serve.batcher import MicroBatcher
@@ -109,7 +111,8 @@ def serve(run_dir: Path, *, host: str = "127.0.0.1", port: int = 8000,
 
 
 def _request_model(predictor: Predictor, max_items: int) -> type[BaseModel]:
-    """The POST /predict body for this run's kind of input; unknown keys are refused."""
+    """The POST /predict body for this run's kind of input; unknown keys of the body are refused (a row's
+    are ignored: `_row_model`)."""
     kind = predictor.preprocess["kind"]
     strict = ConfigDict(extra="forbid")
     if kind == "tabular":
@@ -132,17 +135,50 @@ _FIELD_HELP = {
 
 
 def _row_model(transform: dict) -> type[BaseModel]:
-    """One row: every feature column is required; numbers must be finite, categories are strings."""
+    """One row, as `ladder predict` reads a table's: other keys (the label, ID and dropped columns, anything
+    else) are ignored; every feature column must be present (null for a missing value: imputed), which
+    `request_features` checks for all rows at once. Numbers must be finite; other columns take strings, or
+    numbers read as a CSV cell would be."""
     fields = {}
     for i, column in enumerate(transform["columns"]):
         if column in transform["numeric"]:
             kind = float | None
-            spec = Field(alias=column, allow_inf_nan=False)
+            spec = Field(None, alias=column, allow_inf_nan=False)
         else:
-            kind = str | None
-            spec = Field(alias=column, max_length=10_000)
+            kind = Annotated[str | None, BeforeValidator(_category)]
+            spec = Field(None, alias=column, max_length=10_000)
         fields[f"f{i}"] = (kind, spec)  # aliases: a column name need not be a Python identifier
-    return create_model("Row", __config__=ConfigDict(extra="forbid"), **fields)
+    return create_model("Row", __config__=ConfigDict(extra="ignore"), **fields)
+
+
+def _category(value):
+    """A number sent for a non-numeric column becomes the string a CSV cell would give: 3 and 3.0 are '3'."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    if np.isnan(value):  # a missing value
+        return None
+    return str(int(value)) if value.is_integer() else str(value)
+
+
+def _check_rows_complete(rows: list[BaseModel], columns: list[str]) -> None:
+    """One InputError naming the feature columns absent from rows, and which rows (null is not absent)."""
+    absent: dict[str, list[int]] = {}
+    for index, row in enumerate(rows):
+        given = row.model_fields_set
+        for i, column in enumerate(columns):
+            if f"f{i}" not in given:
+                absent.setdefault(column, []).append(index)
+    if absent:
+        where = "; ".join(f"'{c}' from rows {_indices(idx)}" for c, idx in absent.items())
+        raise InputError(f"missing feature columns {list(absent)} ({where}); every row needs the feature columns "
+                         f"{columns} (null for a missing value; other keys are ignored)")
+
+
+def _indices(idx: list[int]) -> str:
+    shown = ", ".join(map(str, idx[:10]))
+    return f"[{shown}{f', ... ({len(idx)} rows)' if len(idx) > 10 else ''}]"
 
 
 def request_features(predictor: Predictor, body: BaseModel) -> np.ndarray:
@@ -152,10 +188,11 @@ def request_features(predictor: Predictor, body: BaseModel) -> np.ndarray:
     kind = predictor.preprocess["kind"]
     if kind == "tabular":
         columns = predictor.preprocess["transform"]["columns"]
+        _check_rows_complete(body.rows, columns)
         frame = pd.DataFrame([r.model_dump(by_alias=True) for r in body.rows], columns=columns)
         return predictor.features(frame)
     if kind == "text":
-        return predictor.features(body.texts)
+        return predictor.features(body.texts, [f"texts[{i}]" for i in range(len(body.texts))])
     return _image_features(predictor.preprocess["transform"], body.images)
 
 
@@ -212,12 +249,13 @@ def input_schema(predictor: Predictor) -> dict:
     """What /predict expects, for /metadata."""
     kind, transform = predictor.preprocess["kind"], predictor.preprocess["transform"]
     if kind == "tabular":
+        categories = transform.get("categories", {})
         columns = {c: "number or null" if c in transform["numeric"] else
-                   {"type": "string or null", "seen_in_training": transform["categories"].get(c)}
-                   for c in transform["columns"]}
-        return {"field": "rows", "columns": columns}
+                   {"type": "string or null", "seen_in_training": categories[c]} if c in categories else
+                   "string or null" for c in transform["columns"]}
+        return {"field": "rows", "columns": columns, "ignored": "other keys (label, ID, dropped columns)"}
     if kind == "text":
-        return {"field": "texts", "clean": transform.get("clean")}
+        return {"field": "texts", "clean": transform.get("clean"), "empty": "refused (422) when empty after cleaning"}
     return {"field": "images", **{k: transform[k] for k in ("channels", "height", "width", "pixel_max")}}
 
 

@@ -120,10 +120,18 @@ class Predictor:
 
     # ---------------------------------------------------------------- raw input in
 
-    def features(self, raw) -> np.ndarray:
+    def features(self, raw, names=None) -> np.ndarray:
+        """Preprocessed features for raw input (data/load.py transform_raw): a table's extra, ID and dropped
+        columns are ignored and missing feature columns named; a text empty after cleaning is refused,
+        `names[i]` naming text i in the message."""
         from modelladder.data.load import transform_raw
 
-        return transform_raw(self.preprocess["transform"], raw)
+        return transform_raw(self.preprocess["transform"], raw, names)
+
+    @property
+    def id_column(self) -> str | None:
+        """The ID column the run detected in its training table (data/tabular.py), if any."""
+        return self.preprocess.get("id_column") or self.preprocess.get("transform", {}).get("id_column")
 
     def predict_proba(self, raw) -> np.ndarray:
         if not self.classes:
@@ -148,8 +156,11 @@ class Predictor:
         if self.preprocess["kind"] == "image":
             return self.scores(load_image_files(paths, self.preprocess["transform"]))
         if self.preprocess["kind"] == "text":
-            column = self.cfg.data.text or "text"
-            return self.scores(self.features([t for p in paths for t in read_texts(p, column)]))
+            frames = [read_texts(p, self.cfg.data) for p in paths]
+            texts = [t for f in frames for t in f["text"]]
+            names = [f"{p} {'line' if p.suffix.lower() == '.txt' else 'row'} {i}"
+                     for p, f in zip(paths, frames) for i in f["id"]]
+            return self.scores(self.features(texts, names))
         frames = [read_table(p, self.cfg.data) for p in paths]
         import pandas as pd
 
@@ -162,25 +173,47 @@ def _existing(path: Path) -> Path:
     return path
 
 
-def read_texts(path: Path, column: str) -> list[str]:
-    """One text per non-empty line of a .txt file, or the `column` of a CSV / JSONL file."""
+def read_texts(path: Path, data=None, id_column: str | None = None):
+    """A DataFrame of the texts in a file with their ids: `id` the line number of each non-blank line of a
+    .txt file (one text a line; blank lines separate), or the row number from 1 of a CSV / TSV / JSONL file
+    (its `id_column` value when it has that column), and `text` from the run's data.text column
+    (default 'text'). A CSV's delimiter and encoding are sniffed as in training unless the run's `data`
+    forced them; cells are read as written (no 'NA' -> missing), an empty cell is an empty text."""
     import pandas as pd
 
+    from modelladder.data.sniff import read_csv
+
+    column = (data.text if data is not None else None) or "text"
+    suffix = path.suffix.lower()
     if not path.is_file():
         raise InputError(f"input file {path} does not exist")
-    if path.suffix.lower() not in (".txt", ".csv", ".jsonl"):
-        raise InputError(f"input file {path}: a text run reads .txt, .csv or .jsonl files")
+    if suffix not in (".txt", ".csv", ".tsv", ".jsonl"):
+        raise InputError(f"input file {path}: a text run reads .txt, .csv, .tsv or .jsonl files")
     try:
-        if path.suffix.lower() == ".txt":
-            return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        frame = pd.read_json(path, lines=True) if path.suffix.lower() == ".jsonl" else pd.read_csv(path)
+        if suffix == ".txt":
+            lines = path.read_text(encoding="utf-8-sig").splitlines()
+            return pd.DataFrame([(n, line) for n, line in enumerate(lines, 1) if line.strip()],
+                                columns=["id", "text"])
+        if suffix == ".jsonl":
+            frame = pd.read_json(path, lines=True, dtype=False)
+        else:
+            sep, encoding = (data.sep, data.encoding) if data is not None else (None, None)
+            frame = read_csv(path, sep=sep, encoding=encoding, name="input file", dtype=str, keep_default_na=False)[0]
     except UnicodeDecodeError as err:
         raise InputError(f"input file {path} is not valid UTF-8 (byte {err.start})") from None
     except (ValueError, OSError, pd.errors.ParserError) as err:
         raise InputError(f"input file {path} could not be read: {err}") from None
     if column not in frame.columns:
         raise InputError(f"input file {path} has no text column '{column}' (it has {list(frame.columns)})")
-    return frame[column].tolist()
+    texts = [t if isinstance(t, str) else "" for t in frame[column]]  # null / missing: an empty text
+    return pd.DataFrame({"id": row_ids(frame, id_column), "text": texts})
+
+
+def row_ids(frame, id_column: str | None = None) -> list:
+    """Each row's id: its `id_column` value when the frame has that column, else its row number from 1."""
+    if id_column is not None and id_column in frame.columns:
+        return frame[id_column].tolist()
+    return list(range(1, len(frame) + 1))
 
 
 def read_table(path: Path, data=None):

@@ -78,8 +78,11 @@ class RunExplainer:
 
     def subject(self, x):
         p = self.predictor
-        if self.kind == "text":
-            return text_input(str(x), p.predict_proba)
+        if self.kind == "text":  # LIME may remove every word: such a probe is scored, not refused as an input is
+            from modelladder.data.text import clean_texts
+
+            clean = p.preprocess["transform"]["clean"]
+            return text_input(str(x), lambda texts: p.scores(clean_texts(texts, clean)))
         transform = p.preprocess["transform"]
         if self.kind == "image":
             from modelladder.data.images import transform_images
