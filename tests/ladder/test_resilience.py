@@ -108,7 +108,7 @@ def test_a_rung_failing_at_run_time_is_a_failed_row_and_the_others_go_on(tmp_pat
     console = Console(file=io.StringIO(), width=250)
     console.print(leaderboard_table(rows, "lad"))
     printed = console.file.getvalue()
-    assert "failed: RuntimeError: injected failure in mlp" in printed and "Failed: mlp: RuntimeError" in printed
+    assert "failed: RuntimeError: injected failure in mlp" in printed and "Not finished: mlp failed: RuntimeError" in printed
 
 
 @pytest.mark.slow  # the report's plots: about 10 s on a loaded 2-core machine
@@ -270,7 +270,7 @@ def test_the_time_limit_is_shared_by_the_rungs_as_they_start(tmp_path):
     assert all(r["status"] == "ok" and "stopped" not in r for r in rows)
 
 
-def test_rungs_that_find_the_budget_spent_fail_and_a_cut_rung_says_so(tmp_path, monkeypatch):
+def test_rungs_that_find_the_budget_spent_are_skipped_and_a_cut_rung_says_so(tmp_path, monkeypatch):
     real = ladder_verb.train_run
 
     def overrunning(cfg, run_dir, **kw):  # the rung's evaluation takes long: nothing is left for the next rungs
@@ -283,6 +283,6 @@ def test_rungs_that_find_the_budget_spent_fail_and_a_cut_rung_says_so(tmp_path, 
     rows = run_ladder(ladder([mlp, "logreg", "random_forest"], time_limit_s=1.5), tmp_path, **quiet())
     assert rows[0]["status"] == "ok" and rows[0]["stopped"] == "time_limit"  # cut after about 0.5 s
     assert rows[0]["train_seconds"] < 1.5
-    assert rows[1] == {"rung": "logreg", "model": "logreg", "family": "classic", "status": "failed",
+    assert rows[1] == {"rung": "logreg", "model": "logreg", "family": "classic", "status": "skipped",
                        "error": "time limit reached"}
     assert rows[2]["error"] == "time limit reached" and not (tmp_path / "lad" / "logreg").exists()

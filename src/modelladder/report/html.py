@@ -99,7 +99,7 @@ def ladder_context(folder: Path) -> dict:
 
 def _rung_context(rung_dir: Path, row: dict | None = None) -> dict:
     if row is not None and row.get("status", "ok") != "ok":
-        note = f"failed: {row.get('error') or 'no error recorded'} (traceback: {rung_dir / 'error.txt'})"
+        note = f"{row['status']}: {row.get('error') or 'no error recorded'} (traceback: {rung_dir / 'error.txt'})"
         return _missing_run(rung_dir) | {"notes": [note]}
     if _is_run(rung_dir):
         return run_context(rung_dir)

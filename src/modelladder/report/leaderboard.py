@@ -46,8 +46,9 @@ def leaderboard_table(rows: list[dict], title: str) -> Table:
     show_model = any(row["rung"] != row["model"] or _is_ridge(row) for row in everyone)
     caption = _caption(rows, metrics[0] if metrics else None, tested) if rows else ""
     if failed:
-        errors = "; ".join(f"{row['rung']}: {(row.get('error') or 'no error recorded').rstrip('.')}" for row in failed)
-        caption = (caption.rstrip(".") + ". " if caption else "") + f"Failed: {errors}."
+        errors = "; ".join(f"{row['rung']} {row['status']}: {(row.get('error') or 'no error recorded').rstrip('.')}"
+                           for row in failed)
+        caption = (caption.rstrip(".") + ". " if caption else "") + f"Not finished: {errors}."
     table = Table(title=title, caption=caption)
     table.add_column("rung", no_wrap=True)
     if show_model:
@@ -85,10 +86,10 @@ def _is_ridge(row: dict) -> bool:
 
 
 def _failed_cells(row: dict, width: int) -> list[str]:
-    """A failed rung's cells: 'failed: <error>' in the first metric column (cut to fit the table), '-' after."""
+    """A failed (or skipped) rung's cells: 'failed: <error>' in the first metric column (cut to fit), '-' after."""
     error = row.get("error") or "no error recorded"
     error = error if len(error) <= 40 else error[:37] + "..."
-    return [f"failed: {error}", *["-"] * (max(width, 1) - 1)]
+    return [f"{row.get('status', 'failed')}: {error}", *["-"] * (max(width, 1) - 1)]
 
 
 def table_console(table: Table, least: int = 120) -> Console:

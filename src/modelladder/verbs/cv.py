@@ -128,7 +128,7 @@ def run_folds(cfgs: list[RunConfig], folders: list[Path], plan: dict, *, console
                 seconds = budget.share(_runs_left(kept, results, j, i))
                 if seconds is not None and seconds <= 0:
                     results[i] = Failed(TIME_UP)
-                    console.print(f"-> {cfg.name or cfg.model.name} {name}: [red]failed[/] ({TIME_UP})")
+                    console.print(f"-> {cfg.name or cfg.model.name} {name}: [yellow]skipped[/] ({TIME_UP})")
                     continue
                 run_cfg = limited(run_cfg, seconds) if seconds is not None else run_cfg
             limit = f", at most {run_cfg.train.max_seconds:.3g} s of training" if budget and budget.seconds else ""

@@ -157,7 +157,7 @@ def _holdout(ladder: LadderConfig, rungs: list[RunConfig], path: Path, plan: Pla
         seconds = plan.budget.share(todo)
         todo -= 1
         if seconds is not None and seconds <= 0:
-            console.print(f"-> {cfg.name} ({cfg.model.name}): [red]failed[/] ({TIME_UP})")
+            console.print(f"-> {cfg.name} ({cfg.model.name}): [yellow]skipped[/] ({TIME_UP})")
             rows.append(failed_row(cfg, TIME_UP))
             continue
         cfg = limited(cfg, seconds) if seconds is not None else cfg
@@ -304,7 +304,11 @@ def main(args) -> int:
     if budget and ok:  # after the leaderboard, and in budget.json for the report's top
         console.print(write_verdict(root, ok, budget)["text"], markup=False)
     console.print(f"written: {root / 'leaderboard.csv'} (and .json), {report_for(root)}")
-    failed = [row for row in rows if not is_ok(row)]
+    skipped = [row["rung"] for row in rows if row.get("status") == "skipped"]
+    if skipped:  # the user's time limit, not a fault: exit 0 all the same
+        print(f"note: {len(skipped)} of {len(rows)} rungs skipped, {TIME_UP}: {', '.join(skipped)}. Train them with a "
+              "longer --time-limit and: ladder run ... --resume", file=sys.stderr)
+    failed = [row for row in rows if row.get("status") == "failed"]
     if failed:
         print(f"error: {len(failed)} of {len(rows)} rungs failed: "
               + "; ".join(f"{row['rung']} ({row['error']})" for row in failed)

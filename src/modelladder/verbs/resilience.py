@@ -31,10 +31,12 @@ def one_line(err: BaseException) -> str:
 
 
 def failed_row(cfg: RunConfig, error: str) -> dict:
-    """A rung that did not finish: its name, model, family, status 'failed' and the one-line error; no metrics."""
+    """A rung that did not finish: its name, model, family, status and the one-line error; no metrics. The status is
+    'skipped' for a rung that found no time left under --time-limit (the user's budget, not a fault: `ladder run`
+    still exits 0 and --resume trains it), else 'failed'."""
     family = lookup(MODELS, "model.name", cfg.model.name).family
-    return {"rung": cfg.name or cfg.model.name, "model": cfg.model.name, "family": family, "status": "failed",
-            "error": error}
+    return {"rung": cfg.name or cfg.model.name, "model": cfg.model.name, "family": family,
+            "status": "skipped" if error == TIME_UP else "failed", "error": error}
 
 
 def ok_row(row: dict) -> dict:
