@@ -34,7 +34,7 @@ demo: $(STAMP)
 	$(BIN)/ladder run --overwrite
 
 test: $(STAMP) $(CHROMIUM)
-	HF_HUB_OFFLINE=1 MODELLADDER_DATA=$${MODELLADDER_DATA:-$(abspath ../shared/data)} $(BIN)/python -m pytest -q
+	HF_HUB_OFFLINE=1 MODELLADDER_DATA=$${MODELLADDER_DATA:-$(abspath ../shared/data)} $(BIN)/python -m pytest -q --durations=25
 
 # make bench BENCH=finetune (or lm_pretrain): one benchmark, ratios against its peer
 BENCH ?= train_overhead
