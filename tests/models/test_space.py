@@ -80,6 +80,7 @@ def test_overrides_nested_dotted_narrowed_and_removed():
     assert "model.dropout" not in space
     assert space["train.optimizer.lr"] == {"low": 1e-4, "high": 1e-3, "log": True, "int": False}
     assert space["train.batch_size"] == {"choices": [32, 64]}
+    assert space_for(cfg, {"data.augment.shift": [0, 1]})["data.augment.shift"] == {"choices": [0, 1]}
     # a whole new range replaces the model's own (no leftover keys)
     space = space_for(cfg, {"train": {"optimizer": {"lr": {"low": 1e-4, "high": 1e-2, "log": True}}}})
     assert space["train.optimizer.lr"] == {"low": 1e-4, "high": 1e-2, "log": True, "int": False}
@@ -98,6 +99,8 @@ def test_overrides_nested_dotted_narrowed_and_removed():
     ({"model.dropout": 0.2}, r"tune.space.model.dropout must be a list of choices, a mapping"),
     ({"model.dropout": {"low": 0.0, "hihg": 0.3}}, r"unknown key 'hihg'.*\(did you mean 'high'\?\)"),
     ({"train.epochs": {"low": 1.5, "high": 4, "int": True}}, r"tune.space.train.epochs is an integer range"),
+    ({"seed": {"low": 0, "high": 9, "int": True}}, r"tune.space.seed: seed cannot be tuned"),
+    ({"data.split.val": [0.1, 0.2]}, r"tune.space.data.split.val: data.split.val cannot be tuned"),
 ])
 def test_bad_overrides_name_the_tune_space_field(override, message):
     with pytest.raises(InputError, match=message):

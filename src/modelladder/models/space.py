@@ -25,6 +25,10 @@ from modelladder.registry import MODELS, load_object
 RANGE_KEYS = ("low", "high", "log", "int")
 SPEC_KEYS = (*RANGE_KEYS, "choices")
 PREFIX = "tune.space"
+# what a trial may not change: the run's identity, the data and how it is split and scored (tuning would pick
+# whatever flatters the validation score), the budget itself; data.augment is training, so it may be tuned
+FIXED = ("name", "seed", "tune", "eval", "card", "cost", "data", "task.name", "finetune.from")
+TUNABLE_UNDER_FIXED = ("data.augment",)
 
 
 def model_space(cfg: RunConfig) -> dict[str, dict]:
@@ -82,6 +86,9 @@ def check(cfg: RunConfig, path: str, spec: Any) -> list[str]:
     field = f"{PREFIX}.{path}"
     if (problem := unknown_path(cfg, path)) is not None:
         return [problem]
+    if _under(path, FIXED) and not _under(path, TUNABLE_UNDER_FIXED):
+        return [(f"{field}: {path} cannot be tuned: a trial may change the model and its training, not the run's "
+                f"name, seed, data, split, task or evaluation ({', '.join(FIXED)}; data.augment may be tuned)")]
     if not isinstance(spec, dict) or not spec:
         return [f"{field} must be a mapping {{low, high, log}} or {{choices: [...]}}, got {spec!r}"]
     unknown = [k for k in spec if k not in SPEC_KEYS]
@@ -113,6 +120,10 @@ def check(cfg: RunConfig, path: str, spec: Any) -> list[str]:
         except InputError as err:
             problems += err.problems
     return problems
+
+
+def _under(path: str, prefixes: tuple[str, ...]) -> bool:
+    return any(path == p or path.startswith(p + ".") for p in prefixes)
 
 
 def normalise(spec: dict) -> dict:
