@@ -16,7 +16,6 @@ import pytest
 
 from modelladder.report import write_report
 from modelladder.report.tuning import importances, load_trials, tuning_context
-from tests.report.contract_ladder import contract_ladder
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -46,6 +45,20 @@ def fake_run(run_dir: Path) -> Path:
     (run_dir / "config.yaml").write_text("name: tuned\nmodel: {name: mlp}\n")
     (run_dir / "summary.json").write_text(json.dumps({"model": "mlp", "family": "neural"}))
     return run_dir
+
+
+def mini_ladder(folder: Path, kfold: bool = False) -> Path:
+    """A ladder folder with three untrained rungs (leaderboard rows and run folders, or cv.json per rung)."""
+    rungs = ("logreg", "mlp", "cnn")
+    folder.mkdir(parents=True)
+    (folder / "leaderboard.json").write_text(json.dumps([{"rung": r, "model": r, "family": "x"} for r in rungs]))
+    for rung in rungs:
+        if kfold:
+            (folder / rung).mkdir()
+            (folder / rung / "cv.json").write_text(json.dumps({"summary": {}, "folds": []}))
+        else:
+            fake_run(folder / rung)
+    return folder
 
 
 def plots_of(html: str) -> list[str]:
@@ -114,7 +127,7 @@ def test_untuned_run_has_no_tuning_section(tmp_path):
 
 
 def test_ladder_report_has_one_small_panel_per_tuned_rung(tmp_path):
-    folder = contract_ladder(tmp_path / "ladder")
+    folder = mini_ladder(tmp_path / "ladder")
     for rung in ("logreg", "mlp"):
         toy_study(folder / rung, n=4, pruned=())
     html = write_report(folder).read_text()
@@ -122,3 +135,17 @@ def test_ladder_report_has_one_small_panel_per_tuned_rung(tmp_path):
     assert image(html, "tuning/mlp").startswith(PNG)
     assert 'href="#tuning"' in html and "mlp: 4 complete, 0 pruned trials" in html
     assert "mlp/tuning-history" in plots_of(html) and "cnn/tuning-history" not in plots_of(html)
+
+
+def test_kfold_rung_shows_every_folds_study_on_one_plot(tmp_path):
+    folder = mini_ladder(tmp_path / "ladder", kfold=True)
+    for k in range(3):
+        fold = fake_run(folder / "mlp" / f"fold-0-{k}")
+        toy_study(fold, n=4, pruned=())
+        (fold / "tune.json").write_text(json.dumps({"metric": "accuracy", "direction": "maximize",
+                                                    "best_params": {"model.hidden": [64]}}))
+    html = write_report(folder).read_text()
+    plots = plots_of(html)
+    assert "tuning/mlp" in plots and "mlp/tuning-history" in plots and "tuning/cnn" not in plots
+    assert image(html, "mlp/tuning-history").startswith(PNG)
+    assert "3 folds tuned" in html and "fold-0-2: model.hidden" in html

@@ -14,7 +14,7 @@ from modelladder.report import plots
 from modelladder.report.card import audit_context, card_context
 from modelladder.report.pareto import FRONTIER_COSTS, HEADLINES
 from modelladder.report.story import story_context
-from modelladder.report.tuning import ladder_panels, tuning_context
+from modelladder.report.tuning import folds_tuning_context, ladder_panels, tuning_context
 from modelladder.runs import read_json, write_text
 
 IDENTITY = ("rung", "model", "family")
@@ -277,7 +277,8 @@ def cv_context(cv_dir: Path) -> dict:
     return {"name": name, "split": f"out-of-fold {split}", "summary": {k: fmt(v) for k, v in summary.items()},
             "metrics": _fold_scores(cv), "figures": figures, "per_class": per_class, "notes": notes,
             "pictures": [], "config": config.read_text() if config else None,
-            "env": flatten(read_json(first / "env.json")) if (first / "env.json").is_file() else {}}
+            "env": flatten(read_json(first / "env.json")) if (first / "env.json").is_file() else {},
+            "tuning": folds_tuning_context(cv_dir)}
 
 
 def _fold_scores(cv) -> dict:

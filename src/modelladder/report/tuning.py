@@ -136,6 +136,45 @@ def history_plot(trials: list[dict], metric: str, direction: str, small: bool = 
     return data_uri(fig)
 
 
+def folds_history_plot(series: dict[str, list[dict]], metric: str, direction: str, small: bool = False) -> str | None:
+    """A k-fold rung's studies, one per fold: each fold's complete trials (faint) and its best so far."""
+    if not any(t["state"] == "COMPLETE" and t["value"] is not None for trials in series.values() for t in trials):
+        return None
+    from matplotlib.ticker import MaxNLocator
+
+    fig, (ax,) = _figure(3.6, 2.6) if small else _figure(5.4, 3.4)
+    pick = min if direction == "minimize" else max
+    for i, (fold, trials) in enumerate(series.items()):
+        complete = sorted((t for t in trials if t["state"] == "COMPLETE" and t["value"] is not None),
+                          key=lambda t: t["number"])
+        if not complete:
+            continue
+        xs, ys = [t["number"] for t in complete], [t["value"] for t in complete]
+        ax.scatter(xs, ys, s=8, alpha=0.35, color=f"C{i % 10}")
+        best = [pick(ys[: j + 1]) for j in range(len(ys))]
+        ax.step(xs, best, where="post", color=f"C{i % 10}", label=fold)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set(xlabel="trial", ylabel=f"validation {metric}", title="optimisation history per fold (best so far)")
+    ax.legend(fontsize="x-small")
+    return data_uri(fig)
+
+
+def tuned_folds(cv_dir: Path) -> list[Path]:
+    """The fold runs of a k-fold rung that were tuned."""
+    return sorted(d for d in cv_dir.glob("fold-*") if is_tuned(d))
+
+
+def folds_series(folds: list[Path]) -> tuple[dict[str, list[dict]], str, str]:
+    """(fold name -> its trials, metric, direction) of tuned fold runs."""
+    series, metric, direction = {}, "value", "maximize"
+    for fold in folds:
+        trials, study, _ = load_trials(fold)
+        info = _tune_json(fold)
+        series[fold.name] = trials
+        metric, direction = info.get("metric") or metric, direction_of(info, study)
+    return series, metric, direction
+
+
 def importances(trials: list[dict], study, direction: str) -> tuple[dict[str, float] | None, str | None]:
     """(parameter -> fANOVA importance, None) or (None, why there are none)."""
     complete = [t for t in trials if t["state"] == "COMPLETE" and t["value"] is not None]
@@ -228,6 +267,27 @@ def tuning_context(run_dir: Path, fmt) -> dict | None:
             "importances": {k: fmt(v) for k, v in (found or {}).items()}}
 
 
+def folds_tuning_context(cv_dir: Path) -> dict | None:
+    """A tuned k-fold rung's section: every fold's history on one plot and each fold's best parameters (each fold
+    is tuned on its own inner validation split); None when no fold was tuned."""
+    folds = tuned_folds(cv_dir)
+    if not folds:
+        return None
+    series, metric, direction = folds_series(folds)
+    uri = folds_history_plot(series, metric, direction)
+    figures = [{"id": f"{cv_dir.name}/tuning-history", "title": "optimisation history per fold", "uri": uri}] \
+        if uri else []
+    rows = []
+    for fold in folds:
+        best = _best(series[fold.name], direction, _tune_json(fold))
+        for path, value in (best["params"] if best else {}).items():
+            rows.append({"path": f"{fold.name}: {path}", "value": _show(value, str)})
+    counts = [sum(t["state"] == "COMPLETE" for t in series[f.name]) for f in folds]
+    summary = (f"{len(folds)} folds tuned, each on its own inner validation split ({metric}); complete trials per "
+               f"fold: {', '.join(map(str, counts))}; importances are in each fold run's own report")
+    return {"summary": summary, "figures": figures, "notes": [], "best_params": rows, "importances": {}}
+
+
 def _best(trials: list[dict], direction: str, info: dict) -> dict | None:
     """The best complete trial (number, value, params); tune.json's best_params (decoded config values) win."""
     complete = [t for t in trials if t["state"] == "COMPLETE" and t["value"] is not None]
@@ -245,11 +305,18 @@ def _show(value: Any, fmt) -> str:
 
 
 def ladder_panels(rows: list[dict], folder: Path) -> list[dict]:
-    """One small optimisation-history panel per tuned rung of a ladder (a k-fold rung: its folds' studies are
-    in their own run sections, not here)."""
+    """One small optimisation-history panel per tuned rung of a ladder (a k-fold rung: every fold's study on one
+    panel)."""
     panels = []
     for row in rows:
         rung_dir = folder / str(row["rung"])
+        if folds := tuned_folds(rung_dir):
+            series, metric, direction = folds_series(folds)
+            uri = folds_history_plot(series, metric, direction, small=True)
+            if uri:
+                panels.append({"id": f"tuning/{rung_dir.name}", "rung": rung_dir.name, "uri": uri,
+                               "caption": f"{rung_dir.name}: one study per fold, {len(folds)} folds"})
+            continue
         if not is_tuned(rung_dir):
             continue
         trials, study, _ = load_trials(rung_dir)
