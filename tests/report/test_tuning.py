@@ -149,3 +149,11 @@ def test_kfold_rung_shows_every_folds_study_on_one_plot(tmp_path):
     assert "tuning/mlp" in plots and "mlp/tuning-history" in plots and "tuning/cnn" not in plots
     assert image(html, "mlp/tuning-history").startswith(PNG)
     assert "3 folds tuned" in html and "fold-0-2: model.hidden" in html
+
+
+def test_an_unreadable_study_db_is_said_not_a_crash(tmp_path):
+    run = fake_run(tmp_path / "tuned")
+    (run / "tune").mkdir()
+    (run / "tune" / "study.db").write_bytes(b"not a database")
+    html = write_report(run).read_text()
+    assert "no study could be read" in html and "no trial has a validation value yet" in html

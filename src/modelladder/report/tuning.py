@@ -31,6 +31,8 @@ def load_trials(run_dir: Path) -> tuple[list[dict], Any, str]:
     trials.csv (an in-memory study rebuilt from its rows, so importances can still be computed)."""
     folder = run_dir / "tune"
     study = _load_study(folder / "study.db", run_dir) if (folder / "study.db").is_file() else None
+    if study is None and not (folder / "trials.csv").is_file():
+        return [], None, "tune/study.db (no study could be read from it)"
     if study is not None:
         trials = [{"number": t.number, "state": t.state.name, "params": dict(t.params),
                    "value": t.value if t.value is not None else _last(t.intermediate_values)}
@@ -44,13 +46,18 @@ def _load_study(db: Path, run_dir: Path):
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    from sqlalchemy.exc import SQLAlchemyError
+
     storage = f"sqlite:///{db.resolve()}"
-    names = optuna.get_all_study_names(storage=storage)
-    if not names:
+    try:
+        names = optuna.get_all_study_names(storage=storage)
+        if not names:
+            return None
+        info = _tune_json(run_dir)
+        name = next((n for n in (info.get("study"), run_dir.name) if n in names), names[0])
+        return optuna.load_study(study_name=name, storage=storage)
+    except (SQLAlchemyError, RuntimeError, ValueError):  # not an Optuna database (or one from a newer Optuna)
         return None
-    info = _tune_json(run_dir)
-    name = next((n for n in (info.get("study"), run_dir.name) if n in names), names[0])
-    return optuna.load_study(study_name=name, storage=storage)
 
 
 def _last(values: dict) -> float | None:
