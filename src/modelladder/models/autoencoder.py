@@ -16,13 +16,13 @@ The helpers below build the same encoders and decoders for the VAE (models/vae.p
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 from torch import Tensor, nn
 
 from modelladder.errors import InputError
-from modelladder.models.base import Network
+from modelladder.models.base import NETWORK_SPACE, Network
 from modelladder.schema import Strict
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
@@ -39,12 +39,34 @@ class AutoencoderConfig(Strict):
     dropout: float = Field(0.0, ge=0, lt=1)  # head classifier: on the code, before the Linear layer
 
 
+def tuning_space(base: dict, cfg, latents: list[int], mlp_latent: bool) -> dict[str, dict]:
+    """An autoencoder's or VAE's space for its kind and head (their configs share these fields); `mlp_latent`:
+    whether kind mlp reads model.latent (the VAE's z; the mlp autoencoder's code is hidden[-1])."""
+    if cfg.kind == "mlp":
+        own = {"model.hidden": {"choices": [[128], [256], [512], [256, 64], [512, 128]]},
+               "model.activation": {"choices": ["relu", "gelu"]}}
+    else:
+        own = {"model.channels": {"choices": [[16, 32], [32, 64], [64, 128]]}}
+    if cfg.kind == "conv" or mlp_latent:
+        own["model.latent"] = {"choices": latents}
+    if cfg.head == "classifier":
+        own["model.dropout"] = {"low": 0.0, "high": 0.5}
+    return {**base, **own}
+
+
 class Autoencoder(Network):
     Config = AutoencoderConfig
     input_kind = "pixels"  # the shared model suite's images in [0, 1]
     tasks = ("reconstruction", "classification")  # head decoder, head classifier
     backbone_parts = ("encoder",)  # what a pretrained autoencoder gives a classifier (verbs/transfer.py)
     finetune_fields = frozenset({"head", "dropout"})  # what a fine-tuned classifier sets for itself
+    search_space: ClassVar[dict[str, dict]] = dict(NETWORK_SPACE)
+
+    @classmethod
+    def search_space_for(cls, cfg: AutoencoderConfig) -> dict[str, dict]:
+        """The training fields, and the encoder of its kind: mlp widths (the last is the code) or conv channels
+        and code width; a classifier head's dropout."""
+        return tuning_space(cls.search_space, cfg, latents=[16, 32, 64], mlp_latent=False)
 
     def __init__(self, cfg: AutoencoderConfig, input_shape: tuple[int, ...], n_outputs: int):
         super().__init__()

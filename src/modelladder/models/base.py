@@ -34,12 +34,34 @@ class Rung:
     # a classifier whose scores are margins, not probabilities (a linear SVM): its runs are always calibrated
     # on the validation split (eval.calibrate, 'platt' by default), so no margin is ever shown as a probability
     outputs_margins: ClassVar[bool] = False
+    # what `ladder tune` searches (models/space.py): dotted run-config path -> {"low", "high", "log"} (float),
+    # {"low", "high", "int": True, "log"} (int) or {"choices": [...]}; {}: this model has nothing to tune
+    search_space: ClassVar[dict[str, dict]] = {}
+
+    @classmethod
+    def search_space_for(cls, cfg) -> dict[str, dict]:
+        """The search space for model config `cfg`: search_space, unless the family's depends on the config
+        (an autoencoder's kind, a LoRA mode)."""
+        return dict(cls.search_space)
 
     @classmethod
     def problems(cls, cfg) -> list[str]:
         """What in run config `cfg` (its task, train or model fields) this model cannot train with, one sentence
         each naming the field; the run layer collects every component's problems into one InputError."""
         return []
+
+
+# the training fields worth tuning for every network, which each network's search_space starts from
+NETWORK_SPACE: dict[str, dict] = {
+    "train.optimizer.lr": {"low": 1e-4, "high": 1e-2, "log": True},
+    "train.optimizer.weight_decay": {"low": 1e-6, "high": 1e-1, "log": True},
+}
+DROPOUT = {"low": 0.0, "high": 0.5}
+# a pretrained backbone: a smaller learning rate; with mode lora, the adapters' rank and dropout too
+PRETRAINED_SPACE: dict[str, dict] = {"train.optimizer.lr": {"low": 1e-5, "high": 1e-3, "log": True},
+                                     "train.optimizer.weight_decay": {"low": 1e-6, "high": 1e-1, "log": True}}
+LORA_SPACE: dict[str, dict] = {"model.lora.r": {"choices": [4, 8, 16, 32]},
+                               "model.lora.dropout": {"low": 0.0, "high": 0.3}}
 
 
 class Network(Rung, nn.Module):

@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
@@ -179,6 +179,7 @@ class LogisticRegressionRung(ClassicRung):
     Registered as `logreg` (older configs) and as `linear` (LinearRung), the name that fits both tasks."""
 
     Config = LogisticRegressionConfig
+    search_space: ClassVar[dict[str, dict]] = {"model.C": {"low": 1e-3, "high": 1e2, "log": True}}  # the L2 strength; max_iter only converges
 
     def _make_estimator(self):
         if self.task == "regression":
@@ -211,6 +212,10 @@ class RandomForestConfig(Strict):
 
 class RandomForestRung(ClassicRung):
     Config = RandomForestConfig
+    # None: trees grown until their leaves are pure
+    search_space: ClassVar[dict[str, dict]] = {"model.n_estimators": {"low": 50, "high": 500, "int": True, "log": True},
+                    "model.max_depth": {"choices": [None, 4, 8, 16, 32]},
+                    "model.min_samples_leaf": {"low": 1, "high": 20, "int": True, "log": True}}
     trusted_types = ("sklearn.tree._tree.Tree",)
     tree_output = "probability"
 
@@ -235,6 +240,9 @@ class HistGradientBoostingConfig(Strict):
 
 class HistGradientBoostingRung(ClassicRung):
     Config = HistGradientBoostingConfig
+    search_space: ClassVar[dict[str, dict]] = {"model.learning_rate": {"low": 0.01, "high": 0.3, "log": True},
+                    "model.max_iter": {"low": 50, "high": 500, "int": True, "log": True},
+                    "model.max_leaf_nodes": {"low": 8, "high": 128, "int": True, "log": True}}
     trusted_types = ("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",)
     tree_output = "log-odds"
 

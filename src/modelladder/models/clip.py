@@ -16,7 +16,7 @@ exp(logit_scale) * cosine, the scale starting at 1 / `temperature` and capped at
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from modelladder.data.tokenize import TextEncoder, TokenizerConfig, pretrained_encoder, train_encoder
 from modelladder.errors import InputError
-from modelladder.models.base import Network
+from modelladder.models.base import DROPOUT, NETWORK_SPACE, Network
 from modelladder.models.cnn import CNN, CNNConfig
 from modelladder.models.modes import with_lora
 from modelladder.models.transformer import BackboneChecks, TransformerBackbone
@@ -69,6 +69,9 @@ class ClipConfig(Strict):
 
 class CLIP(Network):
     Config = ClipConfig
+    search_space: ClassVar[dict[str, dict]] = {**NETWORK_SPACE, "model.embed_dim": {"choices": [32, 64, 128]},
+                    "model.temperature": {"low": 0.02, "high": 0.2, "log": True},
+                    "model.image.hidden": {"choices": [0, 128, 256]}, "model.image.dropout": DROPOUT}
     input_kind = "captioned"  # (images, caption token ids, mask): the shared model suite's "captioned" problem
     tasks = ("clip",)
 

@@ -9,13 +9,13 @@ and 28x28 MNIST (and any other (C, H, W) image).
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator
 from torch import Tensor, nn
 
 from modelladder.errors import InputError
-from modelladder.models.base import Network
+from modelladder.models.base import DROPOUT, NETWORK_SPACE, Network
 from modelladder.schema import Strict
 
 
@@ -38,6 +38,8 @@ class CNNConfig(Strict):
 
 class CNN(Network):
     Config = CNNConfig
+    search_space: ClassVar[dict[str, dict]] = {**NETWORK_SPACE, "model.channels": {"choices": [[16, 32], [32, 64], [64, 128]]},
+                    "model.hidden": {"choices": [0, 64, 128, 256]}, "model.dropout": DROPOUT}
 
     def __init__(self, cfg: CNNConfig, input_shape: tuple[int, ...], n_outputs: int):
         super().__init__()

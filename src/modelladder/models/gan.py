@@ -10,7 +10,7 @@ forward(z) generates; the adversarial objective and its two updates live in the 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 from torch import Tensor, nn
@@ -28,6 +28,8 @@ class GANConfig(Strict):
 
 class GAN(Network):
     Config = GANConfig
+    search_space: ClassVar[dict[str, dict]] = {"train.optimizer.lr": {"low": 5e-5, "high": 1e-3, "log": True},
+                    "model.latent": {"choices": [32, 64, 128]}, "model.width": {"choices": [16, 32, 64]}}
     input_kind = "pixels"  # the shared model suite's images in [0, 1]
     tasks = ("gan",)
 

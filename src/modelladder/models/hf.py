@@ -20,7 +20,7 @@ import os
 from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import Field
@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from modelladder.data.tokenize import TextEncoder, pretrained_encoder
 from modelladder.errors import InputError
-from modelladder.models.base import Network
+from modelladder.models.base import LORA_SPACE, PRETRAINED_SPACE, Network
 from modelladder.models.modes import with_lora
 from modelladder.schema import LoraSettings, Mode, Strict
 
@@ -78,6 +78,12 @@ def prepared_backbone(cfg: HFConfig, field: str = "model") -> nn.Module:
 class HFClassifier(Network):
     Config = HFConfig
     input_kind = "text"
+    search_space: ClassVar[dict[str, dict]] = {**PRETRAINED_SPACE, "model.dropout": {"low": 0.0, "high": 0.3}}
+
+    @classmethod
+    def search_space_for(cls, cfg: HFConfig) -> dict[str, dict]:
+        """The learning rate and head dropout; the LoRA rank and dropout when mode is lora."""
+        return {**cls.search_space, **(LORA_SPACE if cfg.mode == "lora" else {})}
 
     def __init__(self, cfg: HFConfig, input_shape: tuple[int, ...], n_outputs: int):
         super().__init__()

@@ -19,7 +19,7 @@ import copy
 import os
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import Field
@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from modelladder.data.tokenize import TextEncoder
 from modelladder.errors import InputError
-from modelladder.models.base import Network
+from modelladder.models.base import LORA_SPACE, PRETRAINED_SPACE, Network
 from modelladder.models.modes import with_lora
 from modelladder.schema import LoraSettings, Mode, Strict
 
@@ -133,6 +133,15 @@ class HFCausalLM(Network):
     """token ids (B, L) -> next-token logits (B, L, vocab), as models/transformer.py's LanguageModel."""
 
     Config = HFCausalConfig
+    search_space: ClassVar[dict[str, dict]] = dict(PRETRAINED_SPACE)
+
+    @classmethod
+    def search_space_for(cls, cfg: HFCausalConfig) -> dict[str, dict]:
+        """The learning rate and weight decay; the LoRA rank and dropout when mode is lora; nothing when frozen
+        (it trains nothing)."""
+        if cfg.mode == "frozen":
+            return {}
+        return {**cls.search_space, **(LORA_SPACE if cfg.mode == "lora" else {})}
     input_kind = "text"
     tasks = ("causal_lm",)  # it is trained by `ladder pretrain` only
 

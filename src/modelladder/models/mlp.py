@@ -6,12 +6,12 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 from torch import Tensor, nn
 
-from modelladder.models.base import Network
+from modelladder.models.base import DROPOUT, NETWORK_SPACE, Network
 from modelladder.schema import Strict
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
@@ -27,6 +27,9 @@ class MLPConfig(Strict):
 
 class MLP(Network):
     Config = MLPConfig
+    # width and depth, dropout, and the training fields every network tunes
+    search_space: ClassVar[dict[str, dict]] = {**NETWORK_SPACE, "model.hidden": {"choices": [[64], [128], [256], [128, 64], [256, 128]]},
+                    "model.dropout": DROPOUT}
 
     def __init__(self, cfg: MLPConfig, input_shape: tuple[int, ...], n_outputs: int):
         super().__init__()

@@ -17,7 +17,7 @@ pretrain` with task causal_lm; the classifier can then start from its weights (v
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import Field, ValidationInfo, field_validator
@@ -32,7 +32,7 @@ from modelladder.data.tokenize import (
     train_encoder,
 )
 from modelladder.errors import InputError
-from modelladder.models.base import Network
+from modelladder.models.base import DROPOUT, NETWORK_SPACE, Network
 from modelladder.schema import Strict
 
 
@@ -58,6 +58,10 @@ class RNNConfig(Strict):
 
 class RNN(Network):
     Config = RNNConfig
+    search_space: ClassVar[dict[str, dict]] = {**NETWORK_SPACE, "model.embed_dim": {"choices": [64, 128, 256]},
+                    "model.hidden": {"low": 32, "high": 256, "int": True, "log": True},
+                    "model.layers": {"low": 1, "high": 2, "int": True}, "model.bidirectional": {"choices": [False, True]},
+                    "model.input_dropout": DROPOUT, "model.dropout": DROPOUT}
     input_kind = "text"
     tasks = ("classification", "regression", "causal_lm")  # causal_lm: `ladder pretrain` trains RNNLanguageModel
     # what a pretrained RNNLanguageModel provides (verbs/transfer.py)

@@ -10,13 +10,13 @@ plain CNN classifier trained from scratch or as the backbone of a fine-tuned one
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 from torch import Tensor, nn
 
 from modelladder.errors import InputError
-from modelladder.models.base import Network
+from modelladder.models.base import DROPOUT, NETWORK_SPACE, Network
 from modelladder.schema import Strict
 
 
@@ -31,6 +31,9 @@ class SimCLRConfig(Strict):
 
 class SimCLR(Network):
     Config = SimCLRConfig
+    search_space: ClassVar[dict[str, dict]] = {**NETWORK_SPACE, "model.channels": {"choices": [[16, 32], [32, 64], [64, 128]]},
+                    "model.features": {"choices": [64, 128, 256]}, "model.projection": {"choices": [32, 64, 128]},
+                    "model.dropout": DROPOUT}
     tasks = ("contrastive", "classification")  # head projection, head classifier
     backbone_parts = ("encoder",)  # what a pretrained SimCLR provides (verbs/transfer.py); the head is new
     finetune_fields = frozenset({"head", "dropout"})  # what a fine-tuned classifier sets for itself

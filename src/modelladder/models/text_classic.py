@@ -18,7 +18,7 @@ once per calibration fold.
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
@@ -34,6 +34,11 @@ from modelladder.schema import Strict
 
 class TfidfRung(ClassicRung):
     """A ClassicRung on texts: a Pipeline of TfidfVectorizer and the linear model from `_linear_model`."""
+
+    # the n-gram range (1 to ngram_max words), rare terms dropped, and the L2 strength
+    search_space: ClassVar[dict[str, dict]] = {"model.ngram_max": {"low": 1, "high": 3, "int": True},
+                    "model.min_df": {"low": 1, "high": 5, "int": True},
+                    "model.C": {"low": 1e-2, "high": 1e2, "log": True}}
 
     input_kind = "text"
 

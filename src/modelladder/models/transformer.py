@@ -18,7 +18,7 @@ so a classifier can start from a pretrained language model's `backbone.*` weight
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +32,7 @@ from modelladder.data.tokenize import (
     train_encoder,
 )
 from modelladder.errors import InputError
-from modelladder.models.base import Network
+from modelladder.models.base import NETWORK_SPACE, Network
 from modelladder.schema import Strict
 
 
@@ -242,6 +242,10 @@ class KVCache:
 
 class Transformer(Network):
     Config = TransformerConfig
+    # every dim choice is divisible by every heads choice
+    search_space: ClassVar[dict[str, dict]] = {**NETWORK_SPACE, "train.optimizer.lr": {"low": 1e-4, "high": 3e-3, "log": True},
+                    "model.dim": {"choices": [64, 128, 256]}, "model.depth": {"low": 1, "high": 4, "int": True},
+                    "model.heads": {"choices": [2, 4, 8]}, "model.dropout": {"low": 0.0, "high": 0.3}}
     input_kind = "text"
     tasks = ("classification", "regression", "causal_lm", "masked_lm")  # the last two: `ladder pretrain`
     backbone_parts = ("backbone",)  # what a pretrained LanguageModel provides (verbs/transfer.py); the head is new

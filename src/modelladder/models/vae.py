@@ -11,7 +11,7 @@ with a new Dropout -> Linear head to the classes instead of the decoder, for tas
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import torch
 from pydantic import Field
@@ -23,8 +23,9 @@ from modelladder.models.autoencoder import (
     head_problems,
     mlp_decoder,
     mlp_encoder,
+    tuning_space,
 )
-from modelladder.models.base import Network
+from modelladder.models.base import NETWORK_SPACE, Network
 from modelladder.schema import Strict
 
 
@@ -45,6 +46,13 @@ class VAE(Network):
     tasks = ("vae", "classification")  # head decoder, head classifier
     backbone_parts = ("encoder", "mean")  # what a pretrained VAE gives a classifier (verbs/transfer.py)
     finetune_fields = frozenset({"head", "dropout"})  # what a fine-tuned classifier sets for itself
+    search_space: ClassVar[dict[str, dict]] = dict(NETWORK_SPACE)
+
+    @classmethod
+    def search_space_for(cls, cfg: VAEConfig) -> dict[str, dict]:
+        """The training fields, the encoder of its kind, the size of z; a classifier head's dropout (task.beta is
+        left alone: it changes what the validation loss measures)."""
+        return tuning_space(cls.search_space, cfg, latents=[8, 16, 32], mlp_latent=True)
 
     def __init__(self, cfg: VAEConfig, input_shape: tuple[int, ...], n_outputs: int):
         super().__init__()

@@ -14,6 +14,7 @@ from modelladder.report import plots
 from modelladder.report.card import audit_context, card_context
 from modelladder.report.pareto import FRONTIER_COSTS, HEADLINES
 from modelladder.report.story import story_context
+from modelladder.report.tuning import folds_tuning_context, ladder_panels, tuning_context
 from modelladder.runs import read_json, write_text
 
 IDENTITY = ("rung", "model", "family")
@@ -42,7 +43,7 @@ def _write(folder: Path) -> Path:
     elif _is_run(folder) or _is_cv(folder):
         run = run_context(folder) if _is_run(folder) else cv_context(folder)
         context = {"title": folder.name, "kind": "run", "runs": [run], "leaderboard": None,
-                   "cost_plots": [], "ladder_config": None, "legend": None, "story": None}
+                   "cost_plots": [], "ladder_config": None, "legend": None, "story": None, "tuning": []}
     elif not folder.exists():
         raise InputError(f"report: folder {folder} does not exist; expected a ladder folder "
                          "(with leaderboard.json) or a run folder (with config.yaml and summary.json)")
@@ -94,6 +95,7 @@ def ladder_context(folder: Path) -> dict:
         "cost_plots": cost_plots(ok, [c for c in columns if c not in FRONTIER_COSTS], headline),
         "ladder_config": ladder_yaml.read_text() if ladder_yaml.is_file() else None,
         "runs": [_rung_context(folder / str(r["rung"]), r) for r in rows],
+        "tuning": ladder_panels(ok, folder),  # one small optimisation history per tuned rung
     }
 
 
@@ -240,6 +242,7 @@ def run_context(run_dir: Path) -> dict:
         "env": flatten(read_json(env_path)) if env_path.is_file() else {},
         "audit": audit_context(run_dir, fmt),
         "card": card_context(run_dir, summary, evaluation, fmt),
+        "tuning": tuning_context(run_dir, fmt),
     }
 
 
@@ -274,7 +277,8 @@ def cv_context(cv_dir: Path) -> dict:
     return {"name": name, "split": f"out-of-fold {split}", "summary": {k: fmt(v) for k, v in summary.items()},
             "metrics": _fold_scores(cv), "figures": figures, "per_class": per_class, "notes": notes,
             "pictures": [], "config": config.read_text() if config else None,
-            "env": flatten(read_json(first / "env.json")) if (first / "env.json").is_file() else {}}
+            "env": flatten(read_json(first / "env.json")) if (first / "env.json").is_file() else {},
+            "tuning": folds_tuning_context(cv_dir)}
 
 
 def _fold_scores(cv) -> dict:
