@@ -114,6 +114,18 @@ def check_tune(cfg: RunConfig, data: DataBundle) -> tuple[str, str, dict]:
     return metric, "minimize" if lower else "maximize", space_for(cfg, cfg.tune.space)
 
 
+def check_tuned(cfgs: list[RunConfig], data: DataBundle) -> None:
+    """check_tune for every rung of a ladder: all their problems in one InputError, naming the rung."""
+    problems = []
+    for i, cfg in enumerate(cfgs):
+        try:
+            check_tune(cfg, data)
+        except InputError as err:
+            problems += [f"rungs[{i}] ({cfg.name}): {p}" for p in err.problems]
+    if problems:
+        raise InputError(problems)
+
+
 def reported_metrics(task, data: DataBundle) -> list[str]:
     """The metric names the task reports, from a few validation (else training) labels and uninformative
     scores."""

@@ -9,20 +9,26 @@ from typing import Any
 
 from modelladder.config import RunConfig, validate_run
 from modelladder.errors import InputError
+from modelladder.registry import MODELS, lookup
 
 _SPACES = {
     "logreg": {"model.C": {"low": 1e-3, "high": 1e2, "log": True}},
     "hist_gb": {"model.learning_rate": {"low": 0.01, "high": 0.3, "log": True},
                 "model.max_leaf_nodes": {"low": 8, "high": 64, "int": True, "log": True}},
+    "random_forest": {"model.max_depth": {"low": 2, "high": 32, "int": True, "log": True},
+                      "model.min_samples_leaf": {"low": 1, "high": 10, "int": True}},
     "mlp": {"train.optimizer.lr": {"low": 1e-4, "high": 1e-2, "log": True},
             "model.hidden": {"choices": [[64], [128], [128, 64]]}},
 }
+NETWORK = {"train.optimizer.lr": {"low": 1e-4, "high": 1e-2, "log": True},
+           "train.optimizer.weight_decay": {"low": 1e-5, "high": 1e-1, "log": True}}  # any other network
 
 
 def space_for(cfg: RunConfig, overrides: dict | None = None) -> dict:
     """The model's space with `overrides` (tune.space, nested or dotted) applied: a list is a set of choices,
     a mapping a range."""
-    space = copy.deepcopy(_SPACES.get(cfg.model.name, {}))
+    network = lookup(MODELS, "model.name", cfg.model.name).family == "neural"
+    space = copy.deepcopy(_SPACES.get(cfg.model.name, NETWORK if network else {}))
     for path, spec in _flatten(overrides or {}).items():
         space[path] = {"choices": spec} if isinstance(spec, list) else spec
     if not space:
