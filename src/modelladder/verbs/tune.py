@@ -74,6 +74,9 @@ def tune_run(cfg: RunConfig, run_dir: Path, *, data: DataBundle | None = None, c
             return score_trial(cfg, params, folder / f"trial-{trial.number}", trial_data, trial, metric)
 
         study.optimize(objective, n_trials=trials_left, timeout=seconds_left, callbacks=[_printer(console, metric, space)])
+    else:
+        console.print(f"   tuning {cfg.model.name}: its budget ({cfg.tune.budget}) was spent by the "
+                      f"{len(finished(study))} finished trials kept in {cfg.tune.storage or folder / 'study.db'}")
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
         raise InputError(f"tuning {cfg.name or run_dir.name}: no trial finished unpruned ({cfg.tune.budget}); "
