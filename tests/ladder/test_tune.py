@@ -135,3 +135,25 @@ def test_ladder_tune_cli_needs_a_budget_and_leaves_nothing(tmp_path, capsys):
     assert main(["tune", str(config), "--runs-dir", str(tmp_path / "runs")]) == 2
     assert "needs a budget: tune.trials or tune.timeout_s" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_time_budget_counts_the_finished_trials_of_a_resumed_study(tmp_path, scored):
+    run_dir = tmp_path / "run"
+    cfg = validate_run({"name": "t", "data": DATA, "model": {"name": "logreg"}, "tune": {"timeout_s": 0.001}})
+    assert tune_run(cfg, run_dir)["tuning"]["budget"] == "0.001 s"  # optuna ends after the trial that passes it
+    scored.clear()
+    assert tune_run(cfg, run_dir)["tuning"]["trials"] >= 1
+    assert [split for split, _ in scored] == ["test"]  # the budget was spent: the retrain only
+
+
+def test_ladder_tune_again_resumes_the_study(tmp_path):
+    from modelladder.cli import main
+
+    config = tmp_path / "logreg.yaml"
+    config.write_text("data: {dataset: digits, limit: 200}\nmodel: {name: logreg}\n")
+    args = ["tune", str(config), "--runs-dir", str(tmp_path / "runs")]
+    assert main([*args, "--trials", "1"]) == 0
+    assert main([*args, "--trials", "2"]) == 0  # the same run folder, no --overwrite: one more trial
+    assert list(pd.read_csv(tmp_path / "runs" / "logreg" / "tune" / "trials.csv")["number"]) == [0, 1]
+    (tmp_path / "runs" / "other").mkdir()
+    assert main([*args, "--trials", "1", "--name", "other"]) == 2  # not a tuning run: refused

@@ -264,6 +264,8 @@ def _row(cfg: RunConfig, result: dict) -> dict:
 def _kfold(ladder: LadderConfig, rungs: list[RunConfig], path: Path, plan: Plan) -> tuple[Path, list[dict]]:
     protocol = ladder.protocol
     folds = fold_plan(rungs, protocol.folds, protocol.repeats, name="protocol.folds", ladder=ladder)
+    if ladder.tune is not None:  # a bad metric or search space: one InputError before any fold trains
+        check_tuned(rungs, load_run_data(rungs[0], check=False))
     root = plan.root(path, ladder)
     write_plan(root / "folds.json", folds)
     rungs = run_stages(ladder, rungs, root, plan.console) if ladder.pretrain else rungs
