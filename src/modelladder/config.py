@@ -333,6 +333,39 @@ class FinetuneConfig(Strict):
     backbone_lr: float | None = Field(None, ge=0)
 
 
+class TuneConfig(Strict):
+    """Hyperparameter tuning with Optuna (verbs/tune.py): `trials` trials or `timeout_s` seconds (at least one; both:
+    whichever ends first), each trained on the train split and scored on the validation split only; the best is
+    retrained once and scored like `ladder train`. A ladder's `tune:` gives every rung this same budget."""
+
+    trials: int | None = Field(None, gt=0)
+    timeout_s: float | None = Field(None, gt=0)  # seconds, or '90s', '10m', '1h'
+    metric: str | None = None  # a validation metric the task reports (default: the task's monitor, e.g. accuracy)
+    sampler: Literal["tpe", "random"] = "tpe"  # seeded by the run's seed
+    pruner: Literal["median", "halving", "none"] = "median"  # from each epoch's validation metric (networks only)
+    storage: str | None = None  # an Optuna RDB URL; default sqlite:///<run folder>/tune/study.db
+    space: dict[str, Any] = {}  # overrides of the model's search space: dotted run-config path -> spec
+
+    @field_validator("timeout_s", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return parse_duration(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _a_budget(self):
+        if self.trials is None and self.timeout_s is None:
+            raise ValueError("tune needs a budget: tune.trials (a number of trials) or tune.timeout_s (seconds), "
+                             "or both")
+        return self
+
+    @property
+    def budget(self) -> str:
+        """The budget in words, as the leaderboard states it: '20 trials', '600 s' or '20 trials or 600 s'."""
+        parts = [f"{self.trials} trials" if self.trials is not None else None,
+                 f"{self.timeout_s:g} s" if self.timeout_s is not None else None]
+        return " or ".join(p for p in parts if p)
+
+
 class RunConfig(Strict):
     name: str | None = None
     seed: int = 0
@@ -344,6 +377,7 @@ class RunConfig(Strict):
     card: CardConfig = CardConfig()
     cost: CostConfig = CostConfig()
     finetune: FinetuneConfig | None = None  # start from a pretrained run instead of from scratch
+    tune: TuneConfig | None = None  # `ladder tune`, or a ladder's tune: (verbs/tune.py)
 
 
 class RungConfig(Strict):
@@ -385,6 +419,7 @@ class LadderConfig(Strict):
     # a wall-clock budget shared by the rungs (seconds, or '90s', '10m', '1h'): each rung, as it starts, gets
     # train.max_seconds = what is left / rungs left; rungs that find nothing left fail with 'time limit reached'
     time_limit_s: float | None = Field(None, gt=0)
+    tune: TuneConfig | None = None  # every rung tuned with this same budget (verbs/tune.py)
 
     @field_validator("time_limit_s", mode="before")
     @classmethod
@@ -528,6 +563,8 @@ def rung_configs(ladder: LadderConfig) -> list[RunConfig]:
         }
         if rung.finetune is not None:
             raw["finetune"] = rung.finetune
+        if ladder.tune is not None:  # the same budget for every rung
+            raw["tune"] = ladder.tune.model_dump()
         try:
             runs.append(validate_run(raw, prefix=f"rungs[{i}]."))
         except InputError as err:

@@ -83,6 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_mlflow_arg(p)
     p.set_defaults(func=verb("train:main"))
 
+    p = verbs.add_parser("tune", help="tune one model's hyperparameters on validation (Optuna), retrain the best once")
+    _add_config_args(p)
+    _add_runs_args(p)
+    p.add_argument("--name", help="run name (default: config name or file stem)")
+    p.add_argument("--trials", type=int, metavar="N", help="trials in all (sets tune.trials)")
+    p.add_argument("--timeout", metavar="S", help="seconds of tuning in all, e.g. 600 or 10m (sets tune.timeout_s)")
+    p.set_defaults(func=verb("tune:main"))
+
     p = verbs.add_parser("pretrain", help="pretrain a language model (task causal_lm or masked_lm) on a text corpus")
     _add_config_args(p)
     _add_runs_args(p)

@@ -45,6 +45,9 @@ def leaderboard_table(rows: list[dict], title: str) -> Table:
     extras = [c for c in dict.fromkeys(k for row in rows for k in row) if c.startswith(TABLE_EXTRAS)]
     show_model = any(row["rung"] != row["model"] or _is_ridge(row) for row in everyone)
     caption = _caption(rows, metrics[0] if metrics else None, tested) if rows else ""
+    tuned = tuning_caption(everyone)
+    if tuned:
+        caption = (caption.rstrip(".") + ". " if caption else "") + tuned
     if failed:
         errors = "; ".join(f"{row['rung']} {row['status']}: {(row.get('error') or 'no error recorded').rstrip('.')}"
                            for row in failed)
@@ -111,6 +114,14 @@ def verdict(row: dict) -> str:
     if row.get("best"):
         return "best"
     return "worse" if row["significant"] else "n.s."
+
+
+def tuning_caption(rows: list[dict]) -> str:
+    """The tuning budget every rung had (a ladder's tune:, verbs/tune.py), or "" for an untuned ladder."""
+    budgets = list(dict.fromkeys(row["tune_budget"] for row in rows if row.get("tune_budget")))
+    if not budgets:
+        return ""
+    return f"Every rung tuned with the same budget: {' / '.join(budgets)} on validation."
 
 
 def _caption(rows: list[dict], metric: str | None, tested: bool) -> str:

@@ -37,6 +37,7 @@ from modelladder.verbs.build import load_run_data
 from modelladder.verbs.precheck import check_rungs
 from modelladder.verbs.resilience import TIME_UP, TimeBudget, finished_result, limited, one_line, record_failure
 from modelladder.verbs.train import train_run
+from modelladder.verbs.tune import tune_run
 
 
 def fold_name(repeat: int, fold: int) -> str:
@@ -137,7 +138,8 @@ def run_folds(cfgs: list[RunConfig], folders: list[Path], plan: dict, *, console
             run_dir = prepare(folder / name, overwrite=True) if resume else prepare(folder / name)
             started = time.perf_counter()
             try:
-                result = train_run(run_cfg, run_dir, data=data)
+                # tuned (a ladder's tune:): trials scored on this fold's inner validation split, never on the fold
+                result = (tune_run if run_cfg.tune is not None else train_run)(run_cfg, run_dir, data=data)
                 if after_run is not None:
                     after_run(cfg, run_dir, name)
                 if budget is not None:

@@ -79,6 +79,7 @@ from modelladder.verbs.resilience import (
 )
 from modelladder.verbs.stages import run_stages, set_aside_stages
 from modelladder.verbs.train import train_run
+from modelladder.verbs.tune import check_tuned, prepare_keeping_study, tune_run, tuning_of
 
 
 def run_ladder(ladder: LadderConfig, runs_dir: str | Path, *, overwrite: bool = False, resume: bool = False,
@@ -138,6 +139,8 @@ def _holdout(ladder: LadderConfig, rungs: list[RunConfig], path: Path, plan: Pla
     console = plan.console
     data = load_run_data(rungs[0], check=False)  # every rung shares data, seed and split: load once
     check_rungs(rungs, data, ladder)  # every problem of every rung at once, before a folder is made
+    if ladder.tune is not None:
+        check_tuned(rungs, data)
     print_columns({"kind": data.kind, **data.preprocess}, console)  # a table's column roles (data/columns.py)
     root = plan.root(path, ladder)
     split = rungs[0].eval.split
@@ -152,7 +155,8 @@ def _holdout(ladder: LadderConfig, rungs: list[RunConfig], path: Path, plan: Pla
     for cfg in rungs:
         if kept[cfg.name] is not None:
             console.print(f"-> {cfg.name} ({cfg.model.name}): finished, kept")
-            rows.append(_row(cfg, kept[cfg.name]) | _audit_fields(root / cfg.name, ladder))
+            kept_result = kept[cfg.name] | {"tuning": tuning_of(root / cfg.name)}
+            rows.append(_row(cfg, kept_result) | _audit_fields(root / cfg.name, ladder))
             continue
         seconds = plan.budget.share(todo)
         todo -= 1
@@ -191,13 +195,18 @@ def _comparing(console: Console, compare, *args) -> None:
 def _train_rung(cfg: RunConfig, run_dir: Path, data, ladder: LadderConfig, plan: Plan, log) -> dict:
     """One holdout rung's row: trained (with --resume, continued from its checkpoint when it has one of this very
     config and no time limit applies), audited and logged; its failed row when any of that raises."""
-    resume = plan.resume and ladder.time_limit_s is None and continuable(run_dir, cfg)
+    tuned = cfg.tune is not None
+    resume = plan.resume and ladder.time_limit_s is None and not tuned and continuable(run_dir, cfg)
     if resume:
         plan.console.print(f"   continued from {run_dir / 'checkpoints'}")
+    elif tuned and plan.resume:  # a tuned rung's study (tune/) is kept: its finished trials count
+        prepare_keeping_study(run_dir)
     else:
         prepare(run_dir, overwrite=plan.resume)  # --resume: a half-written rung folder is replaced
     try:
-        row = _row(cfg, train_run(cfg, run_dir, data=data, resume=resume))
+        result = tune_run(cfg, run_dir, data=data, console=plan.console) if tuned \
+            else train_run(cfg, run_dir, data=data, resume=resume)
+        row = _row(cfg, result)
         if ladder.audit is not None:  # audit.json in the rung's folder, its fairness gaps in its row
             row |= audit_rung(run_dir, ladder.audit, data)
         if log is not None:
@@ -245,6 +254,8 @@ def _row(cfg: RunConfig, result: dict) -> dict:
         if k in intervals:
             row[f"{result['split']}_{k}_low"], row[f"{result['split']}_{k}_high"] = (round(b, 4) for b in intervals[k])
     row |= leaderboard_fields(result)
+    if cfg.tune is not None:  # the budget every rung had, and the trials this one completed
+        row |= {"tune_trials": (result.get("tuning") or {}).get("trials"), "tune_budget": cfg.tune.budget}
     if "dp_epsilon" in result:  # a DP rung: the privacy it spent (train/privacy.py)
         row |= {"dp_epsilon": round(result["dp_epsilon"], 3)} | {k: result[k] for k in DP_FIELDS}
     return row | {k: round_cost(v) for k, v in cost_values(result).items()}
@@ -253,6 +264,8 @@ def _row(cfg: RunConfig, result: dict) -> dict:
 def _kfold(ladder: LadderConfig, rungs: list[RunConfig], path: Path, plan: Plan) -> tuple[Path, list[dict]]:
     protocol = ladder.protocol
     folds = fold_plan(rungs, protocol.folds, protocol.repeats, name="protocol.folds", ladder=ladder)
+    if ladder.tune is not None:  # a bad metric or search space: one InputError before any fold trains
+        check_tuned(rungs, load_run_data(rungs[0], check=False))
     root = plan.root(path, ladder)
     write_plan(root / "folds.json", folds)
     rungs = run_stages(ladder, rungs, root, plan.console) if ladder.pretrain else rungs
@@ -265,12 +278,22 @@ def _kfold(ladder: LadderConfig, rungs: list[RunConfig], path: Path, plan: Plan)
                         resume=plan.resume, keep_going=True, budget=plan.budget)
     rows = [failed_row(cfg, recs.error) if isinstance(recs, Failed) else ok_row(summarize(cfg.name, cfg.model.name, recs))
             for cfg, recs in zip(rungs, records)]
+    if ladder.tune is not None:  # every fold run was tuned on its own inner validation split (verbs/cv.py)
+        for cfg, row in zip(rungs, rows):
+            row |= _fold_tuning(root / cfg.name, cfg)
     ok = [i for i, row in enumerate(rows) if is_ok(row)]
     if ok:
         _comparing(plan.console, compare_to_best, [rows[i] for i in ok], [records[i] for i in ok], *headline(rungs[0]))
     for i in ok:
         write_json(root / rungs[i].name / "cv.json", {"summary": rows[i], "folds": records[i]})
     return root, rows
+
+
+def _fold_tuning(folder: Path, cfg: RunConfig) -> dict:
+    """A k-fold rung's tuning: the trials its fold runs completed in all, and the budget each fold had."""
+    tunings = [t for t in (tuning_of(d) for d in sorted(folder.glob("fold-*"))) if t is not None]
+    return {"tune_trials": sum(t["trials"] for t in tunings) if tunings else None,
+            "tune_budget": f"{cfg.tune.budget} per fold"}
 
 
 DP_FIELDS = ("dp_delta", "dp_sampling", "dp_secure")

@@ -4,6 +4,7 @@ or on several (--nproc N, torchrun: verbs/distributed.py), each rank building th
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch.distributed as dist
@@ -37,8 +38,10 @@ from modelladder.verbs.distributed import check_run, init_process_group, is_work
 from modelladder.verbs.evaluate import evaluate_run
 
 
-def train_run(cfg: RunConfig, run_dir: Path, *, resume: bool = False, data: DataBundle | None = None) -> dict:
-    """Train the model `cfg` describes into `run_dir` (prepared by the caller) and evaluate it."""
+def train_run(cfg: RunConfig, run_dir: Path, *, resume: bool = False, data: DataBundle | None = None,
+              callbacks: Sequence = ()) -> dict:
+    """Train the model `cfg` describes into `run_dir` (prepared by the caller) and evaluate it. `callbacks`: more
+    training-loop callbacks for a network (a tuning trial's pruning, verbs/tune.py)."""
     t = build_training(cfg, data, run_dir)
     cfg, data, model = t.cfg, t.data, t.model
     write_run_files(run_dir, cfg, preprocess_record(data, t.task))
@@ -49,7 +52,7 @@ def train_run(cfg: RunConfig, run_dir: Path, *, resume: bool = False, data: Data
 
         device = resolve_device(cfg.train.device)
         # a task may add its own callbacks, such as a GAN's sample grids through training
-        callbacks = [*make_loggers(cfg.train, run_dir), *t.task.callbacks(model, run_dir)]
+        callbacks = [*make_loggers(cfg.train, run_dir), *t.task.callbacks(model, run_dir), *callbacks]
         # the cost kept with the checkpoint resumed from is added in: the summary covers the whole run
         with measure_training(device, country=cfg.cost.country,
                               earlier=earlier_cost(run_dir) if resume else None) as cost:
