@@ -32,14 +32,10 @@ from rich.console import Console
 from modelladder.config import RunConfig, load_run_config
 from modelladder.data.bundle import DataBundle
 from modelladder.errors import InputError, did_you_mean
+from modelladder.models.space import apply_params, decode_params, space_for, to_optuna
 from modelladder.runs import prepare, read_json, run_path, write_csv, write_json
 from modelladder.verbs.build import check_model_fits_data, load_run_data, make_task
 from modelladder.verbs.train import train_run
-
-try:  # the models' own search spaces (issue 17 part 1); the stand-in until they are merged
-    from modelladder.models.space import apply_params, space_for
-except ImportError:  # pragma: no cover - removed with verbs/tune_space.py
-    from modelladder.verbs.tune_space import apply_params, space_for
 
 HEARTBEAT_S = 30  # a running trial's heartbeat in an RDB storage
 HEARTBEAT_GRACE_S = 120  # a RUNNING trial whose heartbeat is older than this belongs to a dead process
@@ -68,9 +64,10 @@ def tune_run(cfg: RunConfig, run_dir: Path, *, data: DataBundle | None = None, c
         console.print(f"   tuning {cfg.model.name} on validation {metric} ({cfg.tune.budget}"
                       + (f"; {done} trials finished, kept" if done else "") + ")")
         trial_data = without_test(data)
+        sample = to_optuna(space)  # list choices (hidden sizes) travel through optuna as JSON text
 
         def objective(trial):
-            params = {path: suggest(trial, path, spec) for path, spec in space.items()}
+            params = sample(trial)
             return score_trial(cfg, params, folder / f"trial-{trial.number}", trial_data, trial, metric)
 
         study.optimize(objective, n_trials=trials_left, timeout=seconds_left, callbacks=[_printer(console, metric, space)])
@@ -82,7 +79,7 @@ def tune_run(cfg: RunConfig, run_dir: Path, *, data: DataBundle | None = None, c
         raise InputError(f"tuning {cfg.name or run_dir.name}: no trial finished unpruned ({cfg.tune.budget}); "
                          "raise tune.trials or tune.timeout_s, or set tune.pruner: none")
     write_trials(study, space, folder / "trials.csv")
-    best_params = decoded(space, study.best_params)
+    best_params = decode_params(space, study.best_params)
     tuning = {"trials": len(complete), "pruned": len(study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))),
               "budget": cfg.tune.budget, "best_params": best_params, "best_value": study.best_value,
               "metric": metric, "direction": direction, "study": study.study_name}
@@ -205,34 +202,6 @@ def remaining(cfg: RunConfig, study) -> tuple[int | None, float | None]:
     return trials, cfg.tune.timeout_s - spent
 
 
-def suggest(trial, path: str, spec: dict) -> Any:
-    """One value for `path` from its spec: {choices}, {low, high, int, log} or {low, high, log}."""
-    if "choices" in spec:
-        # optuna stores categorical values that are None, bool, int, float or str: other choices (lists of hidden
-        # sizes) travel as their index (decoded())
-        choices = spec["choices"]
-        if _plain(choices):
-            return trial.suggest_categorical(path, choices)
-        return choices[trial.suggest_categorical(path, list(range(len(choices))))]
-    if spec.get("int"):
-        return trial.suggest_int(path, int(spec["low"]), int(spec["high"]), log=bool(spec.get("log")))
-    return trial.suggest_float(path, float(spec["low"]), float(spec["high"]), log=bool(spec.get("log")))
-
-
-def _plain(choices: list) -> bool:
-    return all(c is None or isinstance(c, bool | int | float | str) for c in choices)
-
-
-def decoded(space: dict, params: dict) -> dict:
-    """A trial's params as config values: a choice optuna stored by its index becomes the choice."""
-    out = {}
-    for path, value in params.items():
-        spec = space.get(path, {})
-        choices = spec.get("choices") if isinstance(spec, dict) else None
-        out[path] = choices[value] if choices is not None and not _plain(choices) else value
-    return out
-
-
 def trial_config(cfg: RunConfig, params: dict) -> RunConfig:
     """`cfg` with the trial's params, scored on the validation split, without calibration, conformal sets,
     progress bars or loggers."""
@@ -286,7 +255,7 @@ def _printer(console: Console, metric: str, space: dict):
     def show(study, trial) -> None:
         state = trial.state.name.lower()
         value = f"{metric} {trial.value:.4g}" if trial.value is not None else state
-        params = ", ".join(f"{k.rsplit('.', 1)[-1]}={_short(v)}" for k, v in decoded(space, trial.params).items())
+        params = ", ".join(f"{k.rsplit('.', 1)[-1]}={_short(v)}" for k, v in decode_params(space, trial.params).items())
         console.print(f"     trial {trial.number}: {value}" + (f" ({state})" if state != "complete" else "")
                       + f"  ({params})", markup=False, highlight=False)
     return show
@@ -302,7 +271,7 @@ def write_trials(study, space: dict, path: Path) -> None:
 
     rows = [{"number": t.number, "state": t.state.name, "value": t.value,
              "duration_s": None if t.duration is None else round(t.duration.total_seconds(), 3),
-             **{f"param_{k}": v for k, v in decoded(space, t.params).items()}} for t in study.get_trials(deepcopy=False)]
+             **{f"param_{k}": v for k, v in decode_params(space, t.params).items()}} for t in study.get_trials(deepcopy=False)]
     write_csv(path, pd.DataFrame(rows), index=False)
 
 
