@@ -186,7 +186,7 @@ def test_ladder_finetune_cli_end_to_end(pretrained, tmp_path):
     assert saved["model"]["dim"] == 32 and saved["model"]["pooling"] == "last"
     predicted = ladder("predict", "runs/ft", "--text", "the cat sat on the mat.", "--text", "a dog ran.", cwd=tmp_path)
     assert predicted.returncode == 0, predicted.stderr
-    assert predicted.stdout.splitlines()[0] == "prediction,confidence" and len(predicted.stdout.splitlines()) == 3
+    assert predicted.stdout.splitlines()[0] == "id,text,prediction,confidence" and len(predicted.stdout.splitlines()) == 3
     bad = ladder("finetune", lm, "ft.yaml", "--set", "model.heads=4", cwd=tmp_path)
     assert bad.returncode == 2 and "error: model.heads 4 differs from the pretrained run's 2" in bad.stderr
 
