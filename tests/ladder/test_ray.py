@@ -1,0 +1,118 @@
+"""`--executor ray`: the rungs (holdout) and (rung, fold) runs (k-fold) as Ray tasks on one local Ray shared by the
+tests of this module give the serial leaderboard (but for measured costs); a worker killed mid-ladder is retried and
+the ladder finishes with every row; a bad --executor / --address is an InputError (exit 2)."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import pytest
+from rich.console import Console
+
+from modelladder.cli import main as cli_main
+from modelladder.config import validate_ladder, validate_run
+from modelladder.errors import InputError
+from modelladder.evaluate.cost import COST_COLUMNS
+from modelladder.verbs.cv import cross_validate
+from modelladder.verbs.executor import KILL_ONCE, Executor, holdout_task
+from modelladder.verbs.ladder import run_ladder
+
+ray = pytest.importorskip("ray")
+
+DATA = {"dataset": "digits", "limit": 200}
+TRAIN = {"epochs": 1, "batch_size": 32, "progress": False, "threads": 1}
+RUNGS = ["logreg", {"name": "mlp", "model": {"name": "mlp", "hidden": [16]}}]
+MEASURED = set(COST_COLUMNS)  # time, memory, energy: measured, so never the same twice
+
+
+def quiet() -> dict:
+    return {"console": Console(file=io.StringIO(), width=200)}
+
+
+@pytest.fixture(scope="module")
+def local_ray(tmp_path_factory):
+    """One local Ray with 2 CPUs for the module (starting Ray costs seconds); the executors below find it running
+    and leave it up. Its workers see KILL_ONCE: a task that finds that file removes it and kills its own worker."""
+    marker = tmp_path_factory.mktemp("ray") / "kill-once"
+    os.environ[KILL_ONCE] = str(marker)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield marker
+    ray.shutdown()
+    os.environ.pop(KILL_ONCE, None)
+
+
+def same_board(serial: list[dict], parallel: list[dict]) -> None:
+    """Every column but the measured costs equal: metrics, intervals, p-values, status."""
+    assert [r["rung"] for r in serial] == [r["rung"] for r in parallel]
+    for a, b in zip(serial, parallel):
+        assert a.keys() == b.keys()
+        assert {k: v for k, v in a.items() if k not in MEASURED} == {k: v for k, v in b.items() if k not in MEASURED}
+
+
+@pytest.mark.slow
+def test_holdout_ladder_on_ray_gives_the_serial_leaderboard(local_ray, tmp_path):
+    lad = validate_ladder({"name": "lad", "data": DATA, "train": TRAIN, "rungs": RUNGS})
+    serial = run_ladder(lad, tmp_path / "serial", **quiet())
+    parallel = run_ladder(lad, tmp_path / "ray", executor=Executor("ray"), **quiet())
+    same_board(serial, parallel)
+    assert "p_value" in parallel[1] and all(r["status"] == "ok" for r in parallel)
+    assert ray.is_initialized()  # a Ray this command did not start is left running
+    for rung in ("logreg", "mlp"):
+        assert (tmp_path / "ray" / "lad" / rung / "eval_test.json").is_file()
+
+
+@pytest.mark.slow
+def test_kfold_ladder_survives_a_killed_worker_with_the_serial_leaderboard(local_ray, tmp_path):
+    lad = validate_ladder({"name": "lad", "data": DATA, "train": TRAIN, "rungs": RUNGS,
+                           "protocol": {"kind": "kfold", "folds": 3}})
+    serial = run_ladder(lad, tmp_path / "serial", **quiet())
+    local_ray.touch()  # the first task to start kills its worker; Ray runs it again
+    parallel = run_ladder(lad, tmp_path / "ray", executor=Executor("ray"), **quiet())
+    assert not local_ray.exists()  # a worker did die
+    same_board(serial, parallel)
+    assert all(r["status"] == "ok" and r["folds"] == 3 for r in parallel)
+    assert "cv_accuracy_low" in parallel[0] and "p_value" in parallel[1]
+    folds = sorted(p.parent.name for p in (tmp_path / "ray" / "lad").glob("*/fold-*/eval_test.json"))
+    assert len(folds) == 6
+
+
+@pytest.mark.slow
+def test_cv_folds_on_ray_give_the_serial_summary(local_ray, tmp_path):
+    cfg = validate_run({"name": "cvrun", "data": DATA, "train": TRAIN, "model": {"name": "logreg"}})
+    serial = cross_validate(cfg, 3, 1, tmp_path / "serial", **quiet())
+    parallel = cross_validate(cfg, 3, 1, tmp_path / "ray", executor=Executor("ray"), **quiet())
+    same_board([serial], [parallel])
+
+
+def test_a_training_error_is_the_tasks_failed_outcome_not_a_retry(tmp_path):
+    """The task catches what training raises (Ray would not retry it anyway: retry_exceptions=False): its one-line
+    error, the traceback in the run folder's error.txt."""
+    cfg = validate_run({"name": "bad", "data": {"dataset": "csv", "path": str(tmp_path / "none.csv"), "label": "y"},
+                        "model": {"name": "logreg"}})
+    out = holdout_task(cfg, tmp_path / "bad", None, False, None)
+    assert out.result is None and "none.csv" in out.error
+    assert (tmp_path / "bad" / "error.txt").is_file()
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--executor", "dask"], "--executor must be one of serial, ray, got 'dask'"),
+    (["--address", "auto"], "--address needs --executor ray"),
+    (["--executor", "ray", "--workers", "0"], "--workers must be an int >= 1"),
+    (["--executor", "ray", "--address", "127.0.0.1:1"], "--address 127.0.0.1:1: no Ray cluster reachable there"),
+])
+@pytest.mark.parametrize("verb", ["run", "cv"])
+def test_bad_executor_arguments_exit_2_with_nothing_written(tmp_path, capsys, monkeypatch, argv, says, verb):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "run.yaml").write_text("name: one\ndata: {dataset: digits, limit: 200}\nmodel: {name: logreg}\n")
+    config = [] if verb == "run" else ["run.yaml", "--folds", "2"]
+    code = cli_main([verb, *config, "--runs-dir", "out", *argv])
+    assert code == 2
+    assert says in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_executor_checks_its_arguments_when_made():
+    with pytest.raises(InputError, match="--workers sets a local Ray's CPUs"):
+        Executor("ray", address="auto", workers=2)
+    assert not Executor().parallel and Executor().slots(validate_run({"model": {"name": "logreg"}})) == 1
