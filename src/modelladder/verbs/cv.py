@@ -180,9 +180,10 @@ def run_folds_tasks(cfgs: list[RunConfig], folders: list[Path], plan: dict, exec
         expected = {"test": plan["y_pool"][test], "val": plan["y_pool"][val]}
         data_cfg = fold_config(cfgs[0], plan["folds"], fold, repeat)
         jobs.append(Job(fold_task, (run_cfg, folders[i] / fold_name(repeat, fold), data_cfg, expected), run_cfg))
+    slots = executor.slots(cfgs[0]) if todo else 0
     limit = f", at most {seconds:.3g} s of training each" if seconds is not None else ""
-    console.print(f"-> {len(jobs)} runs as Ray tasks{limit}" + (f"; {sum(map(len, kept)) - len(jobs)} finished, kept"
-                                                                  if resume else ""))
+    console.print(f"-> {len(jobs)} runs as Ray tasks, {slots} at a time{limit}"
+                  + (f"; {sum(map(len, kept)) - len(jobs)} finished, kept" if resume else ""))
     outcomes = dict(zip(todo, executor.run(jobs)))
     results: list[list[dict] | Failed] = [[] for _ in cfgs]
     for j, (repeat, fold, _, _) in enumerate(splits):
@@ -206,6 +207,7 @@ def run_folds_tasks(cfgs: list[RunConfig], folders: list[Path], plan: dict, exec
                 results[i] = Failed(f"{name}: {error}")
                 console.print(f"-> {cfg.name or cfg.model.name} {name}: [red]failed[/]: {error}")
                 continue
+            console.print(f"-> {cfg.name or cfg.model.name} {name}: done")
             results[i].append(fold_record(repeat, fold, out.result))
     return results
 
