@@ -15,7 +15,7 @@ from modelladder.config import validate_ladder, validate_run
 from modelladder.errors import InputError
 from modelladder.evaluate.cost import COST_COLUMNS
 from modelladder.verbs.cv import cross_validate
-from modelladder.verbs.executor import KILL_ONCE, Executor, holdout_task
+from modelladder.verbs.executor import KILL_ONCE, Executor, holdout_task, task_seconds
 from modelladder.verbs.ladder import run_ladder
 
 ray = pytest.importorskip("ray")
@@ -60,6 +60,13 @@ def test_holdout_ladder_on_ray_gives_the_serial_leaderboard(local_ray, tmp_path)
     assert ray.is_initialized()  # a Ray this command did not start is left running
     for rung in ("logreg", "mlp"):
         assert (tmp_path / "ray" / "lad" / rung / "eval_test.json").is_file()
+    # --resume: the finished rung is kept (not submitted), the unfinished one trained again by a task
+    kept = (tmp_path / "ray" / "lad" / "logreg" / "summary.json").stat().st_mtime_ns
+    (tmp_path / "ray" / "lad" / "mlp" / "eval_test.json").unlink()
+    resumed = run_ladder(lad, tmp_path / "ray", resume=True, executor=Executor("ray"), **quiet())
+    same_board(serial, resumed)
+    assert (tmp_path / "ray" / "lad" / "logreg" / "summary.json").stat().st_mtime_ns == kept
+    assert (tmp_path / "ray" / "lad" / "mlp" / "eval_test.json").is_file()
 
 
 @pytest.mark.slow
@@ -110,6 +117,12 @@ def test_bad_executor_arguments_exit_2_with_nothing_written(tmp_path, capsys, mo
     assert code == 2
     assert says in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_time_limit_is_shared_up_front_by_the_runs_that_train_at_once():
+    assert task_seconds(None, 4, 2) is None
+    assert task_seconds(100.0, 4, 2) == 50.0  # 4 runs, 2 at a time: two rounds of 50 s
+    assert task_seconds(100.0, 1, 8) == 100.0
 
 
 def test_executor_checks_its_arguments_when_made():
