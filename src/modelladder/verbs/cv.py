@@ -179,7 +179,8 @@ def run_folds_tasks(cfgs: list[RunConfig], folders: list[Path], plan: dict, exec
         run_cfg = limited(run_cfg, seconds) if seconds is not None else run_cfg
         expected = {"test": plan["y_pool"][test], "val": plan["y_pool"][val]}
         data_cfg = fold_config(cfgs[0], plan["folds"], fold, repeat)
-        jobs.append(Job(fold_task, (run_cfg, folders[i] / fold_name(repeat, fold), data_cfg, expected), run_cfg))
+        run_dir = (folders[i] / fold_name(repeat, fold)).resolve()  # a worker's cwd may not be this one's
+        jobs.append(Job(fold_task, (run_cfg, run_dir, data_cfg, expected), run_cfg))
     slots = executor.slots(cfgs[0]) if todo else 0
     limit = f", at most {seconds:.3g} s of training each" if seconds is not None else ""
     console.print(f"-> {len(jobs)} runs as Ray tasks, {slots} at a time{limit}"

@@ -196,9 +196,9 @@ def holdout_task(cfg: RunConfig, run_dir: Path, data: Any, resume: bool, audit: 
     from modelladder.verbs.audit import audit_rung
     from modelladder.verbs.train import train_run
 
-    _task_setup(cfg)
     if not resume:
         prepare(run_dir, overwrite=True)  # a retried task starts from an empty folder
+    _task_setup(cfg)
     try:
         result = train_run(cfg, run_dir, data=data, resume=resume)
         extra = audit_rung(run_dir, audit, data) if audit is not None else {}
@@ -219,8 +219,8 @@ def fold_task(cfg: RunConfig, run_dir: Path, data_cfg: RunConfig, expected: dict
     from modelladder.verbs.build import load_run_data
     from modelladder.verbs.train import train_run
 
+    prepare(run_dir, overwrite=True)  # a retried task starts from an empty folder
     _task_setup(cfg)
-    prepare(run_dir, overwrite=True)
     try:
         key = data_cfg.model_dump_json()
         if key not in _FOLD_DATA:

@@ -198,7 +198,7 @@ def _holdout_tasks(ladder: LadderConfig, rungs: list[RunConfig], kept: dict, roo
     for cfg in todo:
         cfg = limited(cfg, seconds) if seconds is not None else cfg
         resume = plan.resume and ladder.time_limit_s is None and continuable(root / cfg.name, cfg)
-        jobs[cfg.name] = Job(holdout_task, (cfg, root / cfg.name, shared, resume, ladder.audit), cfg)
+        jobs[cfg.name] = Job(holdout_task, (cfg, (root / cfg.name).resolve(), shared, resume, ladder.audit), cfg)
         limit = f", at most {cfg.train.max_seconds:.3g} s of training" if seconds is not None else ""
         console.print(f"-> {cfg.name} ({cfg.model.name}{limit}): a Ray task" + (", continued" if resume else ""))
     outcomes = dict(zip(jobs, ex.run(list(jobs.values()))))
