@@ -85,6 +85,18 @@ def test_kfold_ladder_survives_a_killed_worker_with_the_serial_leaderboard(local
 
 
 @pytest.mark.slow
+def test_a_time_limit_under_ray_is_each_tasks_share_fixed_up_front(local_ray, tmp_path):
+    import yaml
+
+    lad = validate_ladder({"name": "lad", "data": DATA, "train": TRAIN, "rungs": RUNGS, "time_limit_s": 600})
+    rows = run_ladder(lad, tmp_path, executor=Executor("ray"), **quiet())
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    limits = [yaml.safe_load((tmp_path / "lad" / r / "config.yaml").read_text())["train"]["max_seconds"]
+              for r in ("logreg", "mlp")]
+    assert limits[0] == limits[1] and 500 < limits[0] <= 600  # 2 runs, 2 at a time: each the time left
+
+
+@pytest.mark.slow
 def test_cv_folds_on_ray_give_the_serial_summary(local_ray, tmp_path):
     cfg = validate_run({"name": "cvrun", "data": DATA, "train": TRAIN, "model": {"name": "logreg"}})
     serial = cross_validate(cfg, 3, 1, tmp_path / "serial", **quiet())

@@ -172,6 +172,12 @@ def run_folds_tasks(cfgs: list[RunConfig], folders: list[Path], plan: dict, exec
     todo = [(j, i) for j in range(len(splits)) for i in range(len(cfgs)) if kept[i][j] is None]
     left = budget.share(1) if budget is not None else None
     seconds = task_seconds(left, len(todo), executor.slots(cfgs[0])) if todo else None
+    results: list[list[dict] | Failed] = [[] for _ in cfgs]
+    if seconds is not None and seconds <= 0:  # no time left for any run (pretraining took it all)
+        for i in {i for _, i in todo}:
+            results[i] = Failed(TIME_UP)
+            console.print(f"-> {cfgs[i].name or cfgs[i].model.name}: [yellow]skipped[/] ({TIME_UP})")
+        todo = []
     jobs = []
     for j, i in todo:
         repeat, fold, test, val = splits[j]
@@ -186,7 +192,6 @@ def run_folds_tasks(cfgs: list[RunConfig], folders: list[Path], plan: dict, exec
     console.print(f"-> {len(jobs)} runs as Ray tasks, {slots} at a time{limit}"
                   + (f"; {sum(map(len, kept)) - len(jobs)} finished, kept" if resume else ""))
     outcomes = dict(zip(todo, executor.run(jobs)))
-    results: list[list[dict] | Failed] = [[] for _ in cfgs]
     for j, (repeat, fold, _, _) in enumerate(splits):
         name = fold_name(repeat, fold)
         for i, (cfg, folder) in enumerate(zip(cfgs, folders)):

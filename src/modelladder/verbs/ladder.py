@@ -191,8 +191,13 @@ def _holdout_tasks(ladder: LadderConfig, rungs: list[RunConfig], kept: dict, roo
     order, logged to MLflow by this process."""
     console, ex = plan.console, plan.executor
     todo = [cfg for cfg in rungs if kept[cfg.name] is None]
+    skipped: dict[str, dict] = {}
     left = plan.budget.share(1)  # the whole time left (None: no limit)
     seconds = task_seconds(left, len(todo), ex.slots(todo[0])) if todo else None
+    if seconds is not None and seconds <= 0:  # no time left for any (pretraining took it all)
+        console.print(f"-> {', '.join(cfg.name for cfg in todo)}: [yellow]skipped[/] ({TIME_UP})")
+        skipped = {cfg.name: failed_row(cfg, TIME_UP) for cfg in todo}
+        todo = []
     shared = ex.share(data) if todo else None
     jobs = {}
     for cfg in todo:
@@ -204,6 +209,9 @@ def _holdout_tasks(ladder: LadderConfig, rungs: list[RunConfig], kept: dict, roo
     outcomes = dict(zip(jobs, ex.run(list(jobs.values()))))
     rows = []
     for cfg in rungs:
+        if cfg.name in skipped:
+            rows.append(skipped[cfg.name])
+            continue
         if kept[cfg.name] is not None:
             console.print(f"-> {cfg.name} ({cfg.model.name}): finished, kept")
             rows.append(_row(cfg, kept[cfg.name]) | _audit_fields(root / cfg.name, ladder))
