@@ -125,30 +125,27 @@ class Executor:
         self.start()
         return self._ray.put(obj)
 
-    def run(self, jobs: list[Job], *, on_done: Callable[[int, Outcome], None] | None = None) -> list[Outcome]:
-        """Every job's outcome, in the jobs' order (`on_done(i, outcome)` as each is taken back, in that order).
-        A task whose worker died more than MAX_RETRIES times is a failed outcome naming that."""
+    def run(self, jobs: list[Job]) -> list[Outcome]:
+        """Every job's outcome, in the jobs' order. A task whose worker died more than MAX_RETRIES times is a
+        failed outcome naming that; an interrupt (Ctrl-C) cancels the tasks not finished."""
         if not self.parallel:
-            outs = []
-            for i, job in enumerate(jobs):
-                outs.append(job.fn(*job.args))
-                if on_done:
-                    on_done(i, outs[-1])
-            return outs
+            return [job.fn(*job.args) for job in jobs]
         self.start()
         ray = self._ray
         remote = {fn: ray.remote(fn) for fn in {job.fn for job in jobs}}
         refs = [remote[job.fn].options(max_retries=MAX_RETRIES, retry_exceptions=False,
                                        **resources(job.cfg)).remote(*job.args) for job in jobs]
         outs = []
-        for i, ref in enumerate(refs):
-            try:
-                out = ray.get(ref)
-            except ray.exceptions.RayError as err:  # the worker died MAX_RETRIES + 1 times, or the task was lost
-                out = Outcome(error=f"Ray task lost: {one_line(err)}")
-            outs.append(out)
-            if on_done:
-                on_done(i, out)
+        try:
+            for ref in refs:
+                try:
+                    outs.append(ray.get(ref))
+                except ray.exceptions.RayError as err:  # the worker died MAX_RETRIES + 1 times, or the task was lost
+                    outs.append(Outcome(error=f"Ray task lost: {one_line(err)}"))
+        except BaseException:
+            for ref in refs[len(outs):]:  # on a cluster they would go on after this process stops
+                ray.cancel(ref, force=True)
+            raise
         return outs
 
 
