@@ -156,12 +156,20 @@ def _holdout(ladder: LadderConfig, rungs: list[RunConfig], path: Path, plan: Pla
                   + (f"; {len(rungs) - todo} finished, kept" if plan.resume else "") + plan.budget.per_run(todo))
     rungs = run_stages(ladder, rungs, root, console) if ladder.pretrain else rungs
     log = mlflow_logger(plan.mlflow, experiment=ladder.name) if plan.mlflow else None
-    if plan.executor.parallel:
-        rows = _holdout_tasks(ladder, rungs, kept, root, data, plan, log)
-        rungs_loop: list[RunConfig] = []
-    else:
-        rows, rungs_loop = [], rungs
-    for cfg in rungs_loop:
+    train_rungs = _holdout_tasks if plan.executor.parallel else _holdout_serial
+    rows = train_rungs(ladder, rungs, kept, root, data, plan, log)
+    ok = [i for i, row in enumerate(rows) if is_ok(row)]
+    if ok:
+        _comparing(console, _compare_holdout, [rows[i] for i in ok], [root / rungs[i].name for i in ok], rungs[0])
+    return root, rows
+
+
+def _holdout_serial(ladder: LadderConfig, rungs: list[RunConfig], kept: dict, root: Path, data, plan: Plan,
+                    log) -> list[dict]:
+    """The rungs trained one after the other in this process, each given its share of the time left as it starts."""
+    console, rows = plan.console, []
+    todo = sum(result is None for result in kept.values())
+    for cfg in rungs:
         if kept[cfg.name] is not None:
             console.print(f"-> {cfg.name} ({cfg.model.name}): finished, kept")
             rows.append(_row(cfg, kept[cfg.name]) | _audit_fields(root / cfg.name, ladder))
@@ -178,10 +186,7 @@ def _holdout(ladder: LadderConfig, rungs: list[RunConfig], path: Path, plan: Pla
         started = time.perf_counter()
         rows.append(_train_rung(cfg, root / cfg.name, data, ladder, plan, log))
         plan.budget.ran(time.perf_counter() - started, rows[-1].get("train_seconds"))
-    ok = [i for i, row in enumerate(rows) if is_ok(row)]
-    if ok:
-        _comparing(console, _compare_holdout, [rows[i] for i in ok], [root / rungs[i].name for i in ok], rungs[0])
-    return root, rows
+    return rows
 
 
 def _holdout_tasks(ladder: LadderConfig, rungs: list[RunConfig], kept: dict, root: Path, data, plan: Plan,
