@@ -104,6 +104,16 @@ def test_cv_folds_on_ray_give_the_serial_summary(local_ray, tmp_path):
     same_board([serial], [parallel])
 
 
+@pytest.mark.slow
+def test_the_cli_passes_the_executor_on(local_ray, tmp_path, monkeypatch, capsys):
+    """`ladder cv ... --executor ray` (on the module's Ray, which this process is connected to)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "run.yaml").write_text("name: one\ndata: {dataset: digits, limit: 200}\nmodel: {name: logreg}\n")
+    assert cli_main(["cv", "run.yaml", "--folds", "2", "--runs-dir", "out", "--executor", "ray"]) == 0
+    assert "2 runs as Ray tasks, 2 at a time" in capsys.readouterr().err
+    assert (tmp_path / "out" / "one" / "cv.json").is_file()
+
+
 def test_a_training_error_is_the_tasks_failed_outcome_not_a_retry(tmp_path):
     """The task catches what training raises (Ray would not retry it anyway: retry_exceptions=False): its one-line
     error, the traceback in the run folder's error.txt."""
