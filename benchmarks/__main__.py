@@ -12,6 +12,7 @@ BENCHMARKS = {
     "serve": "benchmarks.serve",
     "openmp_wait": "benchmarks.openmp_wait",
     "automl": "benchmarks.automl",
+    "ladder_parallel": "benchmarks.ladder_parallel",
 }
 
 

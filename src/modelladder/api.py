@@ -161,11 +161,16 @@ class Ladder:
     def __repr__(self) -> str:
         return f"Ladder({self.plan})"
 
-    def run(self, *, overwrite: bool = False, console: Console | None = None) -> Board:
-        """Train every rung into <runs_dir>/<name>/, write the leaderboard and report.html; the leaderboard."""
+    def run(self, *, overwrite: bool = False, console: Console | None = None, executor: str = "serial",
+            address: str | None = None, workers: int | None = None) -> Board:
+        """Train every rung into <runs_dir>/<name>/, write the leaderboard and report.html; the leaderboard.
+        `executor="ray"` trains the rungs as Ray tasks (`--executor ray`, verbs/executor.py)."""
+        from modelladder.verbs.executor import Executor
+
+        runner = Executor(executor, address=address, workers=workers)
         console = console or Console(stderr=True)
         console.print(self.plan, markup=False, highlight=False, soft_wrap=True)
-        rows = run_ladder(self.config, self.runs_dir, overwrite=overwrite, console=console)
+        rows = run_ladder(self.config, self.runs_dir, overwrite=overwrite, console=console, executor=runner)
         root = run_path(self.runs_dir, self.config.name)
         return Board(rows, root=root, report_path=report_for(root))
 

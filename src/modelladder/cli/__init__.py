@@ -41,6 +41,16 @@ def _add_budget_arg(p: argparse.ArgumentParser) -> None:
                         "train_seconds<=60,energy_kwh<=1e-4 (throughput_per_s>=N); written to budget.json")
 
 
+def _add_executor_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--executor", default="serial", metavar="serial|ray",
+                   help="serial: train the runs one after another here (default); ray: each run a Ray task, on a "
+                        "local Ray or the cluster at --address")
+    p.add_argument("--address", metavar="ADDR",
+                   help="with --executor ray: an existing Ray cluster ('auto' on one of its nodes, or host:port)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="with --executor ray and no --address: the local Ray's CPUs (default: all)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ladder", description=__doc__.split(":")[0])
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -61,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a wall-clock budget shared by the rungs, e.g. 600, 90s, 10m, 1h (sets time_limit_s)")
     _add_mlflow_arg(p)
     _add_budget_arg(p)
+    _add_executor_args(p)
     p.set_defaults(func=verb("ladder:main"))
 
     p = verbs.add_parser("cv", help="k-fold cross-validation of one model: mean and std of every metric")
@@ -70,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folds", type=int, default=5, help="number of folds (default: 5)")
     p.add_argument("--repeats", type=int, default=1, help="reshufflings of the folds (default: 1)")
     _add_mlflow_arg(p)
+    _add_executor_args(p)
     p.set_defaults(func=verb("cv:main"))
 
     p = verbs.add_parser("train", help="train one model from a config")

@@ -34,6 +34,7 @@ from modelladder.evaluate.significance import corrected_t_interval
 from modelladder.registry import TASKS, lookup
 from modelladder.runs import prepare, run_path, write_json, write_text
 from modelladder.verbs.build import load_run_data
+from modelladder.verbs.executor import Executor, Job, executor_from, fold_task, task_seconds
 from modelladder.verbs.precheck import check_rungs
 from modelladder.verbs.resilience import TIME_UP, TimeBudget, finished_result, limited, one_line, record_failure
 from modelladder.verbs.train import train_run
@@ -100,13 +101,18 @@ class Failed:
 
 def run_folds(cfgs: list[RunConfig], folders: list[Path], plan: dict, *, console,
               after_run: Callable[[RunConfig, Path, str | None], None] | None = None, resume: bool = False,
-              keep_going: bool = False, budget: TimeBudget | None = None) -> list[list[dict] | Failed]:
+              keep_going: bool = False, budget: TimeBudget | None = None,
+              executor: Executor | None = None) -> list[list[dict] | Failed]:
     """Train every config on every fold into folders[i]/fold-r-k; per config, one record per fold.
     `after_run(cfg, run_dir, fold_name)` is called after each run (e.g. to log it to MLflow).
 
     A ladder's folds: with `resume`, a fold folder that holds its result is read back, not trained; with
     `keep_going`, a config whose run raises (or finds the `budget` spent) is Failed and its other folds skipped;
-    `budget` gives each run its train.max_seconds as it starts (verbs/resilience.py)."""
+    `budget` gives each run its train.max_seconds as it starts (verbs/resilience.py). With a parallel `executor`
+    (verbs/executor.py) every (config, fold) is a task: run_folds_tasks."""
+    if executor is not None and executor.parallel:
+        return run_folds_tasks(cfgs, folders, plan, executor, console=console, after_run=after_run, resume=resume,
+                               keep_going=keep_going, budget=budget)
     results: list[list[dict] | Failed] = [[] for _ in cfgs]
     kept = [[finished_result(folder / fold_name(r, k), "test") if resume else None
              for r, k, _, _ in plan["splits"]] for folder in folders]
@@ -152,6 +158,65 @@ def run_folds(cfgs: list[RunConfig], folders: list[Path], plan: dict, *, console
                 console.print(f"   [red]failed[/]: {results[i].error}")
                 continue
             results[i].append(fold_record(repeat, fold, result))
+    return results
+
+
+def run_folds_tasks(cfgs: list[RunConfig], folders: list[Path], plan: dict, executor: Executor, *, console,
+                    after_run: Callable[[RunConfig, Path, str | None], None] | None = None, resume: bool = False,
+                    keep_going: bool = False, budget: TimeBudget | None = None) -> list[list[dict] | Failed]:
+    """run_folds with every (config, fold) not kept a Ray task (verbs/executor.py fold_task) that loads its fold's
+    data as run_folds does (from the first config) and trains into its own fold folder; the results are taken back
+    in run_folds' order, so the records (and a config's Failed: its first failed fold in that order) are the serial
+    ones. The time budget is shared up front (executor.task_seconds); `after_run` runs here, in that order."""
+    splits = plan["splits"]
+    kept = [[finished_result(folder / fold_name(r, k), "test") if resume else None
+             for r, k, _, _ in splits] for folder in folders]
+    todo = [(j, i) for j in range(len(splits)) for i in range(len(cfgs)) if kept[i][j] is None]
+    left = budget.share(1) if budget is not None else None
+    seconds = task_seconds(left, len(todo), executor.slots(cfgs[0])) if todo else None
+    results: list[list[dict] | Failed] = [[] for _ in cfgs]
+    if seconds is not None and seconds <= 0:  # no time left for any run (pretraining took it all)
+        for i in {i for _, i in todo}:
+            results[i] = Failed(TIME_UP)
+            console.print(f"-> {cfgs[i].name or cfgs[i].model.name}: [yellow]skipped[/] ({TIME_UP})")
+        todo = []
+    jobs = []
+    for j, i in todo:
+        repeat, fold, test, val = splits[j]
+        run_cfg = fold_config(cfgs[i], plan["folds"], fold, repeat)
+        run_cfg = limited(run_cfg, seconds) if seconds is not None else run_cfg
+        expected = {"test": plan["y_pool"][test], "val": plan["y_pool"][val]}
+        data_cfg = fold_config(cfgs[0], plan["folds"], fold, repeat)
+        run_dir = (folders[i] / fold_name(repeat, fold)).resolve()  # a worker's cwd may not be this one's
+        jobs.append(Job(fold_task, (run_cfg, run_dir, data_cfg, expected), run_cfg))
+    slots = executor.slots(cfgs[0]) if todo else 0
+    limit = f", at most {seconds:.3g} s of training each" if seconds is not None else ""
+    console.print(f"-> {len(jobs)} runs as Ray tasks, {slots} at a time{limit}"
+                  + (f"; {sum(map(len, kept)) - len(jobs)} finished, kept" if resume else ""))
+    outcomes = dict(zip(todo, executor.run(jobs)))
+    for j, (repeat, fold, _, _) in enumerate(splits):
+        name = fold_name(repeat, fold)
+        for i, (cfg, folder) in enumerate(zip(cfgs, folders)):
+            if isinstance(results[i], Failed):
+                continue
+            if kept[i][j] is not None:
+                results[i].append(fold_record(repeat, fold, kept[i][j]))
+                continue
+            out = outcomes[(j, i)]
+            try:
+                if out.error is not None:
+                    raise RuntimeError(out.error)
+                if after_run is not None:
+                    after_run(cfg, folder / name, name)
+            except Exception as err:  # noqa: BLE001 - keep_going: the config's failed row, as run_folds
+                error = str(err) if out.error is not None else one_line(err)
+                if not keep_going:
+                    raise RuntimeError(f"{cfg.name or cfg.model.name} {name}: {error}") from None
+                results[i] = Failed(f"{name}: {error}")
+                console.print(f"-> {cfg.name or cfg.model.name} {name}: [red]failed[/]: {error}")
+                continue
+            console.print(f"-> {cfg.name or cfg.model.name} {name}: done")
+            results[i].append(fold_record(repeat, fold, out.result))
     return results
 
 
@@ -228,9 +293,11 @@ def headline(cfg: RunConfig) -> tuple[str, str]:
 
 
 def cross_validate(cfg: RunConfig, folds: int, repeats: int, runs_dir: str | Path, *, name: str | None = None,
-                   overwrite: bool = False, console=None, mlflow: str | None = None) -> dict:
+                   overwrite: bool = False, console=None, mlflow: str | None = None,
+                   executor: Executor | None = None) -> dict:
     """`ladder cv`: train `cfg` on every fold into <runs_dir>/<name>/fold-r-k/ and return its summary
-    row (cv_<metric>_mean / _std / _low / _high, mean costs); also written there as cv.json with every fold."""
+    row (cv_<metric>_mean / _std / _low / _high, mean costs); also written there as cv.json with every fold.
+    `executor` (verbs/executor.py, default serial): with Ray, each fold is a task."""
     from rich.console import Console
 
     console = console or Console(stderr=True)
@@ -241,13 +308,15 @@ def cross_validate(cfg: RunConfig, folds: int, repeats: int, runs_dir: str | Pat
     if path.exists() and not overwrite:
         prepare(path)  # refuses, before the data is loaded
     plan = fold_plan([cfg], folds, repeats)
-    root = prepare(path, overwrite=overwrite)
-    write_text(root / "config.yaml", to_yaml(cfg))
-    write_plan(root / "folds.json", plan)
-    console.print(f"[bold]{name}[/]: {repeats} x {folds}-fold cross-validation on {plan['source']} "
-                  f"({plan['n_pool']} training examples)")
-    log = mlflow_logger(mlflow, experiment=name) if mlflow else None
-    [records] = run_folds([cfg], [root], plan, console=console, after_run=log)
+    with executor or Executor() as ex:
+        ex.start()  # before the folder is made: an unreachable --address leaves nothing behind
+        root = prepare(path, overwrite=overwrite)
+        write_text(root / "config.yaml", to_yaml(cfg))
+        write_plan(root / "folds.json", plan)
+        console.print(f"[bold]{name}[/]: {repeats} x {folds}-fold cross-validation on {plan['source']} "
+                      f"({plan['n_pool']} training examples)")
+        log = mlflow_logger(mlflow, experiment=name) if mlflow else None
+        [records] = run_folds([cfg], [root], plan, console=console, after_run=log, executor=ex)
     row = summarize(name, cfg.model.name, records)
     write_json(root / "cv.json", {"summary": row, "folds": records})
     return row
@@ -268,15 +337,17 @@ def mlflow_logger(uri: str, *, experiment: str) -> Callable[[RunConfig, Path, st
 
 
 def main(args) -> int:
-    """`ladder cv CONFIG [--folds K] [--repeats R] [--name] [--runs-dir] [--overwrite] [--mlflow URI]`."""
+    """`ladder cv CONFIG [--folds K] [--repeats R] [--name] [--runs-dir] [--overwrite] [--mlflow URI]
+    [--executor serial|ray [--address ADDR] [--workers N]]`."""
 
     from modelladder.report.leaderboard import leaderboard_table, table_console
     from modelladder.verbs.report import report_for
 
+    executor = executor_from(args)  # a bad --executor fails before anything is read
     cfg = load_run_config(args.config, args.overrides)
     name = args.name or cfg.name or Path(args.config).stem
     row = cross_validate(cfg, args.folds, args.repeats, args.runs_dir, name=name, overwrite=args.overwrite,
-                         mlflow=args.mlflow)
+                         mlflow=args.mlflow, executor=executor)
     table = leaderboard_table([row], f"{name}: {args.folds}-fold cross-validation")
     console = table_console(table)
     console.print(table)

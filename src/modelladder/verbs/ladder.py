@@ -62,6 +62,7 @@ from modelladder.verbs.cv import (
     write_plan,
 )
 from modelladder.verbs.evaluate import read_prediction_arrays
+from modelladder.verbs.executor import Executor, Job, executor_from, holdout_task, task_seconds
 from modelladder.verbs.precheck import check_rungs
 from modelladder.verbs.report import report_for
 from modelladder.verbs.resilience import (
@@ -83,7 +84,8 @@ from modelladder.verbs.tune import check_tuned, prepare_keeping_study, tune_run,
 
 
 def run_ladder(ladder: LadderConfig, runs_dir: str | Path, *, overwrite: bool = False, resume: bool = False,
-               console: Console | None = None, mlflow: str | None = None) -> list[dict]:
+               console: Console | None = None, mlflow: str | None = None,
+               executor: Executor | None = None) -> list[dict]:
     """Train every rung under ladder.protocol into <runs_dir>/<ladder.name>/, write leaderboard.json
     and .csv there and return the rows. With `mlflow` (a tracking URI) every run is logged to it.
 
@@ -91,7 +93,9 @@ def run_ladder(ladder: LadderConfig, runs_dir: str | Path, *, overwrite: bool = 
     InputError, no folder made). A rung that fails at run time is a row with status 'failed' and its one-line
     error, and the others go on (KeyboardInterrupt still stops the ladder). `resume`: finish the ladder in its
     existing folder, keeping the rungs (k-fold: the folds) that finished. ladder.time_limit_s is shared by the
-    rungs as they start (verbs/resilience.py)."""
+    rungs as they start (verbs/resilience.py). `executor` (verbs/executor.py; default serial): with Ray, the rungs
+    (k-fold: every rung's folds) are Ray tasks, the time limit is shared up front, and the leaderboard is the
+    serial one."""
     if resume and overwrite:
         raise InputError("--resume keeps a ladder's finished rungs and --overwrite deletes them: pass one of the two")
     console = console or Console(stderr=True)
@@ -110,7 +114,8 @@ def run_ladder(ladder: LadderConfig, runs_dir: str | Path, *, overwrite: bool = 
         set_aside_stages(ladder, path)  # finished pretraining survives --overwrite (verbs/stages.py)
     run = _kfold if ladder.protocol.kind == "kfold" else _holdout
     env = environment(ladder.seed, country=rungs[0].cost.country)  # the load average as the ladder starts
-    root, rows = run(ladder, rungs, path, Plan(overwrite, resume, console, mlflow, budget))
+    with executor or Executor() as ex:
+        root, rows = run(ladder, rungs, path, Plan(overwrite, resume, console, mlflow, budget, ex))
     write_json(root / "env.json", env)
     finish_environment(root)
     write_json(root / "leaderboard.json", rows)
@@ -120,16 +125,19 @@ def run_ladder(ladder: LadderConfig, runs_dir: str | Path, *, overwrite: bool = 
 
 @dataclass
 class Plan:
-    """How a ladder runs: the folder flags, where it prints, MLflow, and its time budget."""
+    """How a ladder runs: the folder flags, where it prints, MLflow, its time budget and its executor."""
 
     overwrite: bool
     resume: bool
     console: Console
     mlflow: str | None
     budget: TimeBudget
+    executor: Executor
 
     def root(self, path: Path, ladder: LadderConfig) -> Path:
-        """The ladder folder, made (or kept, with --resume) once every rung passed the pre-check."""
+        """The ladder folder, made (or kept, with --resume) once every rung passed the pre-check and Ray (with
+        --executor ray) started."""
+        self.executor.start()
         root = path if self.resume else prepare(path, overwrite=self.overwrite)
         write_text(root / "ladder.yaml", to_yaml(ladder))
         return root
@@ -151,7 +159,19 @@ def _holdout(ladder: LadderConfig, rungs: list[RunConfig], path: Path, plan: Pla
                   + (f"; {len(rungs) - todo} finished, kept" if plan.resume else "") + plan.budget.per_run(todo))
     rungs = run_stages(ladder, rungs, root, console) if ladder.pretrain else rungs
     log = mlflow_logger(plan.mlflow, experiment=ladder.name) if plan.mlflow else None
-    rows = []
+    train_rungs = _holdout_tasks if plan.executor.parallel else _holdout_serial
+    rows = train_rungs(ladder, rungs, kept, root, data, plan, log)
+    ok = [i for i, row in enumerate(rows) if is_ok(row)]
+    if ok:
+        _comparing(console, _compare_holdout, [rows[i] for i in ok], [root / rungs[i].name for i in ok], rungs[0])
+    return root, rows
+
+
+def _holdout_serial(ladder: LadderConfig, rungs: list[RunConfig], kept: dict, root: Path, data, plan: Plan,
+                    log) -> list[dict]:
+    """The rungs trained one after the other in this process, each given its share of the time left as it starts."""
+    console, rows = plan.console, []
+    todo = sum(result is None for result in kept.values())
     for cfg in rungs:
         if kept[cfg.name] is not None:
             console.print(f"-> {cfg.name} ({cfg.model.name}): finished, kept")
@@ -170,10 +190,60 @@ def _holdout(ladder: LadderConfig, rungs: list[RunConfig], path: Path, plan: Pla
         started = time.perf_counter()
         rows.append(_train_rung(cfg, root / cfg.name, data, ladder, plan, log))
         plan.budget.ran(time.perf_counter() - started, rows[-1].get("train_seconds"))
-    ok = [i for i, row in enumerate(rows) if is_ok(row)]
-    if ok:
-        _comparing(console, _compare_holdout, [rows[i] for i in ok], [root / rungs[i].name for i in ok], rungs[0])
-    return root, rows
+    return rows
+
+
+def _holdout_tasks(ladder: LadderConfig, rungs: list[RunConfig], kept: dict, root: Path, data, plan: Plan,
+                   log) -> list[dict]:
+    """--executor ray: every rung not kept is a Ray task (verbs/executor.py holdout_task) with the data put in
+    Ray's object store once; its share of the time limit is fixed up front; the rows come back in the rungs'
+    order, logged to MLflow by this process."""
+    console, ex = plan.console, plan.executor
+    todo = [cfg for cfg in rungs if kept[cfg.name] is None]
+    skipped: dict[str, dict] = {}
+    left = plan.budget.share(1)  # the whole time left (None: no limit)
+    seconds = task_seconds(left, len(todo), ex.slots(todo[0])) if todo else None
+    if seconds is not None and seconds <= 0:  # no time left for any (pretraining took it all)
+        console.print(f"-> {', '.join(cfg.name for cfg in todo)}: [yellow]skipped[/] ({TIME_UP})")
+        skipped = {cfg.name: failed_row(cfg, TIME_UP) for cfg in todo}
+        todo = []
+    shared = ex.share(data) if todo else None
+    jobs = {}
+    for cfg in todo:
+        cfg = limited(cfg, seconds) if seconds is not None else cfg
+        resume = plan.resume and ladder.time_limit_s is None and continuable(root / cfg.name, cfg)
+        jobs[cfg.name] = Job(holdout_task, (cfg, (root / cfg.name).resolve(), shared, resume, ladder.audit), cfg)
+        limit = f", at most {cfg.train.max_seconds:.3g} s of training" if seconds is not None else ""
+        console.print(f"-> {cfg.name} ({cfg.model.name}{limit}): a Ray task" + (", continued" if resume else ""))
+    outcomes = dict(zip(jobs, ex.run(list(jobs.values()))))
+    rows = []
+    for cfg in rungs:
+        if cfg.name in skipped:
+            rows.append(skipped[cfg.name])
+            continue
+        if kept[cfg.name] is not None:
+            console.print(f"-> {cfg.name} ({cfg.model.name}): finished, kept")
+            rows.append(_row(cfg, kept[cfg.name]) | _audit_fields(root / cfg.name, ladder))
+            continue
+        out, run_dir = outcomes[cfg.name], root / cfg.name
+        try:
+            if out.error is not None:
+                raise _TaskFailed(out.error)
+            row = _row(cfg, out.result) | out.extra
+            if log is not None:
+                log(cfg, run_dir, None)
+        except Exception as err:  # noqa: BLE001 - as _train_rung: the rung's failed row
+            error = str(err) if isinstance(err, _TaskFailed) else one_line(err)
+            console.print(f"-> {cfg.name}: [red]failed[/]: {error} (traceback: {run_dir / 'error.txt'})")
+            rows.append(failed_row(cfg, error))
+            continue
+        console.print(f"-> {cfg.name}: done")
+        rows.append(row)
+    return rows
+
+
+class _TaskFailed(Exception):
+    """A task's failure, its one-line error already made (in the worker)."""
 
 
 def _finished(run_dir: Path, split: str, ladder: LadderConfig) -> dict | None:
@@ -275,7 +345,7 @@ def _kfold(ladder: LadderConfig, rungs: list[RunConfig], path: Path, plan: Plan)
                        + plan.budget.per_run(runs))
     log = mlflow_logger(plan.mlflow, experiment=ladder.name) if plan.mlflow else None
     records = run_folds(rungs, [root / cfg.name for cfg in rungs], folds, console=plan.console, after_run=log,
-                        resume=plan.resume, keep_going=True, budget=plan.budget)
+                        resume=plan.resume, keep_going=True, budget=plan.budget, executor=plan.executor)
     rows = [failed_row(cfg, recs.error) if isinstance(recs, Failed) else ok_row(summarize(cfg.name, cfg.model.name, recs))
             for cfg, recs in zip(rungs, records)]
     if ladder.tune is not None:  # every fold run was tuned on its own inner validation split (verbs/cv.py)
@@ -306,9 +376,10 @@ def default_ladder() -> Path:
 
 def main(args) -> int:
     """`ladder run [CONFIG | PATH --label COLUMN] [--set ...] [--runs-dir] [--overwrite | --resume]
-    [--time-limit 10m] [--mlflow URI] [--budget COST=LIMIT]`: the leaderboard, printed, then the best rung within
+    [--time-limit 10m] [--mlflow URI] [--budget COST=LIMIT] [--executor serial|ray [--address ADDR] [--workers N]]`: the leaderboard, printed, then the best rung within
     the budget; exit status 1, naming the failed rungs, when any rung failed (the leaderboard and report are
     written all the same). A data PATH gets a ladder picked for it (verbs/auto.py)."""
+    executor = executor_from(args)  # a bad --executor fails before anything is read
     overrides = list(args.overrides)
     if getattr(args, "time_limit", None) is not None:
         try:
@@ -318,7 +389,7 @@ def main(args) -> int:
     ladder = ladder_for(args, default_ladder(), Console(stderr=True), overrides=overrides)
     budget = parse_budget(args.budget)  # a bad --budget fails before anything is trained
     rows = run_ladder(ladder, args.runs_dir, overwrite=args.overwrite, resume=getattr(args, "resume", False),
-                      mlflow=args.mlflow)
+                      mlflow=args.mlflow, executor=executor)
     table = leaderboard_table(rows, f"{ladder.name} leaderboard")
     console = table_console(table)  # a leaderboard must not be cut when piped
     console.print(table)
