@@ -70,6 +70,16 @@ def test_holdout_ladder_on_ray_gives_the_serial_leaderboard(local_ray, tmp_path)
 
 
 @pytest.mark.slow
+def test_a_tuned_ladder_on_ray_tunes_every_rung_as_the_serial_one_does(local_ray, tmp_path):
+    lad = validate_ladder({"name": "lad", "data": DATA, "train": TRAIN, "rungs": RUNGS, "tune": {"trials": 2}})
+    serial = run_ladder(lad, tmp_path / "serial", **quiet())
+    parallel = run_ladder(lad, tmp_path / "ray", executor=Executor("ray"), **quiet())
+    assert all(r["tune_trials"] == 2 for r in parallel)
+    same_board(serial, parallel)
+    assert (tmp_path / "ray" / "lad" / "mlp" / "tune" / "study.db").is_file()
+
+
+@pytest.mark.slow
 def test_kfold_ladder_survives_a_killed_worker_with_the_serial_leaderboard(local_ray, tmp_path):
     lad = validate_ladder({"name": "lad", "data": DATA, "train": TRAIN, "rungs": RUNGS,
                            "protocol": {"kind": "kfold", "folds": 3}})
