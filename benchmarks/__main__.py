@@ -13,6 +13,7 @@ BENCHMARKS = {
     "openmp_wait": "benchmarks.openmp_wait",
     "automl": "benchmarks.automl",
     "ladder_parallel": "benchmarks.ladder_parallel",
+    "tuning": "benchmarks.tuning",
 }
 
 
