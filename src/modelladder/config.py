@@ -633,14 +633,20 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
             parsed = yaml.safe_load(value)
         except yaml.YAMLError:
             parsed = value
-        node = raw
-        *parents, last = key.split(".")
-        for p in parents:
-            if not isinstance(node.get(p), dict):
-                node[p] = {}
-            node = node[p]
-        node[last] = parsed
+        set_dotted(raw, key, parsed)
     return raw
+
+
+def set_dotted(raw: dict, path: str, value: Any) -> None:
+    """raw[a][b][c] = value for path 'a.b.c', making (or replacing non-dict) parents as dicts: --set and tuning's
+    params (models/space.py) write a raw config the same way."""
+    node = raw
+    *parents, last = path.split(".")
+    for part in parents:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    node[last] = value
 
 
 def _absolute(value: Any, base: Path, *, must_exist: bool) -> Any:

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from modelladder.config import RunConfig, validate_run
+from modelladder.config import RunConfig, set_dotted, validate_run
 from modelladder.errors import InputError, did_you_mean
 from modelladder.registry import MODELS, load_object
 
@@ -180,13 +180,7 @@ def apply_params(cfg: RunConfig, params: dict[str, Any], field: str = PREFIX) ->
     InputError naming `field` (tune.space) and the values when the config refuses them."""
     raw = cfg.model_dump(mode="json")
     for path, value in params.items():
-        node = raw
-        *parents, last = path.split(".")
-        for part in parents:
-            if not isinstance(node.get(part), dict):
-                node[part] = {}
-            node = node[part]
-        node[last] = value
+        set_dotted(raw, path, value)
     try:
         return validate_run(raw)
     except InputError as err:
