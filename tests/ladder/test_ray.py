@@ -8,6 +8,7 @@ import io
 import os
 
 import pytest
+import ray  # a dependency (pyproject.toml): missing, the module fails, never skips
 from rich.console import Console
 
 from modelladder.cli import main as cli_main
@@ -17,8 +18,6 @@ from modelladder.evaluate.cost import COST_COLUMNS
 from modelladder.verbs.cv import cross_validate
 from modelladder.verbs.executor import KILL_ONCE, Executor, holdout_task, task_seconds
 from modelladder.verbs.ladder import run_ladder
-
-ray = pytest.importorskip("ray")
 
 DATA = {"dataset": "digits", "limit": 200}
 TRAIN = {"epochs": 1, "batch_size": 32, "progress": False, "threads": 1}

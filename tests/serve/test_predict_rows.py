@@ -82,7 +82,6 @@ def test_an_empty_text_is_refused_naming_its_row(topics_dir, tmp_path):
 
 
 def test_extra_columns_are_ignored_and_a_detected_id_column_gives_the_ids(tmp_path, capsys):
-    pytest.importorskip("modelladder.data.columns", reason="ID columns are detected with issue 16's column roles")
     from tests.serve.runs import TRAIN, train
 
     table = make_table(300)
