@@ -123,6 +123,36 @@ def test_the_cli_passes_the_executor_on(local_ray, tmp_path, monkeypatch, capsys
     assert (tmp_path / "out" / "one" / "cv.json").is_file()
 
 
+@pytest.mark.slow
+def test_ladder_tune_trials_as_ray_tasks_match_the_serial_study_and_survive_a_killed_worker(local_ray, tmp_path,
+                                                                                          monkeypatch):
+    """`ladder tune --executor ray`: 4 trials, 2 at a time, one of whose workers is killed (Ray runs it again);
+    every trial has the serial study's parameters and validation value, and the retrained best is the serial one.
+    The driver beats for the trials in flight (a shared storage would fail them otherwise)."""
+    import optuna
+    import pandas as pd
+
+    from modelladder.verbs import tune
+    from modelladder.verbs.tune import tune_run
+
+    monkeypatch.setattr(tune, "HEARTBEAT_S", 0.05)
+    beats, record = [], optuna.storages.RDBStorage.record_heartbeat
+    monkeypatch.setattr(optuna.storages.RDBStorage, "record_heartbeat",
+                        lambda self, trial_id: beats.append(trial_id) or record(self, trial_id))
+
+    cfg = validate_run({"name": "t", "data": DATA, "train": TRAIN, "model": {"name": "logreg"},
+                        "tune": {"trials": 4}})
+    serial = tune_run(cfg, tmp_path / "serial", **quiet())
+    local_ray.touch()
+    parallel = tune_run(cfg, tmp_path / "ray", executor=Executor("ray"), **quiet())
+    assert not local_ray.exists()  # a worker did die
+    trials = [pd.read_csv(tmp_path / d / "tune" / "trials.csv").drop(columns="duration_s") for d in ("serial", "ray")]
+    pd.testing.assert_frame_equal(*trials)
+    assert list(trials[1]["state"]) == ["COMPLETE"] * 4
+    assert parallel["tuning"] == serial["tuning"] and parallel["metrics"] == serial["metrics"]
+    assert beats  # the driver beat for the trials in flight
+
+
 def test_a_training_error_is_the_tasks_failed_outcome_not_a_retry(tmp_path):
     """The task catches what training raises (Ray would not retry it anyway: retry_exceptions=False): its one-line
     error, the traceback in the run folder's error.txt."""
@@ -139,11 +169,11 @@ def test_a_training_error_is_the_tasks_failed_outcome_not_a_retry(tmp_path):
     (["--executor", "ray", "--workers", "0"], "--workers must be an int >= 1"),
     (["--executor", "ray", "--address", "127.0.0.1:1"], "--address 127.0.0.1:1: no Ray cluster reachable there"),
 ])
-@pytest.mark.parametrize("verb", ["run", "cv"])
+@pytest.mark.parametrize("verb", ["run", "cv", "tune"])
 def test_bad_executor_arguments_exit_2_with_nothing_written(tmp_path, capsys, monkeypatch, argv, says, verb):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "run.yaml").write_text("name: one\ndata: {dataset: digits, limit: 200}\nmodel: {name: logreg}\n")
-    config = [] if verb == "run" else ["run.yaml", "--folds", "2"]
+    config = {"run": [], "cv": ["run.yaml", "--folds", "2"], "tune": ["run.yaml", "--trials", "1"]}[verb]
     code = cli_main([verb, *config, "--runs-dir", "out", *argv])
     assert code == 2
     assert says in capsys.readouterr().err

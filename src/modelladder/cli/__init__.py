@@ -101,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="run name (default: config name or file stem)")
     p.add_argument("--trials", type=int, metavar="N", help="trials in all (sets tune.trials)")
     p.add_argument("--timeout", metavar="S", help="seconds of tuning in all, e.g. 600 or 10m (sets tune.timeout_s)")
+    _add_executor_args(p)
     p.set_defaults(func=verb("tune:main"))
 
     p = verbs.add_parser("pretrain", help="pretrain a language model (task causal_lm or masked_lm) on a text corpus")

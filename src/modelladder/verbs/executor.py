@@ -1,5 +1,5 @@
-"""`--executor serial|ray`: where a ladder's rungs (holdout), its (rung, fold) runs (k-fold) and `ladder cv`'s folds
-are trained.
+"""`--executor serial|ray`: where a ladder's rungs (holdout), its (rung, fold) runs (k-fold), `ladder cv`'s folds
+and `ladder tune`'s trials are trained.
 
 serial (the default) trains them one after the other in the `ladder` process. ray makes each of them a Ray task
 (`ray.remote` with num_cpus = train.threads or 1, num_gpus 1 when train.device is cuda) on a local Ray started by
@@ -12,8 +12,10 @@ Fault tolerance: a task whose worker process dies (killed, out of memory, a node
 MAX_RETRIES times, into a fresh run folder; an exception in training is not retried (retry_exceptions=False) and
 is caught by the task itself, so it becomes the rung's failed row (verbs/resilience.py) as it does serially.
 
-Plain tasks, not Ray Tune: a ladder's runs are independent, fixed jobs with no trials to schedule, so tasks with
-declared resources are all it needs (and the tuning engine keeps its Optuna storage, verbs/tune.py).
+Plain tasks, not Ray Tune: a ladder's runs are independent, fixed jobs, so tasks with declared resources are all it
+needs; and `ladder tune`'s trials stay Optuna's (verbs/tune.py: the driver asks the study for each trial and tells it
+the result, the task reports each epoch to the same storage for pruning). Ray Tune would bring a second trial store
+and scheduler beside the Optuna study that makes a killed tuning run resume without losing or repeating a trial.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,6 +151,44 @@ class Executor:
         return outs
 
 
+    def stream(self, next_job: Callable[[], Job | None], slots: int, *, tick: float | None = None,
+               on_tick: Callable[[list[Job]], None] | None = None) -> Iterator[tuple[Job, Outcome]]:
+        """(job, outcome) as each job finishes, with up to `slots` in flight: `next_job()` is asked for another
+        whenever one finishes (and at the start), None when there is none to start now (ladder tune's trials: the
+        next one is sampled only once the last result is told). `on_tick(jobs in flight)` every `tick` seconds
+        while they run (a tuning study's heartbeats). Serial: one after the other."""
+        if not self.parallel:
+            while (job := next_job()) is not None:
+                yield job, job.fn(*job.args)
+            return
+        self.start()
+        ray = self._ray
+        remote: dict = {}
+        running: dict = {}  # ref -> job
+        try:
+            while True:
+                while len(running) < slots and (job := next_job()) is not None:
+                    fn = remote.setdefault(job.fn, ray.remote(job.fn))
+                    ref = fn.options(max_retries=MAX_RETRIES, retry_exceptions=False, **resources(job.cfg))
+                    running[ref.remote(*job.args)] = job
+                if not running:
+                    return
+                done, _ = ray.wait(list(running), num_returns=1, timeout=tick if on_tick else None)
+                if not done:
+                    on_tick(list(running.values()))
+                    continue
+                job = running.pop(done[0])
+                ref = done[0]
+                try:
+                    outcome = ray.get(ref)
+                except ray.exceptions.RayError as err:  # the worker died MAX_RETRIES + 1 times, or the task was lost
+                    outcome = Outcome(error=f"Ray task lost: {one_line(err)}")
+                yield job, outcome
+        finally:  # an interrupt, an error or a caller that stops early: the tasks still running are cancelled
+            for ref in running:
+                ray.cancel(ref, force=True)
+
+
 def resources(cfg: RunConfig) -> dict:
     """A run's Ray resources: train.threads CPUs (1 when unset), one GPU when it trains on cuda."""
     return {"num_cpus": cfg.train.threads or 1, "num_gpus": 1 if cfg.train.device == "cuda" else 0}
@@ -245,6 +285,23 @@ def fold_task(cfg: RunConfig, run_dir: Path, data_cfg: RunConfig, expected: dict
         record_failure(run_dir, err)
         return Outcome(error=one_line(err))
     return Outcome(result=result)
+
+
+def trial_task(cfg: RunConfig, params: dict, trial_dir: Path, data: Any, trial: Any, metric: str) -> Outcome:
+    """One `ladder tune` trial (verbs/tune.py score_trial) in a task: result {"value"} or {"pruned": True}.
+    `trial` is the driver's optuna trial (its storage reconnects in the worker), to which each epoch's validation
+    metric is reported for the pruner; a retried task trains the trial again from the start."""
+    import optuna
+
+    from modelladder.verbs.tune import score_trial
+
+    _task_setup(cfg)
+    try:
+        return Outcome(result={"value": score_trial(cfg, params, trial_dir, data, trial, metric)})
+    except optuna.TrialPruned:
+        return Outcome(result={"pruned": True})
+    except Exception as err:  # noqa: BLE001 - the driver fails the trial and stops, as study.optimize does
+        return Outcome(error=one_line(err))
 
 
 def task_seconds(seconds: float | None, runs: int, slots: int) -> float | None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import shutil
 import warnings
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from modelladder.errors import InputError, did_you_mean
 from modelladder.models.space import apply_params, decode_params, space_for, to_optuna
 from modelladder.runs import prepare, read_json, run_path, write_csv, write_json
 from modelladder.verbs.build import check_model_fits_data, load_run_data, make_task
+from modelladder.verbs.executor import Executor, Job, executor_from, trial_task
 from modelladder.verbs.train import train_run
 
 HEARTBEAT_S = 30  # a running trial's heartbeat in an RDB storage
@@ -44,10 +46,12 @@ TRIAL_FILES = ("checkpoints", "model.safetensors", "model.skops")  # deleted onc
 FINISHED = ("COMPLETE", "PRUNED")  # the trials that count towards the budget
 
 
-def tune_run(cfg: RunConfig, run_dir: Path, *, data: DataBundle | None = None, console: Console | None = None) -> dict:
+def tune_run(cfg: RunConfig, run_dir: Path, *, data: DataBundle | None = None, console: Console | None = None,
+             executor: Executor | None = None) -> dict:
     """Tune `cfg` (cfg.tune: the budget) in `run_dir` (prepared by the caller; its tune/ folder is kept, so a
     study found there resumes), retrain the best trial's config into `run_dir` and return train_run's result with
-    "tuning": trials (complete), pruned, budget, best_params, best_value, metric."""
+    "tuning": trials (complete), pruned, budget, best_params, best_value, metric. With a parallel `executor`
+    (--executor ray) the trials are Ray tasks, as many at once as it has slots (optimize_on)."""
     import optuna
     from optuna.trial import TrialState
 
@@ -57,7 +61,7 @@ def tune_run(cfg: RunConfig, run_dir: Path, *, data: DataBundle | None = None, c
     folder = run_dir / "tune"
     folder.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = open_study(cfg, run_dir, direction)
+    study = open_study(cfg, run_dir, direction, parallel=executor is not None and executor.parallel)
     trials_left, seconds_left = remaining(cfg, study)
     if trials_left != 0 and (seconds_left is None or seconds_left > 0):
         done = len(finished(study))
@@ -70,7 +74,12 @@ def tune_run(cfg: RunConfig, run_dir: Path, *, data: DataBundle | None = None, c
             params = sample(trial)
             return score_trial(cfg, params, folder / f"trial-{trial.number}", trial_data, trial, metric)
 
-        study.optimize(objective, n_trials=trials_left, timeout=seconds_left, callbacks=[_printer(console, metric, space)])
+        printer = _printer(console, metric, space)
+        if executor is not None and executor.parallel:
+            optimize_on(executor, study, cfg, sample, folder, executor.share(trial_data), metric,
+                        trials_left, seconds_left, printer)
+        else:
+            study.optimize(objective, n_trials=trials_left, timeout=seconds_left, callbacks=[printer])
     else:
         console.print(f"   tuning {cfg.model.name}: its budget ({cfg.tune.budget}) was spent by the "
                       f"{len(finished(study))} finished trials kept in {cfg.tune.storage or folder / 'study.db'}")
@@ -89,6 +98,52 @@ def tune_run(cfg: RunConfig, run_dir: Path, *, data: DataBundle | None = None, c
     best = apply_params(cfg, best_params)
     result = train_run(best, run_dir, data=data)
     return result | {"tuning": tuning}
+
+
+def optimize_on(executor: Executor, study, cfg: RunConfig, sample, folder: Path, data, metric: str,
+                trials: int | None, seconds: float | None, printer) -> None:
+    """study.optimize with the trials as tasks of `executor`, up to its slots at once: this process asks the study
+    for each trial (sampling its parameters) and tells it the result, so the study's storage has one writer of
+    trials; a task reports each epoch's validation metric to the same storage for the pruner. As study.optimize:
+    no trial starts once `seconds` have passed, and a trial that raises is failed and stops the tuning.
+    Several trials in flight: TPE's constant liar (set in open_study) keeps them from sampling the same region."""
+    import time
+
+    import optuna
+    from optuna.trial import TrialState
+
+    started, start = 0, time.monotonic()
+
+    def next_job() -> Job | None:
+        nonlocal started
+        if (trials is not None and started >= trials) or (seconds is not None and time.monotonic() - start >= seconds):
+            return None
+        trial = study.ask()
+        started += 1
+        return Job(trial_task, (cfg, sample(trial), folder / f"trial-{trial.number}", data, trial, metric), cfg)
+
+    # a shared storage fails a RUNNING trial whose heartbeat is stale, and only study.optimize beats on its own:
+    # this process beats for the trials in flight (optuna has no public accessor for a study's storage or a
+    # trial's id, hence the two private attributes)
+    def heartbeat(jobs: list[Job]) -> None:
+        for job in jobs:
+            study._storage.record_heartbeat(job.args[4]._trial_id)
+
+    beats = isinstance(study._storage, optuna.storages.RDBStorage) and study._storage.get_heartbeat_interval()
+    with warnings.catch_warnings():  # "heartbeat is supposed to be used with Study.optimize": it is, just above
+        warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
+        results = executor.stream(next_job, executor.slots(cfg), tick=HEARTBEAT_S, on_tick=heartbeat if beats else None)
+        with closing(results):  # closed: the tasks in flight are cancelled
+            for job, outcome in results:
+                trial = job.args[4]
+                if outcome.error is not None:
+                    study.tell(trial, state=TrialState.FAIL)
+                    raise RuntimeError(f"tuning trial {trial.number} failed: {outcome.error}")
+                if outcome.result.get("pruned"):
+                    frozen = study.tell(trial, state=TrialState.PRUNED)
+                else:
+                    frozen = study.tell(trial, outcome.result["value"])
+                printer(study, frozen)
 
 
 def check_tune(cfg: RunConfig, data: DataBundle) -> tuple[str, str, dict]:
@@ -154,7 +209,7 @@ def default_storage(run_dir: Path) -> str:
     return f"sqlite:///{(run_dir / 'tune' / 'study.db').resolve()}"
 
 
-def open_study(cfg: RunConfig, run_dir: Path, direction: str):
+def open_study(cfg: RunConfig, run_dir: Path, direction: str, *, parallel: bool = False):
     """The run's study, created or loaded; in the run folder's own database every RUNNING trial is a dead
     process's and is failed here (a shared storage fails them by heartbeat as trials start)."""
     import optuna
@@ -167,7 +222,7 @@ def open_study(cfg: RunConfig, run_dir: Path, direction: str):
     # a resumed study's sampler is seeded past the trials it holds: a random sampler does not repeat them
     seed = cfg.seed + (len(probe.trials) if probe is not None else 0)
     sampler = optuna.samplers.RandomSampler(seed=seed) if cfg.tune.sampler == "random" \
-        else optuna.samplers.TPESampler(seed=seed)
+        else optuna.samplers.TPESampler(seed=seed, constant_liar=parallel)
     pruner = {"median": optuna.pruners.MedianPruner, "halving": optuna.pruners.SuccessiveHalvingPruner,
               "none": optuna.pruners.NopPruner}[cfg.tune.pruner]()
     study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
@@ -296,8 +351,9 @@ def prepare_keeping_study(path: Path) -> Path:
 
 
 def main(args) -> int:
-    """`ladder tune CONFIG [--set ...] [--trials N] [--timeout S] [--name] [--runs-dir] [--overwrite]`: rerun on an
-    existing tuning run (without --overwrite) to resume its study."""
+    """`ladder tune CONFIG [--set ...] [--trials N] [--timeout S] [--name] [--runs-dir] [--overwrite]
+    [--executor serial|ray [--address ADDR] [--workers N]]`: rerun on an existing tuning run (without --overwrite)
+    to resume its study; with --executor ray the trials are Ray tasks (the retrain of the best runs here)."""
     from modelladder.verbs.report import print_result, report_for
 
     overrides = list(args.overrides)
@@ -305,6 +361,7 @@ def main(args) -> int:
         overrides.append(f"tune.trials={args.trials}")
     if args.timeout is not None:
         overrides.append(f"tune.timeout_s={args.timeout}")
+    executor = executor_from(args)  # a bad --executor fails before anything is read
     cfg = load_run_config(args.config, overrides)
     path = run_path(args.runs_dir, args.name or cfg.name or Path(args.config).stem)
     resume = path.exists() and not args.overwrite
@@ -313,8 +370,10 @@ def main(args) -> int:
                          "it, or --name another run")
     data = load_run_data(cfg)
     check_tune(cfg, data)  # before a folder is made or replaced
-    run_dir = prepare_keeping_study(path) if resume else prepare(path, overwrite=args.overwrite)
-    result = tune_run(cfg, run_dir, data=data)
+    with executor:
+        executor.start()  # an unreachable --address too
+        run_dir = prepare_keeping_study(path) if resume else prepare(path, overwrite=args.overwrite)
+        result = tune_run(cfg, run_dir, data=data, executor=executor)
     print_result(run_dir, result)
     print(f"written: {run_dir / 'tune' / 'trials.csv'}, {run_dir / 'tune.json'}, {report_for(run_dir)}")
     return 0
