@@ -172,4 +172,5 @@ def test_a_folder_with_only_a_pickle_is_refused_by_finetune_and_generate(tmp_pat
     pattern = PICKLED_FOLDER.format(re.escape(str(folder)), re.escape(name))
     refused(capsys, marker, "finetune", folder, "--runs-dir", tmp_path / "runs", message=f"finetune.from {pattern}")
     refused(capsys, marker, "generate", "--base", folder, message=f"--base {pattern}")
+    refused(capsys, marker, "generate", folder, message=f"run {pattern}")
     assert not (tmp_path / "runs").exists()

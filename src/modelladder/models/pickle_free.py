@@ -17,7 +17,7 @@ SAFE_SUFFIXES = (".safetensors", ".gguf")
 
 
 def pickled_weights_problem(folder: str | Path) -> str | None:
-    """"folder '...' holds its weights only as a pickle (...), ...: provide safetensors ..." when `folder` holds
+    """"'...' holds its weights only as a pickle (...), ...: provide safetensors ..." when `folder` holds
     pickled weights (.bin, .pt, ...) and no safetensors or GGUF file; None for anything else (a missing folder
     or a hub id is the loader's to report)."""
     folder = Path(folder).expanduser()
@@ -28,7 +28,7 @@ def pickled_weights_problem(folder: str | Path) -> str | None:
     if not pickled or any(name.endswith(SAFE_SUFFIXES) for name in names):
         return None
     shown = ", ".join(pickled[:3]) + (", ..." if len(pickled) > 3 else "")
-    return (f"folder '{folder}' holds its weights only as a pickle ({shown}), and ModelLadder never unpickles a "
+    return (f"'{folder}' holds its weights only as a pickle ({shown}), and ModelLadder never unpickles a "
             "file it is given (a pickle can run any code): provide the weights as safetensors (model.safetensors; "
             "most Hugging Face models publish one), or, if you trust where the file came from, convert it once "
             "outside ModelLadder, e.g. with transformers: "
@@ -39,7 +39,7 @@ def refuse_pickled_weights(folder: str | Path, field: str) -> None:
     """An InputError "`field` folder '...' holds its weights only as a pickle ..." (pickled_weights_problem)."""
     problem = pickled_weights_problem(folder)
     if problem is not None:
-        raise InputError(f"{field} {problem}")
+        raise InputError(f"{field} {problem}" if field.endswith("folder") else f"{field} folder {problem}")
 
 
 def safetensors_folder(value: str | None) -> str | None:
@@ -47,5 +47,5 @@ def safetensors_folder(value: str | None) -> str | None:
     before a run folder is made (pydantic names the field)."""
     problem = None if value is None else pickled_weights_problem(value)
     if problem is not None:
-        raise ValueError(problem)
+        raise ValueError(f"folder {problem}")
     return value

@@ -161,7 +161,7 @@ def explain_run(predictor, X, names: list[str], *, methods: list[str] | None = N
     return record
 
 
-def page_explainer(predictor, *, seed: int = 0, lime_samples: int = 300) -> Callable[[np.ndarray], dict] | None:
+def page_explainer(predictor, *, seed: int = 0, lime_samples: int = 500) -> Callable[[np.ndarray], dict] | None:
     """For `ladder serve`'s page (serve/page.py): a function that explains one input, or None for a run that is
     not a classifier. A table's training data (the mean row a removed column takes) is loaded at the first call."""
     if not predictor.classes or predictor.cfg.task.name != "classification":
