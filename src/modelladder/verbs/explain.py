@@ -8,7 +8,9 @@ config (verbs/build.py load_run_data), which needs the run's data where the conf
 
 from __future__ import annotations
 
-from functools import cached_property
+import tempfile
+from collections.abc import Callable
+from functools import cached_property, partial
 from pathlib import Path
 
 import numpy as np
@@ -157,6 +159,32 @@ def explain_run(predictor, X, names: list[str], *, methods: list[str] | None = N
     write_json(run_dir / "explain.json", record)
     record["reports"] = _rerender(run_dir)
     return record
+
+
+def page_explainer(predictor, *, seed: int = 0, lime_samples: int = 500) -> Callable[[np.ndarray], dict] | None:
+    """For `ladder serve`'s page (serve/page.py): a function that explains one input, or None for a run that is
+    not a classifier. A table's training data (the mean row a removed column takes) is loaded at the first call."""
+    if not predictor.classes or predictor.cfg.task.name != "classification":
+        return None
+    return partial(explain_one, RunExplainer(predictor, seed=seed, lime_samples=lime_samples))
+
+
+def explain_one(explainer: RunExplainer, X) -> dict:
+    """The first input of `X` (features as Predictor.features gives them) explained for its predicted class by
+    the rung's first method (METHODS), picture and faithfulness as `ladder explain` makes them; nothing is
+    written to the run folder: the picture comes back as PNG bytes under "png"."""
+    method = METHODS[(explainer.kind, explainer.family)][0]
+    probs = explainer.predictor.scores(X[:1])[0]
+    target = int(probs.argmax())
+    subject = explainer.subject(X[0])
+    result = explainer.attribute(method, [subject], np.array([target]))[0]
+    with tempfile.TemporaryDirectory() as folder:
+        record = _input_record(explainer, Path(folder), 0, "the input", subject, probs, target, {method: result})
+        entry = record["methods"][method]
+        png = (Path(folder) / entry["picture"]).read_bytes()
+    faith = {k: v for k, v in entry["faithfulness"].items() if k.endswith("_auc")}
+    return {"method": method, "label": LABELS[method], "predicted": record["predicted"],
+            "probability": record["probability"], "top": entry["top"], "faithfulness": faith, "png": png}
 
 
 def _input_record(explainer: RunExplainer, run_dir: Path, index: int, name: str, subject, probs: np.ndarray,

@@ -133,9 +133,12 @@ def generate_text(run_dir: str | Path | None, prompt: str, max_new_tokens: int, 
 def _load(run_dir: str | Path | None, base: str | None) -> tuple[nn.Module, TextEncoder, list[int], set[int]]:
     """(model, tokenizer, ids never drawn, ids that end the text) of a causal_lm run or of a base model."""
     from modelladder.models.hf_causal import HFCausalConfig, HFCausalLM, hf_encoder
+    from modelladder.models.pickle_free import refuse_pickled_weights
     from modelladder.verbs.pretrain import load_language_model
 
     if run_dir is None:
+        if base is not None:
+            refuse_pickled_weights(base, "--base")  # named as the user gave it, before model.path's checks
         model = HFCausalLM(HFCausalConfig(path=base, mode="frozen", max_length=None)).eval()
         encoder = hf_encoder(base, model.max_length)
     else:

@@ -31,6 +31,7 @@ from modelladder.config import RunConfig, validate_run
 from modelladder.data.tokenize import TextEncoder
 from modelladder.errors import InputError
 from modelladder.models.modes import linear_names, with_lora
+from modelladder.models.pickle_free import refuse_pickled_weights
 from modelladder.registry import MODELS, PRETRAIN_TASKS, TASKS, load_object, lookup
 from modelladder.runs import read_json, read_run_config
 
@@ -43,7 +44,8 @@ def image_objectives() -> list[str]:
 
 def pretrained_config(run_dir: str | Path, field: str = "run folder") -> RunConfig:
     """The config of a finished `ladder pretrain` run folder; an InputError naming `field` and the file if
-    `run_dir` is not one."""
+    `run_dir` is not one (or holds pickled weights: models/pickle_free.py)."""
+    refuse_pickled_weights(run_dir, field)
     cfg = read_run_config(run_dir, field)
     run_dir = Path(run_dir)
     kind = read_json(run_dir / "preprocess.json").get("kind")
