@@ -16,7 +16,8 @@ from modelladder.config import validate_ladder, validate_run
 from modelladder.errors import InputError
 from modelladder.evaluate.cost import COST_COLUMNS
 from modelladder.verbs.cv import cross_validate
-from modelladder.verbs.executor import KILL_ONCE, Executor, holdout_task, task_seconds
+from modelladder.verbs.executor import KILL_ONCE, Executor, task_seconds
+from modelladder.verbs.jobs import holdout_task
 from modelladder.verbs.ladder import run_ladder
 
 DATA = {"dataset": "digits", "limit": 200}

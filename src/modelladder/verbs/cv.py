@@ -34,7 +34,8 @@ from modelladder.evaluate.significance import corrected_t_interval
 from modelladder.registry import TASKS, lookup
 from modelladder.runs import prepare, run_path, write_json, write_text
 from modelladder.verbs.build import load_run_data
-from modelladder.verbs.executor import Executor, Job, executor_from, fold_task, task_seconds
+from modelladder.verbs.executor import Executor, Job, executor_from, task_seconds
+from modelladder.verbs.jobs import fold_task
 from modelladder.verbs.precheck import check_rungs
 from modelladder.verbs.resilience import TIME_UP, TimeBudget, finished_result, limited, one_line, record_failure
 from modelladder.verbs.train import train_run

@@ -25,13 +25,11 @@ import signal
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from modelladder.config import RunConfig
 from modelladder.errors import InputError
-from modelladder.runs import prepare
-from modelladder.verbs.resilience import one_line, record_failure
+from modelladder.verbs.resilience import one_line
 
 EXECUTORS = ("serial", "ray")
 MAX_RETRIES = 3  # runs of a task whose worker died, after the first
@@ -210,10 +208,10 @@ def _unreachable(address: str, why: str) -> str:
             "(then --address auto on that node, or its host:port), or leave out --address for a local Ray")
 
 
-# ---------------------------------------------------------------- what runs in a task
+# ---------------------------------------------------------------- set-up in every task
 
 
-def _task_setup(cfg: RunConfig) -> None:
+def task_setup(cfg: RunConfig) -> None:
     """The same torch threads in every worker (train.threads, else the task's one CPU), so that a result does not
     depend on where it ran; and the tests' fault injection."""
     import torch
@@ -226,82 +224,6 @@ def _task_setup(cfg: RunConfig) -> None:
         except FileNotFoundError:
             return
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-def holdout_task(cfg: RunConfig, run_dir: Path, data: Any, resume: bool, audit: Any) -> Outcome:
-    """A holdout rung trained into `run_dir` (made afresh, unless `resume` continues its checkpoint) and audited."""
-    from modelladder.verbs.audit import audit_rung
-    from modelladder.verbs.tune import prepare_keeping_study, tune_run
-
-    tuned = cfg.tune is not None
-    if tuned:  # a retried task continues the rung's study: its finished trials are not redone
-        prepare_keeping_study(run_dir)
-    elif not resume:
-        prepare(run_dir, overwrite=True)  # a retried task starts from an empty folder
-    _task_setup(cfg)
-    try:
-        result = tune_run(cfg, run_dir, data=data) if tuned else _train(cfg, run_dir, data=data, resume=resume)
-        extra = audit_rung(run_dir, audit, data) if audit is not None else {}
-    except Exception as err:  # noqa: BLE001 - the rung's failed row, not a retry
-        record_failure(run_dir, err)
-        return Outcome(error=one_line(err))
-    return Outcome(result=result, extra=extra)
-
-
-def _train(cfg: RunConfig, run_dir: Path, **kwargs) -> dict:
-    from modelladder.verbs.train import train_run
-
-    return train_run(cfg, run_dir, **kwargs)
-
-
-_FOLD_DATA: dict[str, Any] = {}  # a worker's last fold data, for its next run of the same fold
-
-
-def fold_task(cfg: RunConfig, run_dir: Path, data_cfg: RunConfig, expected: dict) -> Outcome:
-    """One (config, fold) run: the fold's data loaded from `data_cfg` (as run_folds loads it for every config),
-    checked against the fold plan's labels (`expected`: split -> labels), trained into a fresh `run_dir`."""
-    import numpy as np
-
-    from modelladder.verbs.build import load_run_data
-    from modelladder.verbs.tune import prepare_keeping_study, tune_run
-
-    tuned = cfg.tune is not None
-    if tuned:  # a retried task continues the fold's study
-        prepare_keeping_study(run_dir)
-    else:
-        prepare(run_dir, overwrite=True)  # a retried task starts from an empty folder
-    _task_setup(cfg)
-    try:
-        key = data_cfg.model_dump_json()
-        if key not in _FOLD_DATA:
-            _FOLD_DATA.clear()
-            _FOLD_DATA[key] = load_run_data(data_cfg)
-        data = _FOLD_DATA[key]
-        for split, labels in expected.items():
-            if not np.array_equal(data.split(split)[1], labels):
-                raise RuntimeError(f"the loader's {split} split is not the one in the fold plan")
-        result = tune_run(cfg, run_dir, data=data) if tuned else _train(cfg, run_dir, data=data)
-    except Exception as err:  # noqa: BLE001 - the fold's failure, not a retry
-        record_failure(run_dir, err)
-        return Outcome(error=one_line(err))
-    return Outcome(result=result)
-
-
-def trial_task(cfg: RunConfig, params: dict, trial_dir: Path, data: Any, trial: Any, metric: str) -> Outcome:
-    """One `ladder tune` trial (verbs/tune.py score_trial) in a task: result {"value"} or {"pruned": True}.
-    `trial` is the driver's optuna trial (its storage reconnects in the worker), to which each epoch's validation
-    metric is reported for the pruner; a retried task trains the trial again from the start."""
-    import optuna
-
-    from modelladder.verbs.tune import score_trial
-
-    _task_setup(cfg)
-    try:
-        return Outcome(result={"value": score_trial(cfg, params, trial_dir, data, trial, metric)})
-    except optuna.TrialPruned:
-        return Outcome(result={"pruned": True})
-    except Exception as err:  # noqa: BLE001 - the driver fails the trial and stops, as study.optimize does
-        return Outcome(error=one_line(err))
 
 
 def task_seconds(seconds: float | None, runs: int, slots: int) -> float | None:

@@ -62,7 +62,8 @@ from modelladder.verbs.cv import (
     write_plan,
 )
 from modelladder.verbs.evaluate import read_prediction_arrays
-from modelladder.verbs.executor import Executor, Job, executor_from, holdout_task, task_seconds
+from modelladder.verbs.executor import Executor, Job, executor_from, task_seconds
+from modelladder.verbs.jobs import holdout_task
 from modelladder.verbs.precheck import check_rungs
 from modelladder.verbs.report import report_for
 from modelladder.verbs.resilience import (

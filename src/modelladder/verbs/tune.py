@@ -36,7 +36,8 @@ from modelladder.errors import InputError, did_you_mean
 from modelladder.models.space import apply_params, decode_params, space_for, to_optuna
 from modelladder.runs import prepare, read_json, run_path, write_csv, write_json
 from modelladder.verbs.build import check_model_fits_data, load_run_data, make_task
-from modelladder.verbs.executor import Executor, Job, executor_from, trial_task
+from modelladder.verbs.executor import Executor, Job, Outcome, executor_from, task_setup
+from modelladder.verbs.resilience import one_line
 from modelladder.verbs.train import train_run
 
 HEARTBEAT_S = 30  # a running trial's heartbeat in an RDB storage
@@ -287,6 +288,21 @@ def score_trial(cfg: RunConfig, params: dict, trial_dir: Path, data: DataBundle,
     if result["split"] != "val":  # trial_config says val: never anything else
         raise RuntimeError(f"trial scored on split {result['split']!r}, not 'val'")
     return float(result["metrics"][metric])
+
+
+def trial_task(cfg: RunConfig, params: dict, trial_dir: Path, data: Any, trial: Any, metric: str) -> Outcome:
+    """One `ladder tune` trial (verbs/tune.py score_trial) in a task: result {"value"} or {"pruned": True}.
+    `trial` is the driver's optuna trial (its storage reconnects in the worker), to which each epoch's validation
+    metric is reported for the pruner; a retried task trains the trial again from the start."""
+    import optuna
+
+    task_setup(cfg)
+    try:
+        return Outcome(result={"value": score_trial(cfg, params, trial_dir, data, trial, metric)})
+    except optuna.TrialPruned:
+        return Outcome(result={"pruned": True})
+    except Exception as err:  # noqa: BLE001 - the driver fails the trial and stops, as study.optimize does
+        return Outcome(error=one_line(err))
 
 
 class PruneCallback:
