@@ -113,6 +113,31 @@ def test_a_ladder_gives_every_rung_the_same_budget_and_says_so(tmp_path):
     assert "Every rung tuned with the same budget: 2 trials on validation." in caption
 
 
+def test_a_resumed_kfold_ladder_continues_an_unfinished_folds_study(tmp_path, scored):
+    ladder = LadderConfig.model_validate({"name": "kf", "data": DATA, "train": TRAIN, "rungs": ["logreg"],
+                                          "tune": {"trials": 2}, "protocol": {"kind": "kfold", "folds": 2}})
+    run_ladder(ladder, tmp_path)
+    fold = next((tmp_path / "kf" / "logreg").glob("fold-*"))
+    (fold / "eval_test.json").unlink()  # killed after its trials, before its retrain was scored
+    scored.clear()
+    rows = run_ladder(ladder, tmp_path, resume=True)
+    assert [split for split, _ in scored] == ["test"]  # its 2 trials kept: the retrain only
+    assert rows[0]["status"] == "ok" and rows[0]["folds"] == 2
+    assert len(pd.read_csv(fold / "tune" / "trials.csv")) == 2
+
+
+def test_a_time_limit_caps_a_tuned_rungs_trials_and_retrain_together(tmp_path):
+    from modelladder.verbs.resilience import limited
+
+    capped = limited(run_cfg(trials=3), 100.0)  # 3 trials and the retrain share the rung's 100 s
+    assert capped.tune.timeout_s == 75.0 and capped.train.max_seconds == 25.0 and capped.tune.trials == 3
+    assert limited(run_cfg(trials=3, timeout_s=10), 100.0).tune.timeout_s == 10.0  # the user's own is smaller
+    rows = run_ladder(LadderConfig.model_validate({"name": "tl", "data": DATA, "train": TRAIN, "rungs": ["logreg"],
+                                                   "tune": {"trials": 2}, "time_limit_s": 600}), tmp_path)
+    assert rows[0]["status"] == "ok" and rows[0]["tune_budget"].startswith("2 trials or ")
+    assert "the ladder's time limit" not in leaderboard_table(rows, "tl").caption  # one rung: one budget
+
+
 def test_bad_tune_configs_are_clear_errors(tmp_path):
     with pytest.raises(InputError, match="tune needs a budget: tune.trials"):
         validate_run({"model": {"name": "logreg"}, "tune": {"metric": "accuracy"}})

@@ -121,7 +121,10 @@ def tuning_caption(rows: list[dict]) -> str:
     budgets = list(dict.fromkeys(row["tune_budget"] for row in rows if row.get("tune_budget")))
     if not budgets:
         return ""
-    return f"Every rung tuned with the same budget: {' / '.join(budgets)} on validation."
+    if len(budgets) == 1:
+        return f"Every rung tuned with the same budget: {budgets[0]} on validation."
+    # a --time-limit gives each rung's trials a time cap from what is left when it starts (verbs/resilience.py)
+    return f"Rungs tuned on validation with the budgets {' / '.join(budgets)} (the ladder's time limit capped them)."
 
 
 def _caption(rows: list[dict], metric: str | None, tested: bool) -> str:

@@ -39,7 +39,7 @@ from modelladder.verbs.jobs import fold_task
 from modelladder.verbs.precheck import check_rungs
 from modelladder.verbs.resilience import TIME_UP, TimeBudget, finished_result, limited, one_line, record_failure
 from modelladder.verbs.train import train_run
-from modelladder.verbs.tune import tune_run
+from modelladder.verbs.tune import prepare_keeping_study, tune_run
 
 
 def fold_name(repeat: int, fold: int) -> str:
@@ -142,7 +142,11 @@ def run_folds(cfgs: list[RunConfig], folders: list[Path], plan: dict, *, console
             limit = f", at most {run_cfg.train.max_seconds:.3g} s of training" if budget and budget.seconds else ""
             console.print(f"-> {cfg.name or cfg.model.name} {name} "
                           f"({len(data.y_train)} train / {len(val)} val / {len(test)} scored{limit})")
-            run_dir = prepare(folder / name, overwrite=True) if resume else prepare(folder / name)
+            if resume:  # an unfinished fold trains again; a tuned one continues its study (finished trials kept)
+                run_dir = prepare_keeping_study(folder / name) if run_cfg.tune is not None \
+                    else prepare(folder / name, overwrite=True)
+            else:
+                run_dir = prepare(folder / name)
             started = time.perf_counter()
             try:
                 # tuned (a ladder's tune:): trials scored on this fold's inner validation split, never on the fold

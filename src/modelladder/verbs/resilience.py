@@ -172,7 +172,16 @@ class TimeBudget:
 
 
 def limited(cfg: RunConfig, seconds: float) -> RunConfig:
-    """`cfg` with train.max_seconds at most `seconds`."""
+    """`cfg` with its training within `seconds`: train.max_seconds at most `seconds`; a tuned run's share is split
+    between its trials and the retrain of the best: with tune.trials N, each run (trial or retrain) at most
+    seconds / (N + 1) and tune.timeout_s at most N / (N + 1) of it; with a time budget only, half each."""
+    if cfg.tune is not None:
+        n = cfg.tune.trials or 1
+        timeout = seconds * n / (n + 1)
+        own = cfg.tune.timeout_s
+        tune = cfg.tune.model_copy(update={"timeout_s": round(timeout if own is None else min(own, timeout), 3)})
+        cfg = cfg.model_copy(update={"tune": tune})
+        seconds = seconds / (n + 1)
     own = cfg.train.max_seconds
     seconds = round(seconds if own is None else min(own, seconds), 3)
     return cfg.model_copy(update={"train": cfg.train.model_copy(update={"max_seconds": seconds})})
