@@ -77,6 +77,7 @@ def tune_run(cfg: RunConfig, run_dir: Path, *, data: DataBundle | None = None, c
 
         printer = _printer(console, metric, space)
         if executor is not None and executor.parallel:
+            console.print(f"   trials as Ray tasks, {executor.slots(cfg)} at a time")
             optimize_on(executor, study, cfg, sample, folder, executor.share(trial_data), metric,
                         trials_left, seconds_left, printer)
         else:
