@@ -179,6 +179,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="uvicorn's log level; 'info' logs every request (default: info)")
     p.set_defaults(func=verb("serve:main"))
 
+    p = verbs.add_parser("export", help="export a trained run as ONNX, a Hugging Face folder or a torch state dict, "
+                                        "checked by the runtime that loads it (export.json)")
+    p.add_argument("run", type=Path, help="run folder")
+    p.add_argument("--format", required=True, choices=["onnx", "hf", "torch"],
+                   help="onnx: model.onnx for onnxruntime; hf: a folder transformers' from_pretrained loads (the hf "
+                        "and hf_causal_lm rungs); torch: the state dict as safetensors plus its config")
+    p.add_argument("--out", type=Path, required=True, help="the folder to write (refused if it exists)")
+    p.add_argument("--adapters-only", action="store_true",
+                   help="with --format hf and a LoRA run: the adapters in PEFT's format instead of merged weights")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    p.set_defaults(func=verb("export:main"))
+
     p = verbs.add_parser("report", help="write report.html for a run or ladder folder")
     p.add_argument("folder", type=Path, help="a run folder or a ladder folder")
     _add_budget_arg(p)

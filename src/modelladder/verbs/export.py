@@ -1,0 +1,145 @@
+"""`ladder export RUN --format onnx|hf|torch --out DIR`: a trained run in a format other tools load, checked by
+the tool that will load it before the folder appears.
+
+The files are written to a temporary folder beside DIR, loaded back by their real consumer (onnxruntime for
+onnx, transformers (and peft) for hf, torch + safetensors for torch), run on the run's test split (a seeded
+sample of at most `SAMPLE` examples for larger splits) next to our own Predictor, and the comparison is written
+to DIR/export.json. Only when the outputs agree within the stated tolerance and every argmax is the same is the
+folder renamed to DIR; otherwise nothing is left behind and the command exits 1. A run that cannot be exported
+in the format asked is an InputError (exit 2) saying why. Formats live in verbs/export_onnx.py and
+verbs/export_hf.py; this module holds what they share.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from modelladder.errors import InputError
+from modelladder.runs import write_json
+
+FORMATS = ("onnx", "hf", "torch")
+WRITERS = {"onnx": "export_onnx:write", "hf": "export_hf:write_hf", "torch": "export_hf:write_torch"}
+SAMPLE = 2000  # test examples compared at most: the check stays seconds long on large test splits
+PROBABILITY_TOLERANCE = 1e-4  # max |p_ours - p_runtime| over every class of every compared example
+VALUE_TOLERANCE = 1e-4  # regression values, codes and logits: max |ours - runtime| / max(1, max |ours|)
+
+
+class ExportMismatch(Exception):
+    """The runtime's outputs differ from ours beyond the tolerance: the export is not written (exit 1)."""
+
+
+@dataclass
+class Comparison:
+    """Our outputs and the runtime's on the same inputs; `kind` says what they are: 'probabilities' (compared
+    with PROBABILITY_TOLERANCE, argmax must agree everywhere), 'values' or 'codes' (VALUE_TOLERANCE)."""
+
+    kind: str
+    ours: np.ndarray
+    theirs: np.ndarray
+    extra: dict = field(default_factory=dict)  # e.g. the logits' own difference, for the record
+
+    def record(self) -> dict:
+        ours, theirs = np.asarray(self.ours, np.float64), np.asarray(self.theirs, np.float64)
+        if ours.shape != theirs.shape:
+            raise ExportMismatch(f"the runtime's outputs are shaped {theirs.shape}, ours {ours.shape}")
+        diff = float(np.abs(ours - theirs).max()) if ours.size else 0.0
+        if self.kind == "probabilities":
+            tolerance, scale = PROBABILITY_TOLERANCE, 1.0
+        else:
+            tolerance, scale = VALUE_TOLERANCE, max(1.0, float(np.abs(ours).max()) if ours.size else 1.0)
+        record = {"compared": self.kind, "max_abs_diff": diff, "tolerance": tolerance * scale, **self.extra}
+        if self.kind == "probabilities":
+            record["argmax_agreement"] = float((ours.argmax(1) == theirs.argmax(1)).mean()) if len(ours) else 1.0
+        record["passed"] = bool(diff <= tolerance * scale and record.get("argmax_agreement", 1.0) == 1.0)
+        return record
+
+
+def main(args) -> int:
+    """`ladder export RUN --format F --out DIR [--adapters-only] [--overwrite]`."""
+    from modelladder.serve.predictor import Predictor
+
+    if args.format not in FORMATS:
+        raise InputError(f"--format must be one of {list(FORMATS)}, got {args.format!r}")
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise InputError(f"--out {out} already exists; pass --overwrite to replace it")
+    if args.adapters_only and args.format != "hf":
+        raise InputError(f"--adapters-only applies to --format hf (PEFT adapters), got --format {args.format}")
+    predictor = Predictor.load(args.run)
+    try:
+        record = export_run(predictor, args.format, out, adapters_only=args.adapters_only)
+    except ExportMismatch as err:
+        print(f"error: export of {args.run} to {args.format} failed its check, nothing was written: {err}",
+              file=sys.stderr)
+        return 1
+    check = record["verification"]
+    print(f"exported {args.run} ({record['model']}) as {args.format} to {out}: {check['runtime']} on "
+          f"{check['n']} {check['split']} examples, max |diff| of {check['compared']} {check['max_abs_diff']:.2e} "
+          f"(tolerance {check['tolerance']:.0e})"
+          + (f", argmax agreement {check['argmax_agreement']:.0%}" if "argmax_agreement" in check else ""))
+    return 0
+
+
+def export_run(predictor, fmt: str, out: Path, *, adapters_only: bool = False) -> dict:
+    """Write the export of `predictor`'s run to `out` through a temporary folder; its export.json record.
+    Raises InputError when the run cannot be exported to `fmt`, ExportMismatch when the check fails."""
+    import importlib
+
+    module, _, function = WRITERS[fmt].partition(":")
+    writer = getattr(importlib.import_module(f"modelladder.verbs.{module}"), function)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        X, split, n_split = test_inputs(predictor)
+        record = writer(predictor, tmp, X, adapters_only=adapters_only)
+        comparison = record.pop("comparison")
+        check = {"split": split, "n": len(X), "n_split": n_split, "sampled": len(X) < n_split,
+                 **record.pop("runtime"), **comparison.record()}
+        record = {"run": str(predictor.run_dir), "model": predictor.cfg.model.name, "task": predictor.cfg.task.name,
+                  "format": fmt, **record, "verification": check}
+        if predictor.calibration is not None and (predictor.run_dir / "calibration.json").is_file():
+            shutil.copyfile(predictor.run_dir / "calibration.json", tmp / "calibration.json")
+            record["calibration"] = ("the outputs are the model's own; calibration.json (beside) rescales the "
+                                     "logits to the run's calibrated probabilities")
+        if not check["passed"]:
+            raise ExportMismatch(f"max |diff| of {check['compared']} {check['max_abs_diff']:.3g} on {check['n']} "
+                                 f"{split} examples (tolerance {check['tolerance']:.0e}), argmax agreement "
+                                 f"{check.get('argmax_agreement', 1.0):.2%}")
+        record["files"] = sorted(p.name for p in tmp.iterdir()) + ["export.json"]
+        write_json(tmp / "export.json", record)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+        return record
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def test_inputs(predictor) -> tuple[np.ndarray, str, int]:
+    """The run's test split as the model sees it (preprocessed features, cleaned texts), at most SAMPLE of them
+    (a seeded sample); the split's name and full size."""
+    from modelladder.verbs.build import load_run_data
+
+    data = load_run_data(predictor.cfg)
+    split = "test" if len(data.split("test")[1]) else "val"
+    X, _ = data.split(split)
+    if len(X) > SAMPLE:
+        keep = np.sort(np.random.default_rng(predictor.cfg.seed).choice(len(X), SAMPLE, replace=False))
+        return X[keep], split, len(X)
+    return X, split, len(X)
+
+
+def copy_beside(predictor, folder: Path) -> list[str]:
+    """The run's preprocess.json (what raw inputs go through before the model) and, for text runs, its
+    tokenizer.json, copied into `folder`; their names."""
+    names = ["preprocess.json"] + (["tokenizer.json"] if (predictor.run_dir / "tokenizer.json").is_file() else [])
+    for name in names:
+        shutil.copyfile(predictor.run_dir / name, folder / name)
+    return names

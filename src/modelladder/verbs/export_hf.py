@@ -1,0 +1,1 @@
+"""`ladder export --format hf` and `--format torch`."""
