@@ -56,3 +56,21 @@ def image_run(folder: Path, rung: str, **model) -> Path:
 def text_run(folder: Path, rung: str, model: dict | None = None) -> Path:
     data = {"dataset": "text", "path": str(topics_csv(folder))}
     return train(folder, rung, {"data": data, "model": model or TEXT_MODELS[rung], "train": TRAIN})
+
+
+def encoder_run(folder: Path, rung: str) -> Path:
+    """An autoencoder (task reconstruction) or a VAE (task vae) on digits: what --format onnx exports is its encoder."""
+    model = {"autoencoder": {"name": "autoencoder", "hidden": [16]}, "vae": {"name": "vae", "hidden": [16], "latent": 4}}
+    task = {"autoencoder": "reconstruction", "vae": "vae"}[rung]
+    return train(folder, rung, {"data": DIGITS, "task": {"name": task}, "model": model[rung], "train": TRAIN})
+
+
+def regression_run(folder: Path, rung: str = "mlp") -> Path:
+    """A table regression (tests/tiny_data.py house_frame): rooms, age, area -> price."""
+    from tests.tiny_data import house_frame
+
+    house_frame(200).to_csv(folder / "houses.csv", index=False)
+    data = {"dataset": "csv", "path": str(folder / "houses.csv"), "label": "price"}
+    model = IMAGE_MODELS.get(rung, {"name": rung})
+    return train(folder, f"{rung}_regression", {"data": data, "task": {"name": "regression"}, "model": model,
+                                                 "train": TRAIN})
