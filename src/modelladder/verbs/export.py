@@ -21,10 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from modelladder.errors import InputError
-from modelladder.runs import write_json
+from modelladder.runs import read_run_config, write_json
 
 FORMATS = ("onnx", "hf", "torch")
 WRITERS = {"onnx": "export_onnx:write", "hf": "export_hf:write_hf", "torch": "export_hf:write_torch"}
+REFUSALS = {"onnx": "export_onnx:refusal", "hf": "export_hf:hf_refusal", "torch": "export_hf:torch_refusal"}
 SAMPLE = 2000  # test examples compared at most: the check stays seconds long on large test splits
 PROBABILITY_TOLERANCE = 1e-4  # max |p_ours - p_runtime| over every class of every compared example
 VALUE_TOLERANCE = 1e-4  # regression values, codes and logits: max |ours - runtime| / max(1, max |ours|)
@@ -71,6 +72,9 @@ def main(args) -> int:
         raise InputError(f"--out {out} already exists; pass --overwrite to replace it")
     if args.adapters_only and args.format != "hf":
         raise InputError(f"--adapters-only applies to --format hf (PEFT adapters), got --format {args.format}")
+    refused = refusal(read_run_config(args.run, "RUN"), args.format)
+    if refused:
+        raise InputError(refused)
     predictor = Predictor.load(args.run)
     try:
         record = export_run(predictor, args.format, out, adapters_only=args.adapters_only)
@@ -86,13 +90,15 @@ def main(args) -> int:
     return 0
 
 
+def refusal(cfg, fmt: str) -> str | None:
+    """Why a run with config `cfg` cannot be exported to `fmt` (read before any data is loaded); None if it can."""
+    return _function(REFUSALS[fmt])(cfg)
+
+
 def export_run(predictor, fmt: str, out: Path, *, adapters_only: bool = False) -> dict:
     """Write the export of `predictor`'s run to `out` through a temporary folder; its export.json record.
     Raises InputError when the run cannot be exported to `fmt`, ExportMismatch when the check fails."""
-    import importlib
-
-    module, _, function = WRITERS[fmt].partition(":")
-    writer = getattr(importlib.import_module(f"modelladder.verbs.{module}"), function)
+    writer = _function(WRITERS[fmt])
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -120,6 +126,14 @@ def export_run(predictor, fmt: str, out: Path, *, adapters_only: bool = False) -
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+def _function(target: str):
+    """The function "module:function" of verbs/, imported when used (only the format asked for is imported)."""
+    import importlib
+
+    module, _, function = target.partition(":")
+    return getattr(importlib.import_module(f"modelladder.verbs.{module}"), function)
 
 
 def test_inputs(predictor) -> tuple[np.ndarray, str, int]:

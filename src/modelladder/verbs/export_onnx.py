@@ -27,7 +27,7 @@ from torch import nn
 
 from modelladder.errors import InputError
 from modelladder.models.build import is_neural
-from modelladder.registry import TASKS, lookup
+from modelladder.registry import PRETRAIN_TASKS, TASKS, lookup
 from modelladder.verbs.export import Comparison, copy_beside
 
 OPSET = 18
@@ -46,15 +46,22 @@ REFUSED = {
 }
 
 
+def refusal(cfg) -> str | None:
+    """Why a run with config `cfg` has no ONNX export; None when it has one."""
+    if cfg.model.name in REFUSED:
+        return f"model {cfg.model.name} cannot be exported to ONNX: {REFUSED[cfg.model.name]}"
+    if cfg.task.name in PRETRAIN_TASKS:
+        return (f"a `ladder pretrain` run (task {cfg.task.name}) has no classifier to export to ONNX: export the "
+                "classifier fine-tuned from it")
+    return None
+
+
 def write(predictor, folder: Path, X, *, adapters_only: bool = False) -> dict:
     """model.onnx (+ preprocess.json, tokenizer.json) in `folder`; the record for export.json, with the
     onnxruntime check under "comparison"."""
-    name = predictor.cfg.model.name
-    if name in REFUSED:
-        raise InputError(f"model {name} cannot be exported to ONNX: {REFUSED[name]}")
-    if predictor.cfg.task.name in ("causal_lm", "masked_lm"):
-        raise InputError(f"run {predictor.run_dir} is a `ladder pretrain` run (task {predictor.cfg.task.name}): "
-                         "export the classifier fine-tuned from it")
+    refused = refusal(predictor.cfg)
+    if refused:
+        raise InputError(refused)
     record = (_write_network if is_neural(predictor.model) else _write_classic)(predictor, folder / "model.onnx", X)
     import onnxruntime
 
@@ -116,7 +123,7 @@ def _write_network(predictor, path: Path, X) -> dict:
         try:
             program = torch.onnx.export(module, example, dynamic_shapes=shapes, input_names=[i["name"] for i in inputs],
                                         output_names=[output], opset_version=OPSET, dynamo=True, verbose=False)
-        except Exception as err:  # torch.export's and onnxscript's errors share no base class
+        except Exception as err:  # noqa: BLE001 - torch.export's and onnxscript's errors share no base class
             raise InputError(f"model {predictor.cfg.model.name} could not be traced for ONNX: "
                              f"{str(err).strip().splitlines()[-1]}") from None
         program.save(str(path), external_data=False)
@@ -221,7 +228,7 @@ def _write_classic(predictor, path: Path, X) -> dict:
     try:
         graph = skl2onnx.to_onnx(estimator, initial_types=[("x", FloatTensorType([None, width]))], options=options,
                                  target_opset=OPSET)
-    except Exception as err:  # skl2onnx raises many unrelated types for what it cannot convert
+    except Exception as err:  # noqa: BLE001 - skl2onnx raises unrelated types for what it cannot convert
         raise InputError(f"model {predictor.cfg.model.name} ({type(estimator).__name__}) cannot be converted by "
                          f"skl2onnx {skl2onnx.__version__}: {str(err).splitlines()[0][:300]}") from None
     path.write_bytes(graph.SerializeToString())
