@@ -49,8 +49,10 @@ def topics_csv(folder: Path) -> Path:
     return path
 
 
-def image_run(folder: Path, rung: str, **model) -> Path:
-    return train(folder, rung, {"data": DIGITS, "model": {**IMAGE_MODELS[rung], **model}, "train": TRAIN})
+def image_run(folder: Path, rung: str, name: str | None = None) -> Path:
+    """`rung` on 300 digits; `name` another registered name for the same rung (logreg for linear)."""
+    model = {**IMAGE_MODELS[rung], **({"name": name} if name else {})}
+    return train(folder, name or rung, {"data": DIGITS, "model": model, "train": TRAIN})
 
 
 def text_run(folder: Path, rung: str, model: dict | None = None) -> Path:

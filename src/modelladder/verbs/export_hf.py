@@ -137,13 +137,16 @@ def _check_hf(predictor, folder: Path, X, adapters_only: bool) -> Comparison:
 @contextmanager
 def quiet_loading():
     """transformers reports the backbone's pooler, dropped by the hf rung (models/hf.py), as newly initialised on
-    every load: true, and unused here (the head reads the pooled last hidden state)."""
+    every load: true, and unused here (the head reads the pooled last hidden state). peft 0.21 calls an API
+    transformers 5 deprecates (as models/modes.py notes)."""
     from transformers.utils import logging
 
     level = logging.get_verbosity()
     logging.set_verbosity_error()
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
+            yield
     finally:
         logging.set_verbosity(level)
 
