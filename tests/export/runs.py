@@ -76,3 +76,23 @@ def regression_run(folder: Path, rung: str = "mlp") -> Path:
     model = IMAGE_MODELS.get(rung, {"name": rung})
     return train(folder, f"{rung}_regression", {"data": data, "task": {"name": "regression"}, "model": model,
                                                  "train": TRAIN})
+
+
+def causal_lm_run(folder: Path, mode: str = "lora") -> Path:
+    """`ladder pretrain` of hf_causal_lm on a tiny random Llama (tests/models/tiny_llm.py) over texts of its words."""
+    from modelladder.verbs.pretrain import pretrain_run
+    from tests.models.tiny_llm import save_tiny_llama
+
+    llama = save_tiny_llama(folder / "tiny-llama")
+    texts, _, _, _ = text_problem(n=200, seed=1)
+    (folder / "corpus.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    cfg = validate_run({
+        "name": f"llama_{mode}", "seed": 0, "task": {"name": "causal_lm"},
+        "data": {"dataset": "text", "path": str(folder / "corpus.txt"), "split": {"val": 0.2}},
+        "model": {"name": "hf_causal_lm", "path": str(llama), "mode": mode, "max_length": 16,
+                  "lora": {"r": 2, "dropout": 0.0}},
+        "train": {"max_steps": 3, "epochs": 100, "batch_size": 4, "progress": False, "threads": 1,
+                  "optimizer": {"lr": 0.003}, "schedule": {"name": "constant"}}})
+    run_dir = prepare(folder / cfg.name)
+    pretrain_run(cfg, run_dir)
+    return run_dir

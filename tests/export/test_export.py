@@ -14,7 +14,7 @@ import pytest
 from modelladder.cli import main as ladder
 from modelladder.registry import MODELS
 from modelladder.verbs.export_onnx import REFUSED
-from tests.export.runs import encoder_run, image_run, regression_run, text_run
+from tests.export.runs import causal_lm_run, encoder_run, image_run, regression_run, text_run
 from tests.export.tiny_bert import save_tiny_bert
 
 ONNX = {"mlp": "image", "cnn": "image", "linear": "image", "logreg": "image", "random_forest": "image",
@@ -41,6 +41,8 @@ class Runs:
             return text_run(self.folder, rung)
         if rung in ("autoencoder", "vae"):
             return encoder_run(self.folder, rung)
+        if rung == "hf_causal_lm":
+            return causal_lm_run(self.folder)
         if rung == "mlp_regression":
             return regression_run(self.folder, "mlp")
         if rung == "logreg":
@@ -180,3 +182,19 @@ def test_torch_export_rebuilds_from_the_state_dict_and_config(runs, rung, tmp_pa
     model = build_model(model_cfg, config["input_shape"], config["n_outputs"], seed=1, task=config["task"])
     model.load_state_dict(load_file(out / "model.safetensors"), strict=True)
     assert all(np.isfinite(v.numpy()).all() for v in model.state_dict().values())
+
+
+@pytest.mark.parametrize("adapters", [False, True])
+def test_a_causal_lm_run_exports_as_a_hugging_face_folder(runs, adapters, tmp_path, monkeypatch):
+    from transformers import AutoModelForCausalLM
+
+    monkeypatch.setenv("MODELLADDER_CACHE", str(runs.folder / "cache"))  # the corpus' token files, made once
+    out = tmp_path / "hf"
+    assert export(runs("hf_causal_lm"), "hf", out, *(["--adapters-only"] if adapters else [])) == 0
+    record = checked(out)
+    assert record["verification"]["split"] == "val" and record["verification"]["compared"] == "probabilities"
+    if adapters:
+        assert {"adapter_config.json", "adapter_model.safetensors"} <= set(record["files"])
+    else:
+        model = AutoModelForCausalLM.from_pretrained(out)
+        assert not any("lora" in k for k in model.state_dict())

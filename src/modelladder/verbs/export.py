@@ -63,8 +63,6 @@ class Comparison:
 
 def main(args) -> int:
     """`ladder export RUN --format F --out DIR [--adapters-only] [--overwrite]`."""
-    from modelladder.serve.predictor import Predictor
-
     if args.format not in FORMATS:
         raise InputError(f"--format must be one of {list(FORMATS)}, got {args.format!r}")
     out = Path(args.out)
@@ -72,12 +70,20 @@ def main(args) -> int:
         raise InputError(f"--out {out} already exists; pass --overwrite to replace it")
     if args.adapters_only and args.format != "hf":
         raise InputError(f"--adapters-only applies to --format hf (PEFT adapters), got --format {args.format}")
-    refused = refusal(read_run_config(args.run, "RUN"), args.format)
+    cfg = read_run_config(args.run, "RUN")
+    refused = refusal(cfg, args.format)
     if refused:
         raise InputError(refused)
-    predictor = Predictor.load(args.run)
     try:
-        record = export_run(predictor, args.format, out, adapters_only=args.adapters_only)
+        if args.format == "hf" and cfg.model.name == "hf_causal_lm":  # a `ladder pretrain` run: no Predictor
+            from modelladder.verbs.export_lm import write_language_model
+
+            record = staged(out, _header(args.run, cfg, args.format),
+                            lambda tmp: write_language_model(args.run, tmp, adapters_only=args.adapters_only))
+        else:
+            from modelladder.serve.predictor import Predictor
+
+            record = export_run(Predictor.load(args.run), args.format, out, adapters_only=args.adapters_only)
     except ExportMismatch as err:
         print(f"error: export of {args.run} to {args.format} failed its check, nothing was written: {err}",
               file=sys.stderr)
@@ -99,23 +105,34 @@ def export_run(predictor, fmt: str, out: Path, *, adapters_only: bool = False) -
     """Write the export of `predictor`'s run to `out` through a temporary folder; its export.json record.
     Raises InputError when the run cannot be exported to `fmt`, ExportMismatch when the check fails."""
     writer = _function(WRITERS[fmt])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+
+    def build(tmp: Path) -> dict:
         X, split, n_split = test_inputs(predictor)
         record = writer(predictor, tmp, X, adapters_only=adapters_only)
-        comparison = record.pop("comparison")
-        check = {"split": split, "n": len(X), "n_split": n_split, "sampled": len(X) < n_split,
-                 **record.pop("runtime"), **comparison.record()}
-        record = {"run": str(predictor.run_dir), "model": predictor.cfg.model.name, "task": predictor.cfg.task.name,
-                  "format": fmt, **record, "verification": check}
         if predictor.calibration is not None and (predictor.run_dir / "calibration.json").is_file():
             shutil.copyfile(predictor.run_dir / "calibration.json", tmp / "calibration.json")
             record["calibration"] = ("the outputs are the model's own; calibration.json (beside) rescales the "
                                      "logits to the run's calibrated probabilities")
+        return {**record, "checked_on": {"split": split, "n": len(X), "n_split": n_split}}
+
+    return staged(out, _header(predictor.run_dir, predictor.cfg, fmt), build)
+
+
+def staged(out: Path, header: dict, build) -> dict:
+    """`build(tmp)` writes the files into a temporary folder beside `out` and returns its record, with
+    "comparison" (a Comparison), "runtime" and "checked_on" (split, n, n_split); export.json is added and the
+    folder renamed to `out` only when the comparison passes (else ExportMismatch, and nothing is left)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        record = build(tmp)
+        comparison, checked = record.pop("comparison"), record.pop("checked_on")
+        check = {**checked, "sampled": checked["n"] < checked["n_split"], **record.pop("runtime"),
+                 **comparison.record()}
+        record = {**header, **record, "verification": check}
         if not check["passed"]:
             raise ExportMismatch(f"max |diff| of {check['compared']} {check['max_abs_diff']:.3g} on {check['n']} "
-                                 f"{split} examples (tolerance {check['tolerance']:.0e}), argmax agreement "
+                                 f"{check['split']} examples (tolerance {check['tolerance']:.0e}), argmax agreement "
                                  f"{check.get('argmax_agreement', 1.0):.2%}")
         record["files"] = sorted(p.name for p in tmp.iterdir()) + ["export.json"]
         write_json(tmp / "export.json", record)
@@ -126,6 +143,10 @@ def export_run(predictor, fmt: str, out: Path, *, adapters_only: bool = False) -
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+def _header(run_dir, cfg, fmt: str) -> dict:
+    return {"run": str(run_dir), "model": cfg.model.name, "task": cfg.task.name, "format": fmt}
 
 
 def _function(target: str):

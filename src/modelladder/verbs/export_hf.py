@@ -1,4 +1,4 @@
-"""`ladder export --format hf` (the hf rung as a Hugging Face folder) and `--format torch` (any network's state
+"""`ladder export --format hf` (the hf rung as a Hugging Face folder; hf_causal_lm runs: verbs/export_lm.py) and `--format torch` (any network's state
 dict as safetensors with the config that rebuilds it), each checked by loading it back the way its users will.
 
 hf: the backbone is a folder `transformers.AutoModel.from_pretrained(DIR)` loads (config.json,
@@ -38,9 +38,12 @@ BATCH = 64
 
 def hf_refusal(cfg) -> str | None:
     """Why a run with config `cfg` has no Hugging Face export; None when it has one."""
-    if cfg.model.name == "hf_causal_lm" or cfg.task.name in PRETRAIN_TASKS:
-        return (f"--format hf exports the hf rung; a `ladder pretrain` run (model {cfg.model.name}, task "
-                f"{cfg.task.name}) is not supported yet")
+    if cfg.model.name == "hf_causal_lm":
+        return None  # verbs/export_lm.py
+    if cfg.task.name in PRETRAIN_TASKS:
+        return (f"--format hf exports the hf and hf_causal_lm rungs; model {cfg.model.name} (a `ladder pretrain` run "
+                f"with task {cfg.task.name}) has no transformers architecture: use --format torch on the classifier "
+                "fine-tuned from it")
     if cfg.model.name != "hf":
         return (f"--format hf exports the hf rung (a transformers backbone); model {cfg.model.name} has no "
                 "transformers architecture: use --format onnx or --format torch")
