@@ -14,7 +14,7 @@ import pytest
 from modelladder.cli import main as ladder
 from modelladder.registry import MODELS
 from modelladder.verbs.export_onnx import REFUSED
-from tests.export.runs import causal_lm_run, encoder_run, image_run, regression_run, text_run
+from tests.export.runs import TEXT_MODELS, causal_lm_run, encoder_run, image_run, regression_run, text_run
 from tests.export.tiny_bert import save_tiny_bert
 
 ONNX = {"mlp": "image", "cnn": "image", "linear": "image", "logreg": "image", "random_forest": "image",
@@ -39,6 +39,9 @@ class Runs:
                                                 "lora": {"r": 2}})
         if rung in ("rnn", "transformer", "tfidf_logreg"):
             return text_run(self.folder, rung)
+        if rung == "causal_transformer":  # rotary positions, a causal mask, the last real token pooled
+            return text_run(self.folder, rung, {**TEXT_MODELS["transformer"], "positions": "rope", "causal": True,
+                                                "pooling": "last"})
         if rung in ("autoencoder", "vae"):
             return encoder_run(self.folder, rung)
         if rung == "hf_causal_lm":
@@ -91,6 +94,23 @@ def test_onnx_export_agrees_with_onnxruntime(runs, rung, tmp_path):
         assert [s[0] for s in shapes.values()] in (["batch"], [None]), shapes  # skl2onnx names no axis
     if ONNX[rung] == "encoder":
         assert record["outputs"][0]["name"] == "code" and record["verification"]["compared"] == "codes"
+
+
+@pytest.mark.slow
+def test_a_causal_transformer_pooling_its_last_token_keeps_dynamic_axes(runs, tmp_path):
+    out = tmp_path / "onnx"
+    assert export(runs("causal_transformer"), "onnx", out) == 0
+    assert checked(out)["inputs"][0]["shape"] == ["batch", "sequence"]
+
+
+def test_a_graph_whose_batch_axis_the_code_fixes_is_refused(runs, tmp_path, monkeypatch, capsys):
+    from modelladder.verbs import export_onnx
+
+    # len() is a Python int: the tracer makes the batch size a constant (and torch.onnx falls back to that graph)
+    monkeypatch.setattr(export_onnx._Features, "forward", lambda self, x: self.model(x) + 0 * len(x))
+    assert export(runs("mlp"), "onnx", tmp_path / "onnx") == 2
+    assert "could not keep the ['batch'] axes of input x dynamic" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_regression_network_exports_its_standardised_value_and_the_scale_beside(runs, tmp_path):

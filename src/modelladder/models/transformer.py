@@ -255,8 +255,8 @@ class Transformer(Network):
     def problems(cls, cfg) -> list[str]:
         causal = cfg.task.name == "causal_lm"
         if cfg.task.name in ("causal_lm", "masked_lm") and cfg.model.causal != causal:
-            return [f"task.name '{cfg.task.name}' needs model.causal {str(causal).lower()}, "
-                    f"got {str(cfg.model.causal).lower()}"]
+            return [(f"task.name '{cfg.task.name}' needs model.causal {str(causal).lower()}, "
+                     f"got {str(cfg.model.causal).lower()}")]
         return []
 
     @classmethod
@@ -292,7 +292,7 @@ class Transformer(Network):
         if self.pooling == "cls":
             pooled = h[:, 0]
         elif self.pooling == "last":
-            pooled = h[torch.arange(len(h), device=h.device), mask.sum(dim=1) - 1]
+            pooled = h[torch.arange(h.shape[0], device=h.device), mask.sum(dim=1) - 1]  # shape, not len: traceable
         else:
             real = mask.unsqueeze(-1).to(h.dtype)
             pooled = (h * real).sum(dim=1) / real.sum(dim=1)

@@ -127,6 +127,7 @@ def _write_network(predictor, path: Path, X) -> dict:
             raise InputError(f"model {predictor.cfg.model.name} could not be traced for ONNX: "
                              f"{str(err).strip().splitlines()[-1]}") from None
         program.save(str(path), external_data=False)
+    _check_dynamic(predictor, path, inputs)
     comparison = _compare_network(predictor, module, output, path, X)
     return {"exporter": f"torch.onnx (dynamo, opset {OPSET}) torch {torch.__version__}",
             "inputs": inputs, "outputs": [{"name": output, "dtype": "float32",
@@ -134,6 +135,20 @@ def _write_network(predictor, path: Path, X) -> dict:
                                                       else len(predictor.classes) or 1]}],
             **({"target": predictor.target} if output == "value" and predictor.target else {}),
             "comparison": comparison}
+
+
+def _check_dynamic(predictor, path: Path, inputs: list[dict]) -> None:
+    """torch.onnx falls back to a draft export that fixes an axis the model's code made constant: refuse that
+    graph rather than ship one that takes a single batch size."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    for described, given in zip(inputs, graph.input):
+        dims = [d.dim_param or d.dim_value for d in given.type.tensor_type.shape.dim]
+        fixed = [axis for axis, dim in zip(described["shape"], dims) if isinstance(axis, str) and dim != axis]
+        if fixed:
+            raise InputError(f"model {predictor.cfg.model.name}: the ONNX exporter could not keep the {fixed} axes of "
+                             f"input {described['name']} dynamic (the model's code makes them constant)")
 
 
 @contextmanager
