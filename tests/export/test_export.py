@@ -140,9 +140,9 @@ def test_a_run_of_a_refused_family_is_refused_before_its_data_is_read(tmp_path, 
 
 
 def test_a_failed_check_is_exit_1_and_leaves_no_folder(runs, tmp_path, monkeypatch, capsys):
-    from modelladder.verbs import export as export_verb
+    from modelladder.verbs import export_check
 
-    monkeypatch.setattr(export_verb, "PROBABILITY_TOLERANCE", -1.0)  # no difference can pass
+    monkeypatch.setattr(export_check, "PROBABILITY_TOLERANCE", -1.0)  # no difference can pass
     out = tmp_path / "exports" / "mlp"
     assert export(runs("mlp"), "onnx", out) == 1
     assert "failed its check, nothing was written" in capsys.readouterr().err

@@ -3,11 +3,13 @@ the tool that will load it before the folder appears.
 
 The files are written to a temporary folder beside DIR, loaded back by their real consumer (onnxruntime for
 onnx, transformers (and peft) for hf, torch + safetensors for torch), run on the run's test split (a seeded
-sample of at most `SAMPLE` examples for larger splits) next to our own Predictor, and the comparison is written
+sample of at most 2,000 examples for larger splits) next to our own Predictor, and the comparison is written
 to DIR/export.json. Only when the outputs agree within the stated tolerance and every argmax is the same is the
 folder renamed to DIR; otherwise nothing is left behind and the command exits 1. A run that cannot be exported
-in the format asked is an InputError (exit 2) saying why. Formats live in verbs/export_onnx.py and
-verbs/export_hf.py; this module holds what they share.
+in the format asked is an InputError (exit 2) saying why, given before any data is read. The formats live in
+verbs/export_onnx.py (onnx), verbs/export_hf.py (hf and torch) and verbs/export_lm.py (hf for hf_causal_lm),
+imported only when asked for; what they share (the comparison and its tolerances, the test inputs) in
+verbs/export_check.py.
 """
 
 from __future__ import annotations
@@ -15,50 +17,15 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
 
 from modelladder.errors import InputError
 from modelladder.runs import read_run_config, write_json
+from modelladder.verbs.export_check import ExportMismatch, test_inputs
 
 FORMATS = ("onnx", "hf", "torch")
 WRITERS = {"onnx": "export_onnx:write", "hf": "export_hf:write_hf", "torch": "export_hf:write_torch"}
 REFUSALS = {"onnx": "export_onnx:refusal", "hf": "export_hf:hf_refusal", "torch": "export_hf:torch_refusal"}
-SAMPLE = 2000  # test examples compared at most: the check stays seconds long on large test splits
-PROBABILITY_TOLERANCE = 1e-4  # max |p_ours - p_runtime| over every class of every compared example
-VALUE_TOLERANCE = 1e-4  # regression values, codes and logits: max |ours - runtime| / max(1, max |ours|)
-
-
-class ExportMismatch(Exception):
-    """The runtime's outputs differ from ours beyond the tolerance: the export is not written (exit 1)."""
-
-
-@dataclass
-class Comparison:
-    """Our outputs and the runtime's on the same inputs; `kind` says what they are: 'probabilities' (compared
-    with PROBABILITY_TOLERANCE, argmax must agree everywhere), 'values' or 'codes' (VALUE_TOLERANCE)."""
-
-    kind: str
-    ours: np.ndarray
-    theirs: np.ndarray
-    extra: dict = field(default_factory=dict)  # e.g. the logits' own difference, for the record
-
-    def record(self) -> dict:
-        ours, theirs = np.asarray(self.ours, np.float64), np.asarray(self.theirs, np.float64)
-        if ours.shape != theirs.shape:
-            raise ExportMismatch(f"the runtime's outputs are shaped {theirs.shape}, ours {ours.shape}")
-        diff = float(np.abs(ours - theirs).max()) if ours.size else 0.0
-        if self.kind == "probabilities":
-            tolerance, scale = PROBABILITY_TOLERANCE, 1.0
-        else:
-            tolerance, scale = VALUE_TOLERANCE, max(1.0, float(np.abs(ours).max()) if ours.size else 1.0)
-        record = {"compared": self.kind, "max_abs_diff": diff, "tolerance": tolerance * scale, **self.extra}
-        if self.kind == "probabilities":
-            record["argmax_agreement"] = float((ours.argmax(1) == theirs.argmax(1)).mean()) if len(ours) else 1.0
-        record["passed"] = bool(diff <= tolerance * scale and record.get("argmax_agreement", 1.0) == 1.0)
-        return record
 
 
 def main(args) -> int:
@@ -76,8 +43,7 @@ def main(args) -> int:
         raise InputError(refused)
     try:
         if args.format == "hf" and cfg.model.name == "hf_causal_lm":  # a `ladder pretrain` run: no Predictor
-            from modelladder.verbs.export_lm import write_language_model
-
+            write_language_model = _function("export_lm:write_language_model")
             record = staged(out, _header(args.run, cfg, args.format),
                             lambda tmp: write_language_model(args.run, tmp, adapters_only=args.adapters_only))
         else:
@@ -155,26 +121,3 @@ def _function(target: str):
 
     module, _, function = target.partition(":")
     return getattr(importlib.import_module(f"modelladder.verbs.{module}"), function)
-
-
-def test_inputs(predictor) -> tuple[np.ndarray, str, int]:
-    """The run's test split as the model sees it (preprocessed features, cleaned texts), at most SAMPLE of them
-    (a seeded sample); the split's name and full size."""
-    from modelladder.verbs.build import load_run_data
-
-    data = load_run_data(predictor.cfg)
-    split = "test" if len(data.split("test")[1]) else "val"
-    X, _ = data.split(split)
-    if len(X) > SAMPLE:
-        keep = np.sort(np.random.default_rng(predictor.cfg.seed).choice(len(X), SAMPLE, replace=False))
-        return X[keep], split, len(X)
-    return X, split, len(X)
-
-
-def copy_beside(predictor, folder: Path) -> list[str]:
-    """The run's preprocess.json (what raw inputs go through before the model) and, for text runs, its
-    tokenizer.json, copied into `folder`; their names."""
-    names = ["preprocess.json"] + (["tokenizer.json"] if (predictor.run_dir / "tokenizer.json").is_file() else [])
-    for name in names:
-        shutil.copyfile(predictor.run_dir / name, folder / name)
-    return names

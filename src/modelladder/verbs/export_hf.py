@@ -31,7 +31,7 @@ from modelladder.errors import InputError
 from modelladder.models.build import build_model
 from modelladder.registry import MODELS, PRETRAIN_TASKS, TASKS, lookup
 from modelladder.runs import write_json
-from modelladder.verbs.export import Comparison, copy_beside
+from modelladder.verbs.export_check import Comparison, copy_beside
 
 BATCH = 64
 

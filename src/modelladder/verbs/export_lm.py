@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from modelladder.errors import InputError
-from modelladder.verbs.export import Comparison
+from modelladder.verbs.export_check import Comparison
 
 WINDOWS = 16
 

@@ -28,7 +28,7 @@ from torch import nn
 from modelladder.errors import InputError
 from modelladder.models.build import is_neural
 from modelladder.registry import PRETRAIN_TASKS, TASKS, lookup
-from modelladder.verbs.export import Comparison, copy_beside
+from modelladder.verbs.export_check import Comparison, copy_beside
 
 OPSET = 18
 BATCH = 256  # examples per onnxruntime call in the check
