@@ -21,7 +21,7 @@ from pathlib import Path
 
 from modelladder.errors import InputError
 from modelladder.runs import read_run_config, write_json
-from modelladder.verbs.export_check import ExportMismatch, test_inputs
+from modelladder.verbs.export_check import ExportMismatch, check_inputs
 
 FORMATS = ("onnx", "hf", "torch")
 WRITERS = {"onnx": "export_onnx:write", "hf": "export_hf:write_hf", "torch": "export_hf:write_torch"}
@@ -73,7 +73,7 @@ def export_run(predictor, fmt: str, out: Path, *, adapters_only: bool = False) -
     writer = _function(WRITERS[fmt])
 
     def build(tmp: Path) -> dict:
-        X, split, n_split = test_inputs(predictor)
+        X, split, n_split = check_inputs(predictor)
         record = writer(predictor, tmp, X, adapters_only=adapters_only)
         if predictor.calibration is not None and (predictor.run_dir / "calibration.json").is_file():
             shutil.copyfile(predictor.run_dir / "calibration.json", tmp / "calibration.json")

@@ -44,7 +44,7 @@ class Comparison:
         return record
 
 
-def test_inputs(predictor) -> tuple[np.ndarray, str, int]:
+def check_inputs(predictor) -> tuple[np.ndarray, str, int]:
     """The run's test split as the model sees it (preprocessed features, cleaned texts), at most SAMPLE of them
     (a seeded sample); the split's name and full size."""
     from modelladder.verbs.build import load_run_data
