@@ -73,7 +73,14 @@ def checked(out: Path) -> dict:
 
 
 def test_every_registered_model_is_exported_or_refused_with_a_reason():
-    assert set(ONNX) | set(REFUSED) == set(MODELS) and not set(ONNX) & set(REFUSED)
+    from modelladder.registry import lookup
+    from modelladder.verbs.export_onnx import REFUSED_TASKS
+
+    assert not set(ONNX) & set(REFUSED)
+    # a model that trains only refused tasks (seq2seq) is refused through its task
+    others = {m for m in set(MODELS) - set(ONNX) - set(REFUSED)
+              if not set(lookup(MODELS, "model.name", m).tasks) <= set(REFUSED_TASKS)}
+    assert not others, f"decide whether these export to ONNX (tests) or are refused (REFUSED): {sorted(others)}"
 
 
 @pytest.mark.parametrize("rung", [pytest.param(r, marks=pytest.mark.slow) if ONNX[r] == "text" else r

@@ -58,6 +58,8 @@ def torch_refusal(cfg) -> str | None:
     if cfg.task.name in PRETRAIN_TASKS:
         return (f"a `ladder pretrain` run (task {cfg.task.name}) is not supported by --format torch yet: its "
                 "model.safetensors is already the state dict")
+    if cfg.task.name == "seq2seq":
+        return "a sequence-to-sequence run (task seq2seq) is not supported by --format torch yet"
     return None
 
 

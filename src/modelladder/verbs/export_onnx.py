@@ -46,10 +46,18 @@ REFUSED = {
 }
 
 
+REFUSED_TASKS = {
+    "seq2seq": "a sequence-to-sequence run decodes one token at a time (greedy or beam search): its export is not "
+               "supported yet",
+}
+
+
 def refusal(cfg) -> str | None:
     """Why a run with config `cfg` has no ONNX export; None when it has one."""
     if cfg.model.name in REFUSED:
         return f"model {cfg.model.name} cannot be exported to ONNX: {REFUSED[cfg.model.name]}"
+    if cfg.task.name in REFUSED_TASKS:
+        return f"task {cfg.task.name} cannot be exported to ONNX: {REFUSED_TASKS[cfg.task.name]}"
     if cfg.task.name in PRETRAIN_TASKS:
         return (f"a `ladder pretrain` run (task {cfg.task.name}) has no classifier to export to ONNX: export the "
                 "classifier fine-tuned from it")
