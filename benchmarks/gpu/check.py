@@ -61,11 +61,13 @@ def configs() -> dict:
 
 def gpu_tests(dry_run: bool) -> dict:
     env = {**os.environ, "MODELLADDER_GPU": "0" if dry_run else "1", "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "-m", "gpu", "tests/gpu"]
+    # a test's time limit (pytest-timeout): a hung nccl group fails its test, not the whole check
+    command = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "-o", "timeout=240", "-m", "gpu",
+               "tests/gpu"]
     if not dry_run:
         command.append("-s")  # the tests print the differences they allow
     start = time.perf_counter()
-    done = subprocess.run(command, check=False, cwd=REPO, env=env, capture_output=True, text=True)
+    done = subprocess.run(command, check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=480)
     print(done.stdout[-20000:], done.stderr[-5000:], sep="\n", flush=True)
     summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
     counts = {k: int(n) for n, k in re.findall(r"(\d+) (passed|failed|skipped|errors?|deselected)", summary)}
