@@ -85,7 +85,7 @@ def gpu_tests(dry_run: bool) -> dict:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.gpu.check")
     parser.add_argument("--dry-run", action="store_true", help="on the CPU, a few steps of tiny models")
-    parser.add_argument("--lm-seconds", type=float, default=120.0, help="training seconds each lm contender gets")
+    parser.add_argument("--lm-seconds", type=float, default=150.0, help="training seconds each lm contender gets")
     parser.add_argument("--sentences", type=int, default=8000, help="SST-2 training sentences of the fine-tune")
     parser.add_argument("--only", nargs="+", choices=["machine", "configs", "tests", "finetune", "lm"],
                         help="these parts alone")

@@ -8,9 +8,9 @@
   its compilation, 200-batch estimates and log syncs are part of its time). Every 62 iterations, with its
   clock paused, it is scored on the same held-out windows, and ends at the first score <= the target.
 
-Both stop at --max-seconds of training (default 150) if the target is not reached first: the check fits
-its ~10-minute device lease that way. MFU is nanoGPT's estimate_mfu count (6 N + 12 L H Q T FLOPs per
-token) over each run's whole timed training, against the card's dense bf16 peak (PEAKS).
+Both stop after `max_seconds` of training (check.py's --lm-seconds, 150) if the target is not reached
+first: the check fits its ~10-minute device lease that way. MFU is nanoGPT's estimate_mfu count (6 N +
+12 L H Q T FLOPs per token) over each run's whole timed training, against the card's dense bf16 peak (PEAKS).
 """
 
 from __future__ import annotations
