@@ -87,7 +87,7 @@ def test_nccl_runs_match_one_cuda_process(parallel, tmp_path, name, atol):
                                                                            for r in records(tmp_path)]
 
 
-@pytest.mark.timeout(180)  # should nccl hang instead of refusing, the benchmarks after the tests still run
+@pytest.mark.timeout(90)  # should nccl hang instead of refusing, the benchmarks after the tests still run
 def test_two_ranks_on_the_gpus_present(tmp_path):
     """Two nccl ranks: one per GPU where there are two; on one GPU nccl may refuse them (a loud skip, saying so)."""
     try:
