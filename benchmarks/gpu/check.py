@@ -6,8 +6,8 @@ benchmarks/results/gpu), so a check stopped at its time limit keeps what it meas
 2. the configs: configs/pretrain/*.yaml validate;
 3. the tests marked gpu (tests/gpu/), in a pytest subprocess with MODELLADDER_GPU=1 (--dry-run: without it,
    so they must all skip, saying why);
-4. the MiniLM fine-tune, ours vs Trainer (benchmarks/gpu/finetune.py);
-5. time to held-out loss 1.47 on Tiny Shakespeare, ours vs nanoGPT, with MFU (benchmarks/gpu/lm.py).
+4. time to held-out loss 1.47 on Tiny Shakespeare, ours vs nanoGPT, with MFU (benchmarks/gpu/lm.py);
+5. the MiniLM fine-tune, ours vs Trainer (benchmarks/gpu/finetune.py).
 --dry-run runs all of it on the CPU with a few steps of tiny models: it checks the plumbing, measures nothing.
 """
 
@@ -87,7 +87,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--dry-run", action="store_true", help="on the CPU, a few steps of tiny models")
     parser.add_argument("--lm-seconds", type=float, default=150.0, help="training seconds each lm contender gets")
     parser.add_argument("--sentences", type=int, default=8000, help="SST-2 training sentences of the fine-tune")
-    parser.add_argument("--only", nargs="+", choices=["machine", "configs", "tests", "finetune", "lm"],
+    parser.add_argument("--only", nargs="+", choices=["machine", "configs", "tests", "lm", "finetune"],
                         help="these parts alone")
     args = parser.parse_args(argv)
     out = Path(os.environ.get("OUT") or REPO / "benchmarks" / "results" / "gpu")
@@ -97,8 +97,8 @@ def main(argv: list[str]) -> int:
         "machine": lambda: machine(args.dry_run),
         "configs": configs,
         "tests": lambda: gpu_tests(args.dry_run),
-        "finetune": lambda: __import__("benchmarks.gpu.finetune", fromlist=["main"]).main(args.dry_run, args.sentences),
         "lm": lambda: __import__("benchmarks.gpu.lm", fromlist=["main"]).main(args.dry_run, args.lm_seconds),
+        "finetune": lambda: __import__("benchmarks.gpu.finetune", fromlist=["main"]).main(args.dry_run, args.sentences),
     }
     if not args.dry_run and not torch.cuda.is_available():
         print("no CUDA device: the GPU check needs one (or --dry-run)", file=sys.stderr)

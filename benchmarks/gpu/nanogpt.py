@@ -79,11 +79,18 @@ def train_nanogpt(train_ids: np.ndarray, val_ids: np.ndarray, device: str, *, re
                   check_every: int = 62, max_seconds: float = math.inf) -> dict:
     """Train as nanoGPT's train.py does; every `check_every` iterations `check(model, iter)` runs with the clock
     paused (the common yardstick) and ends training when it returns True. Returns the timings."""
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # as train.py sets them
+    try:
+        return _train(train_ids, val_ids, device, recipe, compile_model, check, check_every, max_seconds)
+    finally:  # the benchmarks after this one run with the settings they found
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
+def _train(train_ids, val_ids, device, recipe, compile_model, check, check_every, max_seconds) -> dict:
     r = recipe
     cuda = device == "cuda"
     torch.manual_seed(1337)
-    torch.backends.cuda.matmul.allow_tf32 = True
-    torch.backends.cudnn.allow_tf32 = True
     model = DropoutGPT(block_size=r["block_size"], n_layer=r["n_layer"], n_head=r["n_head"], n_embd=r["n_embd"],
                        dropout=r["dropout"]).to(device)
     decay = [p for p in model.parameters() if p.dim() >= 2]
