@@ -4,7 +4,8 @@ karpathy/nanoGPT config/train_shakespeare_char.py on top of train.py's defaults:
 384 wide, block 256, batch 64, dropout 0.2, no bias, AdamW lr 1e-3 (betas 0.9 / 0.99, weight decay
 0.1 on matrices only, fused on CUDA), grad clip 1.0, 100 warmup iterations then cosine to 1e-4 at
 iteration 5000, bf16 autocast, TF32 matmuls, torch.compile, a 200-batch loss estimate of both splits
-every 250 iterations (part of its time, as in train.py) and a loss.item() every 10 iterations.
+every 250 iterations with a checkpoint whenever the val estimate improved (part of its time, as in
+train.py) and a loss.item() every 10 iterations.
 
 The model is benchmarks/lm_pretrain.py's baby-GPT re-creation (the CPU peer) with nanoGPT's three
 dropouts added: after the embeddings, on the attention weights and after each residual projection.
@@ -13,8 +14,11 @@ dropouts added: after the embeddings, on the attention weights and after each re
 from __future__ import annotations
 
 import math
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -121,13 +125,28 @@ def _train(train_ids, val_ids, device, recipe, compile_model, check, check_every
         return r["min_lr"] + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (r["learning_rate"] - r["min_lr"])
 
     @torch.no_grad()
-    def estimate_loss():
+    def estimate_loss() -> float:
         trained.eval()
-        for split in ("train", "val"):
+        losses = {split: [] for split in ("train", "val")}
+        for split, values in losses.items():
             for _ in range(r["eval_iters"]):
                 with autocast:
-                    trained(*get_batch(split))[1].item()
+                    values.append(trained(*get_batch(split))[1].item())
         trained.train()
+        return sum(losses["val"]) / len(losses["val"])
+
+    best_val = math.inf
+    out_dir = Path(tempfile.mkdtemp(prefix="nanogpt-"))
+
+    def evaluate_and_save(iter_num: int) -> None:
+        """train.py's eval step: the estimates, and a checkpoint whenever val improved (always_save_checkpoint False)."""
+        nonlocal best_val
+        val = estimate_loss()
+        if val < best_val:
+            best_val = val
+            if iter_num > 0:
+                torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "iter_num": iter_num,
+                            "best_val_loss": best_val, "config": r}, out_dir / "ckpt.pt")
 
     paused, first_step_s, reached_at = 0.0, None, None
     start = time.perf_counter()
@@ -137,7 +156,7 @@ def _train(train_ids, val_ids, device, recipe, compile_model, check, check_every
         for group in optimizer.param_groups:
             group["lr"] = get_lr(iter_num)
         if iter_num % r["eval_interval"] == 0:
-            estimate_loss()
+            evaluate_and_save(iter_num)
         with autocast:
             _, loss = trained(X, Y)
         X, Y = get_batch("train")
@@ -164,5 +183,6 @@ def _train(train_ids, val_ids, device, recipe, compile_model, check, check_every
     if cuda:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start - paused
+    shutil.rmtree(out_dir)
     return {"model": model, "seconds": seconds, "steps": iter_num, "first_step_s": first_step_s,
             "seconds_to_target": reached_at}
