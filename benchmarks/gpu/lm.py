@@ -5,8 +5,9 @@
   non-overlapping 257-character window of the held-out 10%, every 62 steps) is the yardstick and part of
   its time, and a callback ends the run at the first validation <= the target.
 - nanogpt: benchmarks/gpu/nanogpt.py, nanoGPT's train.py with config/train_shakespeare_char.py (compiled;
-  its compilation, 200-batch estimates, checkpoints and log syncs are part of its time). Every 62 iterations, with its
-  clock paused, it is scored on the same held-out windows, and ends at the first score <= the target.
+  its compilation, 200-batch estimates, checkpoints and log syncs are part of its time). Every 62
+  iterations, with its clock paused, it is scored on the same held-out windows, and ends at the first score
+  <= the target.
 
 Both stop after `max_seconds` of training (check.py's --lm-seconds, 150) if the target is not reached
 first: the check fits its ~10-minute device lease that way. MFU is nanoGPT's estimate_mfu count (6 N +
