@@ -41,6 +41,10 @@ BENCH ?= train_overhead
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 MODELLADDER_DATA=$${MODELLADDER_DATA:-$(abspath ../shared/data)} $(BIN)/python -m benchmarks $(BENCH)
 
+# the GPU check's carried files (no network there): wheels, datasets and MiniLM in .whl/ (benchmarks/gpu/wheels.sh)
+gpu-wheels: $(STAMP)
+	MODELLADDER_DATA=$${MODELLADDER_DATA:-$(abspath ../shared/data)} PYTHON=$(BIN)/python bash benchmarks/gpu/wheels.sh
+
 # AutoGluon in its own environment (its pins clash with ours): only autogluon.tabular with the gradient-boosting
 # extras, none of its torch extras (it then pulls no torch). make bench-automl T=60
 AG_VENV := .venv-autogluon

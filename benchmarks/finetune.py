@@ -66,29 +66,35 @@ def sst2_sentences(n_train: int, seed: int) -> tuple[list[str], np.ndarray, list
     return [texts[i] for i in pick], np.asarray(labels, np.int64)[pick], dev_texts, np.asarray(dev_labels, np.int64)
 
 
-def run_ours(train_x, train_y, dev_x, dev_y, seed: int) -> dict:
-    """modelladder's fit on the hf rung: length-bucketed batches of our own TextEncoder's ids."""
-    cfg = HFConfig(mode="full", pooling="mean", max_length=MAX_LENGTH)
+def run_ours(train_x, train_y, dev_x, dev_y, seed: int, device: str = "cpu", precision: str = "fp32",
+             model_dir: str | None = None) -> dict:
+    """modelladder's fit on the hf rung: length-bucketed batches of our own TextEncoder's ids (on `device` in
+    `precision`, `model_dir` a model folder instead of MiniLM: benchmarks/gpu/finetune.py)."""
+    cfg = HFConfig(model=model_dir, mode="full", pooling="mean", max_length=MAX_LENGTH)
     encoder = HFClassifier.make_encoder(cfg, train_x)
     X = TokenSequences(encoder.encode(train_x), encoder.pad_id)
     none = np.zeros(0, dtype=object)
     data = DataBundle(X, train_y, none, train_y[:0], none, train_y[:0], kind="text", input_shape=(), classes=CLASSES)
     model, task = build_model(cfg, (), len(CLASSES), seed=seed), Classification(len(CLASSES))
-    train = TrainConfig(epochs=EPOCHS, batch_size=BATCH, grad_clip=CLIP, progress=False,
+    train = TrainConfig(epochs=EPOCHS, batch_size=BATCH, grad_clip=CLIP, progress=False, device=device,
+                        precision=precision,
                         optimizer={"name": "adamw", "lr": LR, "weight_decay": 0.0},
                         schedule={"name": "linear", "warmup_steps": 0})
     with tempfile.TemporaryDirectory() as run_dir:
         start = time.perf_counter()
         fit(model, task, data, train, seed=seed, run_dir=Path(run_dir))
+        if device == "cuda":
+            torch.cuda.synchronize()
         seconds = time.perf_counter() - start
     dev = TokenSequences(encoder.encode(dev_x), encoder.pad_id)
     accuracy = evaluate(model, task, dev, dev_y, batch_size=128)["accuracy"]
     return {"samples_per_s": EPOCHS * len(train_x) / seconds, "dev_accuracy": accuracy}
 
 
-def run_trainer(train_x, train_y, dev_x, dev_y, seed: int) -> dict:
+def run_trainer(train_x, train_y, dev_x, dev_y, seed: int, device: str = "cpu", precision: str = "fp32",
+                model_dir: str | None = None) -> dict:
     """Hugging Face's recipe, as in run_glue.py: AutoModelForSequenceClassification, Trainer, DataCollatorWithPadding."""
-    source = model_source(HFConfig())
+    source = model_source(HFConfig(model=model_dir))
     set_seed(seed)  # run_glue.py seeds before loading the model, so the new head's init is reproducible
     tokenizer = AutoTokenizer.from_pretrained(source)
     model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=len(CLASSES))
@@ -100,12 +106,15 @@ def run_trainer(train_x, train_y, dev_x, dev_y, seed: int) -> dict:
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(output_dir=out, per_device_train_batch_size=BATCH, per_device_eval_batch_size=128,
                                  learning_rate=LR, num_train_epochs=EPOCHS, lr_scheduler_type="linear",
-                                 warmup_steps=0, weight_decay=0.0, max_grad_norm=CLIP, seed=seed, use_cpu=True,
+                                 warmup_steps=0, weight_decay=0.0, max_grad_norm=CLIP, seed=seed,
+                                 use_cpu=device == "cpu", bf16=precision == "bf16",
                                  save_strategy="no", logging_strategy="no", report_to="none", disable_tqdm=True)
         trainer = Trainer(model=model, args=args, train_dataset=features(train_x, train_y),
                           data_collator=DataCollatorWithPadding(tokenizer), processing_class=tokenizer)
         start = time.perf_counter()
         trainer.train()
+        if device == "cuda":
+            torch.cuda.synchronize()
         seconds = time.perf_counter() - start
         predictions = trainer.predict(features(dev_x, dev_y)).predictions
     accuracy = float((predictions.argmax(axis=1) == dev_y).mean())
