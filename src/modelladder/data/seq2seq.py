@@ -51,6 +51,11 @@ def with_target_vocabulary(preprocess: dict, y_train) -> dict:
     return {**preprocess, "target_vocab": target_vocabulary(y_train), "max_target_length": longest}
 
 
+def decoding_length(preprocess: dict) -> int:
+    """The most tokens decoding writes for one source: twice the longest training target, and some room."""
+    return 2 * int(preprocess.get("max_target_length", 50)) + 5
+
+
 def clean_sources(preprocess: dict, raw, names=None) -> np.ndarray:
     """Raw source strings cleaned as the training sources were (stripped; lower-cased where the dataset was);
     an empty source is refused, `names[i]` naming source i."""

@@ -38,7 +38,8 @@ def metrics_from_scores(scores: dict[str, np.ndarray]) -> dict[str, float]:
     n = len(scores["word_error"])
     wer = float(scores["word_error"].mean()) if n else float("nan")
     per = float(scores["phoneme_errors"].sum() / max(int(scores["phoneme_count"].sum()), 1))
-    return {"wer": wer, "per": per, "exact_match": 1.0 - wer}
+    exact = float((scores["word_error"] == 0).mean()) if n else float("nan")
+    return {"wer": wer, "per": per, "exact_match": exact}
 
 
 def sequence_metrics(hypotheses: list[str], references: list[tuple[str, ...]]) -> dict[str, float]:

@@ -298,6 +298,8 @@ def _missing_run(run_dir: Path) -> dict:
 def _prediction_figures(name: str, frame, evaluation: dict, figures: list[dict]) -> list[dict] | None:
     """Confusion matrix, ROC and the per-class table for classes; predicted vs true otherwise."""
     classes = [c.removeprefix("proba_") for c in frame.columns if c.startswith("proba_")]
+    if "word_error" in frame.columns:  # seq2seq: strings, scored in eval_<split>.json (no figure yet)
+        return None
     if not classes:
         figures.append({"id": f"{name}/predicted-vs-true", "title": "predicted vs true, and residuals",
                         "uri": plots.predicted_vs_true(frame["true"].to_numpy(), frame["predicted"].to_numpy())})
@@ -328,6 +330,8 @@ def read_predictions(path: Path):
         frame = pd.read_csv(path, dtype={"true": str, "predicted": str})
         if not {"true", "predicted"} <= set(frame.columns):
             raise ValueError("it needs the columns 'true' and 'predicted'")
+        if "word_error" in frame.columns:  # a seq2seq run's output strings (tasks/seq2seq.py)
+            return frame
         if not any(c.startswith("proba_") for c in frame.columns):  # regression: numbers
             frame[["true", "predicted"]] = frame[["true", "predicted"]].astype(float)
     except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
