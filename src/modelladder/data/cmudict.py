@@ -36,7 +36,7 @@ from modelladder.errors import InputError
 SPLIT_SEED = 18
 TEST, VAL = 0.05, 0.05
 VARIANT = re.compile(r"\(\d+\)$")  # "word(2)": a further pronunciation of "word"
-STRESS = re.compile(r"\d")
+NO_DIGITS = str.maketrans("", "", "0123456789")  # the vowels' stress marks
 
 
 def read_dictionary(text: str, *, stress: bool) -> dict[str, list[str]]:
@@ -50,7 +50,9 @@ def read_dictionary(text: str, *, stress: bool) -> dict[str, list[str]]:
         if len(parts) < 2:
             raise InputError(f"cmudict.dict line {number}: a word needs at least one phoneme, got {line!r}")
         word = VARIANT.sub("", parts[0])
-        phonemes = " ".join(p if stress else STRESS.sub("", p) for p in parts[1:])
+        phonemes = " ".join(parts[1:])
+        if not stress:
+            phonemes = phonemes.translate(NO_DIGITS)
         known = entries.setdefault(word, [])
         if phonemes not in known:  # without stress, variants that differ only in stress are one
             known.append(phonemes)

@@ -3,7 +3,7 @@
 vocabulary (the Predictor, `ladder predict` / serve, and task seq2seq's test scoring all call it).
 
 A seq2seq network (models/seq2seq_rnn.py, models/seq2seq_transformer.py) offers, besides its teacher-forced
-`forward(x, target_in)`:
+`forward(x, target_in)` and `max_target_tokens` (the longest output it can write):
 - `start(x) -> state`: the encoded source, a dict of tensors whose first dimension is the batch;
 - `step(previous, state) -> (logits (B, V), state)`: the next target token's logits after token ids `previous`
   (B,), the state moved on by one token.
@@ -89,6 +89,7 @@ def translate(model, texts, encoder, vocab: list[str], *, max_length: int, beam:
     out = np.empty(len(texts), dtype=object)
     if not len(texts):
         return out
+    max_length = min(max_length, model.max_target_tokens)
     sequences = TokenSequences(encoder.encode(list(texts)), encoder.pad_id)
     device = next(model.parameters()).device
     was_training = model.training
@@ -108,6 +109,7 @@ def translate(model, texts, encoder, vocab: list[str], *, max_length: int, beam:
 def attention_weights(model, x: tuple[Tensor, Tensor], max_length: int) -> tuple[Tensor, Tensor]:
     """(ids (B, L), weights (B, L, S)): greedy decoding with the attention over the S source tokens at each
     output step, for a model whose step records "attention" in its state (an rnn with attention)."""
+    max_length = min(max_length, model.max_target_tokens)
     state = model.start(x)
     batch = x[0].shape[0]
     previous = torch.full((batch,), BOS, dtype=torch.long, device=x[0].device)

@@ -53,6 +53,7 @@ class Seq2SeqRNN(Network):
     Config = Seq2SeqRNNConfig
     input_kind = "text"
     tasks = ("seq2seq",)
+    max_target_tokens = 1 << 16  # no position table: decoding may write as many tokens as it is allowed
     search_space: ClassVar[dict[str, dict]] = {**NETWORK_SPACE, "model.embed_dim": {"choices": [32, 64, 128]},
                                                "model.hidden": {"choices": [128, 256, 512]},
                                                "model.layers": {"low": 1, "high": 2, "int": True},
