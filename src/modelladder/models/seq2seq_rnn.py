@@ -8,8 +8,9 @@ unidirectional one of the same cell writes the target symbols, with or without a
 - luong (multiplicative "general", Luong et al. 2015): after each step the new state scores the encoder outputs,
   h . W m, and tanh(W_c [context; h]) is what the output layer reads.
 
-`forward(x, target_in)` runs the decoder with teacher forcing (the reference's previous token at every step)
-through the same `step` that decoding uses (models/seq2seq_decode.py), so the two never disagree. The attention
+`forward(x, target_in)` runs the decoder with teacher forcing (the reference's previous token at every step):
+through the same `step` that decoding uses (models/seq2seq_decode.py) for Bahdanau's attention, in one call over
+the whole target otherwise (the same function: tests/seq2seq check that the two agree). The attention
 of the last step is kept in the state under "attention" (B, S), which the report draws as heat maps.
 Padding never reaches the encoder's state (sequences are packed) nor the attention (masked).
 """
@@ -146,9 +147,21 @@ class Seq2SeqRNN(Network):
         return self.out(self.dropout(out)), new
 
     def forward(self, x: tuple[Tensor, Tensor], target_in: Tensor) -> Tensor:
-        """Teacher forcing: (source ids, mask) and the target's previous tokens (B, T) -> logits (B, T, V)."""
-        state, logits = self.start(x), []
-        for t in range(target_in.shape[1]):
-            step_logits, state = self.step(target_in[:, t], state)
-            logits.append(step_logits)
-        return torch.stack(logits, dim=1)
+        """Teacher forcing: (source ids, mask) and the target's previous tokens (B, T) -> logits (B, T, V).
+        Bahdanau's attention feeds each step's context into the next, so it runs `step` by step; without it, or
+        with Luong's (which reads the state after the step), the decoder runs over all T tokens in one call."""
+        state = self.start(x)
+        if self.attention == "bahdanau":
+            logits = []
+            for t in range(target_in.shape[1]):
+                step_logits, state = self.step(target_in[:, t], state)
+                logits.append(step_logits)
+            return torch.stack(logits, dim=1)
+        h = state["h"].transpose(0, 1).contiguous()
+        recurrent = (h, state["c"].transpose(0, 1).contiguous()) if self.lstm else h
+        out, _ = self.decoder(self.dropout(self.target_embed(target_in)), recurrent)
+        if self.attention == "luong":
+            scores = torch.bmm(out, state["keys"].transpose(1, 2))  # (B, T, S)
+            weights = scores.masked_fill(~state["mask"][:, None, :], float("-inf")).softmax(dim=-1)
+            out = torch.tanh(self.combine(torch.cat([torch.bmm(weights, state["memory"]), out], dim=-1)))
+        return self.out(self.dropout(out))
