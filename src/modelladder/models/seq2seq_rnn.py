@@ -66,6 +66,7 @@ class Seq2SeqRNN(Network):
         if tuple(input_shape) != ():
             raise InputError(f"model seq2seq_rnn needs source strings (input shape ()), got {tuple(input_shape)}")
         self.attention, self.lstm, self.layers = cfg.attention, cfg.cell == "lstm", cfg.layers
+        self.records_attention = cfg.attention != "none"  # its step keeps the weights (attention.json)
         self.directions = 2 if cfg.bidirectional else 1
         if cfg.hidden % self.directions:
             raise InputError(f"model.hidden must be even for a bidirectional encoder, got {cfg.hidden}")

@@ -85,6 +85,7 @@ class Seq2SeqTransformer(Network):
     Config = Seq2SeqTransformerConfig
     input_kind = "text"
     tasks = ("seq2seq",)
+    records_attention = False  # many heads and layers: no single map over the source to draw
     search_space: ClassVar[dict[str, dict]] = {**NETWORK_SPACE, "model.dim": {"choices": [128, 256, 384]},
                                                "model.depth": {"low": 2, "high": 6, "int": True},
                                                "model.decoder_depth": {"low": 2, "high": 6, "int": True},

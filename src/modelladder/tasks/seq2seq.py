@@ -103,7 +103,8 @@ class Seq2Seq(Task):
                          length_penalty=self.length_penalty)
 
     def evaluate_model(self, model, X: np.ndarray, y: np.ndarray, run_dir: Path) -> tuple[dict, dict]:
-        """Metrics with intervals on (X, y); predictions_<split>.csv and attention.json written (module docstring)."""
+        """Metrics with intervals on (X, y); details with the predictions table (evaluate_run writes it as
+        predictions_<split>.csv); attention.json written for an rnn with attention (module docstring)."""
         started = time.perf_counter()
         hyps = self.hypotheses(model, X, run_dir)
         seconds = time.perf_counter() - started
@@ -121,7 +122,7 @@ class Seq2Seq(Task):
         (one row of weights over the source per output symbol); only for an rnn with attention."""
         from modelladder.models.build import is_neural
 
-        if not is_neural(model) or getattr(model, "attention", "none") == "none" or not len(X):
+        if not is_neural(model) or not model.records_attention or not len(X):
             return
         from modelladder.data.batches import TokenSequences
         from modelladder.data.seq2seq import EOS
