@@ -76,6 +76,7 @@ class DataConfig(Strict):
     # None sniffs them from the file (data/sniff.py); the decision is saved in preprocess.json
     sep: str | None = None
     encoding: str | None = None
+    stress: bool = False  # cmudict: keep the vowels' stress digits (AE1) in the target phonemes
 
     @field_validator("sep")
     @classmethod
@@ -132,6 +133,7 @@ class TaskConfig(Strict):
     beta: float = Field(1.0, ge=0)  # vae: the weight of the KL term (beta-VAE)
     sample_every: int = Field(500, gt=0)  # vae and gan: steps between fixed-noise sample grids in pictures/
     temperature: float = Field(0.5, gt=0)  # contrastive: NT-Xent's temperature
+    label_smoothing: float = Field(0.0, ge=0, lt=1)  # seq2seq: cross-entropy's label smoothing on target tokens
 
 
 class OptimizerConfig(Strict):
@@ -245,6 +247,8 @@ class EvalConfig(Strict):
     # (tfidf_svm) are always calibrated, by 'platt' unless this says 'temperature'
     calibrate: Literal["temperature", "platt"] | None = None
     conformal: ConformalConfig | None = None  # classifiers: prediction sets with coverage about 1 - alpha
+    beam: int = Field(1, ge=1, le=64)  # seq2seq: beam width when decoding (1: greedy)
+    length_penalty: float = Field(1.0, ge=0)  # seq2seq beam search: score / length ** length_penalty (0: none)
 
     def problems(self, task: str) -> list[str]:
         """What calibration and conformal sets cannot work with: they are fitted on the validation split, so

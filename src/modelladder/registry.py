@@ -22,6 +22,8 @@ DATASETS = {
     "coco_mini": "modelladder.data.captions:load_coco_mini",
     "digits_captions": "modelladder.data.captions:load_digits_captions",
     "mnist_captions": "modelladder.data.captions:load_mnist_captions",
+    # sequence to sequence (task seq2seq): words -> phonemes of the CMU Pronouncing Dictionary
+    "cmudict": "modelladder.data.cmudict:load_cmudict",
 }
 
 MODELS = {
@@ -42,6 +44,8 @@ MODELS = {
     "gan": "modelladder.models.gan:GAN",
     "simclr": "modelladder.models.simclr:SimCLR",
     "clip": "modelladder.models.clip:CLIP",
+    "seq2seq_rnn": "modelladder.models.seq2seq_rnn:Seq2SeqRNN",
+    "seq2seq_transformer": "modelladder.models.seq2seq_transformer:Seq2SeqTransformer",
 }
 
 TASKS = {
@@ -54,6 +58,7 @@ TASKS = {
     "gan": "modelladder.tasks.gan:GAN",
     "contrastive": "modelladder.tasks.contrastive:Contrastive",
     "clip": "modelladder.tasks.clip:Clip",
+    "seq2seq": "modelladder.tasks.seq2seq:Seq2Seq",
 }
 
 # text corpora for `ladder pretrain` (the tasks below): data.dataset names one when task.name is one of them

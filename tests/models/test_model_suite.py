@@ -31,7 +31,7 @@ from modelladder.errors import InputError
 from modelladder.models.build import build_model, count_nodes, count_params, is_neural
 from modelladder.registry import MODELS, TASKS, load_object
 from modelladder.train.checkpoint import load_weights, save_weights
-from tests.models.problems import text_problem
+from tests.models.problems import seq2seq_problem, text_problem
 from tests.models.tiny_llm import save_tiny_llama
 
 
@@ -84,6 +84,8 @@ def model_class(name: str):
 
 
 def problem_for(name: str):
+    if is_seq2seq(name):  # strings to strings, whatever the model reads
+        return seq2seq_problem()
     kind = model_class(name).input_kind
     assert kind in PROBLEMS, f"model {name} has input_kind {kind!r}: add a generator for it to PROBLEMS"
     return PROBLEMS[kind]()
@@ -106,6 +108,44 @@ def outputs(model, X) -> np.ndarray:
     model.eval()
     with torch.no_grad():
         return model(tensors(model, X)).numpy()
+
+
+# ---------------------------------------------------------------- sequence to sequence
+# A seq2seq model (tasks == ("seq2seq",)) maps source strings to target strings: a network is scored by its
+# teacher-forced token loss and logits (B, T, V) through task seq2seq; a classic rung by its predictions.
+
+
+def is_seq2seq(name: str) -> bool:
+    return model_class(name).tasks == ("seq2seq",)
+
+
+def seq2seq_batch(model, X, y):
+    """(task, x, targets): the seq2seq task over the problem's target vocabulary, the sources as (ids, mask) from
+    the model's own tokenizer, and the targets as padded symbol ids."""
+    from modelladder.data.seq2seq import encode_targets, target_vocabulary
+    from modelladder.tasks.seq2seq import Seq2Seq
+
+    vocab = target_vocabulary(y)
+    return Seq2Seq(vocab), tensors(model, X), torch.from_numpy(encode_targets(y, vocab))
+
+
+def seq2seq_loss(model, X, y) -> float:
+    task, x, t = seq2seq_batch(model, X, y)
+    model.eval()
+    with torch.no_grad():
+        return task.loss(model, x, t)[0].item()
+
+
+def seq2seq_logits(model, X, y) -> torch.Tensor:
+    _, x, t = seq2seq_batch(model, X, y)
+    model.eval()
+    with torch.no_grad():
+        return model(x, t)
+
+
+def seq2seq_fit(model, X, y):
+    """A classic seq2seq rung fitted on the first reference of each row."""
+    return model.fit(list(X), [refs[0] for refs in y])
 
 
 # ---------------------------------------------------------------- generative models
@@ -238,6 +278,14 @@ def test_builds_and_gives_one_row_per_example(name, request):
         return
     model, X, y = build(name)
     assert model.family in ("neural", "classic")
+    if is_seq2seq(name):  # one row of target logits per target token, or one output string per source
+        if not is_neural(model):
+            assert len(seq2seq_fit(model, X, y).predict(list(X))) == len(X)
+            return
+        _, _, t = seq2seq_batch(model, X, y)
+        assert seq2seq_logits(model, X, y).shape == (*t.shape, problem_for(name)[3])
+        assert count_params(model) > 0
+        return
     if is_generative(name):  # no class outputs: its task gives one row per example
         assert task_outputs(model, objective(name), X, y).shape[0] == len(X)
         assert count_params(model) > 0
@@ -257,6 +305,10 @@ def test_training_learns_the_problem(name, request):
         assert lm_loss(model, x, y) < 0.5 * before
         return
     model, X, y = build(name)
+    if is_seq2seq(name):
+        request.getfixturevalue("one_thread")  # small steps: threads only add waits
+        learn_seq2seq(model, X, y)
+        return
     if not is_neural(model):
         accuracy = (model.fit(X, y).predict(X) == y).mean()
         assert accuracy >= 0.9  # chance is 1/3
@@ -282,6 +334,24 @@ def test_training_learns_the_problem(name, request):
     assert eval_loss(model, X, y) < 0.5 * before
 
 
+def learn_seq2seq(model, X, y) -> None:
+    if not is_neural(model):  # the mapping is one letter to one symbol: nearly every word comes out right
+        predicted = seq2seq_fit(model, X, y).predict(list(X))
+        assert np.mean([p == refs[0] for p, refs in zip(predicted, y)]) >= 0.9
+        return
+    before = seq2seq_loss(model, X, y)
+    task, x, t = seq2seq_batch(model, X, y)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)  # more and a Transformer without warmup stalls
+    torch.manual_seed(0)  # dropout
+    for _ in range(30):
+        model.train()
+        loss = task.loss(model, x, t)[0]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert seq2seq_loss(model, X, y) < 0.5 * before
+
+
 def test_save_then_load_gives_identical_outputs(name, tmp_path, request):
     if is_language_model(name):  # through the run's own weights file: the trained weights only
         model, x, y = build_lm(request, name, seed=1)
@@ -298,6 +368,17 @@ def test_save_then_load_gives_identical_outputs(name, tmp_path, request):
         return
     model, X, y = build(name, seed=1)
     cfg, (_, _, input_shape, n_outputs) = model_class(name).Config(), problem_for(name)
+    if is_seq2seq(name):
+        if is_neural(model):
+            save_file(model.state_dict(), tmp_path / "model.safetensors")
+            loaded = build_model(cfg, input_shape, n_outputs, seed=2)
+            loaded.load_state_dict(load_file(tmp_path / "model.safetensors"))
+            assert torch.equal(seq2seq_logits(loaded, X, y), seq2seq_logits(model, X, y))
+        else:
+            seq2seq_fit(model, X, y).save(tmp_path / "model.skops")
+            loaded = type(model).load(tmp_path / "model.skops", cfg, input_shape, n_outputs, task="seq2seq")
+            assert list(loaded.predict(list(X))) == list(model.predict(list(X)))
+        return
     if is_generative(name):
         task = objective(name)
         model.train()
@@ -345,6 +426,9 @@ def test_seed_decides_the_initial_weights(name, request):
     first, X, y = made(request, name, seed=0)
     again, _, _ = made(request, name, seed=0)
     other, _, _ = made(request, name, seed=1)
+    if not is_neural(first) and is_seq2seq(name):
+        assert list(seq2seq_fit(first, X, y).predict(list(X))) == list(seq2seq_fit(again, X, y).predict(list(X)))
+        return
     if not is_neural(first):  # classic rungs start empty: the seed shows in what they fit
         assert np.array_equal(first.fit(X, y).predict_proba(X), again.fit(X, y).predict_proba(X))
         return

@@ -22,7 +22,7 @@ from modelladder.config import RunConfig, deep_merge, validate_run
 from modelladder.data.bundle import DataBundle
 from modelladder.models.build import build_model
 from modelladder.verbs.build import check_model_fits_data, make_task
-from tests.models.problems import text_problem
+from tests.models.problems import seq2seq_problem, text_problem
 from tests.models.test_model_suite import CAPTIONS, LM_TEXT, float_problem, pixel_problem
 
 CONTEXT = 16  # the language models' window: LM_TEXT gives about thirty of them
@@ -45,13 +45,15 @@ class Refusal:
 class Case:
     task: str
     model: dict  # the run's model section: a registered model whose `tasks` include this task
-    problem: str  # "classes", "targets", "pixels", "captioned" (bundles of the model suite's arrays), "corpus"
+    problem: str  # "classes", "targets", "pixels", "captioned", "seq2seq" (bundles of the model suite's arrays), "corpus"
     metrics: frozenset[str]  # the keys metrics() documents
     loss_metric: str = "loss"  # the metric that is the batch's mean loss: what the run's val_loss reports
     # loss_metric / loss for the built task: 1, except a regression network's, trained on the standardised target
     # (tasks/regression.py), whose mse is its loss times std^2
     loss_scale: Callable[[Any], float] = lambda task: 1.0
-    decodes: str | None = None  # predicts=True: "class" (an index) or "value" (a real number) per example
+    # predicts=True: "class" (an index) or "value" (a real number) per example, or "strings": decoded outputs, which
+    # decode() passes through (tasks/seq2seq.py; its training scores are token statistics)
+    decodes: str | None = None
     options: dict = field(default_factory=dict)  # the run's task section beyond its name
     refusal: Refusal | None = None
     steps: int = 30  # Adam steps on one fixed batch
@@ -120,8 +122,20 @@ def text_bundle() -> DataBundle:
     return bundle(X, y, kind="text", preprocess={})
 
 
+def seq2seq_bundle() -> DataBundle:
+    """Words -> their letters upper-cased (tests/models/problems.py), with the target vocabulary fitted on them."""
+    from modelladder.data.seq2seq import with_target_vocabulary
+
+    X, y, _, _ = seq2seq_problem()
+    data = bundle(X, y, kind="seq2seq", classes=[], preprocess={"kind": "seq2seq"})
+    data.input_shape = ()
+    data.preprocess = with_target_vocabulary(data.preprocess, y)
+    return data
+
+
 BUNDLES: dict[str, Callable[[], DataBundle]] = {"classes": classes_bundle, "targets": targets_bundle,
-                                                "pixels": pixels_bundle, "captioned": captioned_bundle}
+                                                "pixels": pixels_bundle, "captioned": captioned_bundle,
+                                                "seq2seq": seq2seq_bundle}
 
 
 # ---------------------------------------------------------------- building a case as a run does
@@ -135,6 +149,12 @@ def build(case: Case, tmp_path: Path, seed: int = 0) -> Built:
     check_model_fits_data(cfg, data)  # the run's own check: the model trains with this task on this data
     task = make_task(cfg, data)
     model = build_model(cfg.model, data.input_shape, data.n_outputs, seed=seed, task=case.task)
+    if data.kind == "seq2seq":  # sources as token sequences and targets as symbol ids, as the run encodes them
+        from modelladder.verbs.build import encoded, text_encoder
+
+        train = encoded(data, text_encoder(cfg, data, tmp_path))
+        x = train.X_train.take(torch.arange(len(train.X_train)))
+        return Built(cfg, data, task, model, x, torch.from_numpy(train.y_train), train.y_train)
     y = torch.from_numpy(data.y_train).to(task.target_dtype)
     return Built(cfg, data, task, model, torch.from_numpy(data.X_train), y, data.y_train)
 
@@ -191,6 +211,9 @@ def _cases() -> dict[str, Case]:
         Case("clip", {"name": "clip", "embed_dim": 16, "image": {"channels": [8, 16], "hidden": 32},
                       "text": {"dim": 16, "depth": 1, "heads": 2, "vocab_size": 60, "dropout": 0.0}}, "captioned",
              frozenset({"loss"}), fall=0.9),
+        Case("seq2seq", {"name": "seq2seq_rnn", "attention": "luong", "embed_dim": 16, "hidden": 32, "dropout": 0.0},
+             "seq2seq", frozenset({"token_loss", "token_accuracy"}), loss_metric="token_loss", decodes="strings",
+             lr=1e-2, fall=0.5),
     ]
     by_name = {c.task: c for c in cases}
     refusals = {
@@ -201,6 +224,7 @@ def _cases() -> dict[str, Case]:
         "contrastive": Refusal("text data", on_text(by_name["contrastive"]), "data.dataset"),
         "gan": Refusal("bf16 precision", lambda: (run_config(by_name["gan"], train={"precision": "bf16"}),
                                                    pixels_bundle()), "train.precision"),
+        "seq2seq": Refusal("text classification data", on_text(by_name["seq2seq"]), "data.dataset"),
         "clip": Refusal("images without captions", lambda: (run_config(by_name["clip"]), pixels_bundle()),
                         "data.dataset"),
     }

@@ -101,7 +101,7 @@ def test_loss_is_a_finite_scalar_with_a_gradient_and_scores_give_one_row_per_exa
     assert grads and all(torch.isfinite(g).all() for g in grads)
     assert any(g.abs().sum() > 0 for g in grads)
     scores = built.task.scores(outputs)
-    assert scores.shape[0] == len(built.x)  # one row per example (per window for the language models)
+    assert scores.shape[0] == len(built.y)  # one row per example (per window for the language models)
     assert torch.isfinite(scores).all()
 
 
@@ -169,6 +169,10 @@ def test_decode_gives_one_prediction_per_example_or_refuses(name, built):
     if not task.predicts:  # `ladder predict` and serve never ask it: asking anyway is an error, not a guess
         with pytest.raises(NotImplementedError):
             task.decode(scores)
+        return
+    if decodes == "strings":  # decoded outputs are the predictions: decode passes them through
+        outputs = np.asarray(["A B", "C"], dtype=object)
+        assert list(task.decode(outputs)) == ["A B", "C"]
         return
     predictions = task.decode(scores)
     assert predictions.shape == (len(built.x),)

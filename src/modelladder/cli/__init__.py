@@ -143,8 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", type=Path, nargs="*",
                    help="CSV/parquet files, image files or folders of images; for text runs .txt files "
                         "(one text per line) or CSV/JSONL files with the run's text column")
-    p.add_argument("--text", action="append", default=[], dest="texts", metavar="TEXT",
-                   help="a text to classify with a text run (repeatable)")
+    p.add_argument("--text", nargs="+", action="extend", default=[], dest="texts", metavar="TEXT",
+                   help="texts to classify with a text run, or sources to convert with a seq2seq run "
+                        "(one or more; repeatable)")
     p.add_argument("--out", type=Path, help="write predictions here as CSV (default: print them)")
     p.set_defaults(func=verb("predict:main"))
 

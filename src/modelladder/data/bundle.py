@@ -18,7 +18,8 @@ class DataBundle:
 
     As a loader returns it, every split is a numpy array: float32 features, images (N, C, H, W) and tabular rows
     (N, F), or for text a 1-D object array of cleaned strings (input_shape ()), tokenised by each rung with its own
-    tokenizer. Labels are int64 class indices for classification, float32 for regression. `preprocess` is the
+    tokenizer. A seq2seq bundle (data/seq2seq.py) holds source strings and, as labels, tuples of reference target
+    strings (symbols separated by spaces; one reference per training row, all of a word's on val and test). Labels are int64 class indices for classification, float32 for regression. `preprocess` is the
     JSON-ready state that turns raw inputs into features (fitted on the training split only); it is saved with the
     run as preprocess.json so that prediction applies exactly the same transformation.
 
@@ -33,7 +34,7 @@ class DataBundle:
     y_val: np.ndarray
     X_test: np.ndarray
     y_test: np.ndarray
-    kind: Literal["image", "tabular", "text", "corpus"]
+    kind: Literal["image", "tabular", "text", "corpus", "seq2seq"]
     input_shape: tuple[int, ...]
     classes: list[str] = field(default_factory=list)  # empty for regression
     feature_names: list[str] = field(default_factory=list)
@@ -42,6 +43,8 @@ class DataBundle:
 
     @property
     def n_outputs(self) -> int:
+        if self.kind == "seq2seq":  # the target vocabulary fitted on train (data/seq2seq.py)
+            return len(self.preprocess["target_vocab"])
         return len(self.classes) if self.classes else 1
 
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:

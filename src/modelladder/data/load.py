@@ -28,7 +28,12 @@ def load_data(cfg: DataConfig, *, seed: int, task: str = "classification") -> Da
     given seed.
     """
     loader = registry.lookup(registry.DATASETS, "data.dataset", cfg.dataset)
-    return loader(cfg, seed=seed, task=task)
+    data = loader(cfg, seed=seed, task=task)
+    if data.kind == "seq2seq":  # the target vocabulary, fitted on the training targets (data/seq2seq.py)
+        from modelladder.data.seq2seq import with_target_vocabulary
+
+        data.preprocess = with_target_vocabulary(data.preprocess, data.y_train)
+    return data
 
 
 def transform_raw(preprocess: dict, raw, names=None) -> np.ndarray:
@@ -38,6 +43,7 @@ def transform_raw(preprocess: dict, raw, names=None) -> np.ndarray:
     Images: an array (N, H, W) or (N, C, H, W) in the dataset's original pixel scale.
     Texts: a list (or 1-D array) of raw strings, cleaned as the training texts were; a text empty after
     cleaning is refused (data/text.py refuse_empty), `names[i]` naming text i in the message.
+    Sequence-to-sequence sources: strings, cleaned as the dataset's were (data/seq2seq.py clean_sources).
     """
     kind = preprocess.get("kind")
     if kind == "tabular":
@@ -48,7 +54,11 @@ def transform_raw(preprocess: dict, raw, names=None) -> np.ndarray:
         cleaned = clean_texts(raw, preprocess["clean"])
         refuse_empty(cleaned, names)
         return cleaned
-    raise InputError(f"preprocess kind must be 'image', 'tabular' or 'text', got {kind!r}")
+    if kind == "seq2seq":
+        from modelladder.data.seq2seq import clean_sources
+
+        return clean_sources(preprocess, raw, names)
+    raise InputError(f"preprocess kind must be 'image', 'tabular', 'text' or 'seq2seq', got {kind!r}")
 
 
 def load_image_files(paths: list[Path], preprocess: dict) -> np.ndarray:

@@ -221,6 +221,7 @@ def run_context(run_dir: Path) -> dict:
         figures.append({"id": f"{name}/learning-curves", "title": "learning curves", "uri": curves})
     else:
         notes.append("no learning curves: this run has no metrics.jsonl (scikit-learn rungs fit in one call)")
+    notes += _seq2seq_context(run_dir, name, evaluation, figures)
     if split and (run_dir / f"predictions_{split}.csv").is_file():
         frame = read_predictions(run_dir / f"predictions_{split}.csv")
         per_class = _prediction_figures(name, frame, evaluation, figures)
@@ -244,6 +245,20 @@ def run_context(run_dir: Path) -> dict:
         "card": card_context(run_dir, summary, evaluation, fmt),
         "tuning": tuning_context(run_dir, fmt),
     }
+
+
+def _seq2seq_context(run_dir: Path, name: str, evaluation: dict, figures: list[dict]) -> list[str]:
+    """A seq2seq run's attention heat maps (attention.json) as a figure, its most frequent errors as a note."""
+    if (run_dir / "attention.json").is_file():
+        examples = read_json(run_dir / "attention.json")["examples"]
+        if examples:
+            figures.append({"id": f"{name}/attention", "title": "attention over the source, first test words",
+                            "uri": plots.attention_maps(examples)})
+    errors = evaluation.get("common_errors") or []
+    if not errors:
+        return []
+    shown = [f"{e['op']} {e['reference'] or '-'} -> {e['predicted'] or '-'} ({e['count']})" for e in errors[:8]]
+    return ["most frequent errors: " + "; ".join(shown)]
 
 
 def cv_context(cv_dir: Path) -> dict:
@@ -298,6 +313,8 @@ def _missing_run(run_dir: Path) -> dict:
 def _prediction_figures(name: str, frame, evaluation: dict, figures: list[dict]) -> list[dict] | None:
     """Confusion matrix, ROC and the per-class table for classes; predicted vs true otherwise."""
     classes = [c.removeprefix("proba_") for c in frame.columns if c.startswith("proba_")]
+    if "word_error" in frame.columns:  # seq2seq: strings, scored in eval_<split>.json (no figure yet)
+        return None
     if not classes:
         figures.append({"id": f"{name}/predicted-vs-true", "title": "predicted vs true, and residuals",
                         "uri": plots.predicted_vs_true(frame["true"].to_numpy(), frame["predicted"].to_numpy())})
@@ -328,6 +345,8 @@ def read_predictions(path: Path):
         frame = pd.read_csv(path, dtype={"true": str, "predicted": str})
         if not {"true", "predicted"} <= set(frame.columns):
             raise ValueError("it needs the columns 'true' and 'predicted'")
+        if "word_error" in frame.columns:  # a seq2seq run's output strings (tasks/seq2seq.py)
+            return frame
         if not any(c.startswith("proba_") for c in frame.columns):  # regression: numbers
             frame[["true", "predicted"]] = frame[["true", "predicted"]].astype(float)
     except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:

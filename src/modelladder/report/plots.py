@@ -370,3 +370,18 @@ def reliability_grid(panels: list[dict]) -> str:
         ax.set_ylabel("accuracy", fontsize="small")
     fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize="small")
     return data_uri(fig)
+
+
+def attention_maps(examples: list[dict]) -> str:
+    """A seq2seq rung's attention (tasks/seq2seq.py attention.json) for up to four sources: one heat map each,
+    output symbols down, source tokens across."""
+    examples = examples[:4]
+    fig, axes = _figure(3.2 * len(examples), 3.4, ncols=len(examples))
+    for ax, example in zip(axes, examples):
+        ax.imshow(np.asarray(example["weights"], dtype=np.float64), cmap="Greys", vmin=0, vmax=1, aspect="auto")
+        ax.set_xticks(range(len(example["source_tokens"])))
+        ax.set_xticklabels(example["source_tokens"], fontsize="small")
+        ax.set_yticks(range(len(example["output"])))
+        ax.set_yticklabels(example["output"], fontsize="small")
+        ax.set_title(example["source"], fontsize="small")
+    return data_uri(fig)

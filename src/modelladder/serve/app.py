@@ -51,7 +51,7 @@ class ServeSettings:
 
 
 class PredictResponse(BaseModel):
-    predictions: list[str | float]  # class names, or values for a regression
+    predictions: list[str | float]  # class names, values for a regression, or a seq2seq run's output strings
     probabilities: list[dict[str, float]] | None = None  # one {class: probability} per item
 
 
@@ -128,7 +128,7 @@ def _request_model(predictor: Predictor, max_items: int) -> type[BaseModel]:
     if kind == "tabular":
         row = _row_model(predictor.preprocess["transform"])
         item, field = row, "rows"
-    elif kind == "text":
+    elif kind in ("text", "seq2seq"):  # seq2seq: the sources to convert
         item, field = str, "texts"
     else:
         item, field = str | list, "images"
@@ -201,7 +201,7 @@ def request_features(predictor: Predictor, body: BaseModel) -> np.ndarray:
         _check_rows_complete(body.rows, columns)
         frame = pd.DataFrame([r.model_dump(by_alias=True) for r in body.rows], columns=columns)
         return predictor.features(frame)
-    if kind == "text":
+    if kind in ("text", "seq2seq"):
         return predictor.features(body.texts, [f"texts[{i}]" for i in range(len(body.texts))])
     return _image_features(predictor.preprocess["transform"], body.images)
 
@@ -264,6 +264,9 @@ def input_schema(predictor: Predictor) -> dict:
                    {"type": "string or null", "seen_in_training": categories[c]} if c in categories else
                    "string or null" for c in transform["columns"]}
         return {"field": "rows", "columns": columns, "ignored": "other keys (label, ID, dropped columns)"}
+    if kind == "seq2seq":
+        return {"field": "texts", "lowercase": transform.get("lowercase", False),
+                "output": "space-separated target symbols", "empty": "refused (422)"}
     if kind == "text":
         return {"field": "texts", "clean": transform.get("clean"), "empty": "refused (422) when empty after cleaning"}
     return {"field": "images", **{k: transform[k] for k in ("channels", "height", "width", "pixel_max")}}
@@ -273,6 +276,8 @@ def input_schema(predictor: Predictor) -> dict:
 
 
 def _response(predictor: Predictor, scores: np.ndarray) -> PredictResponse:
+    if predictor.preprocess["kind"] == "seq2seq":
+        return PredictResponse(predictions=[str(s) for s in scores])
     if not predictor.classes:
         return PredictResponse(predictions=scores.astype(float).tolist())
     probabilities = [dict(zip(predictor.classes, map(float, row))) for row in scores]

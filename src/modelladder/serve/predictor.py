@@ -46,14 +46,14 @@ class Predictor:
         cfg = read_run_config(run_dir)
         preprocess = read_json(run_dir / "preprocess.json")
         shape = tuple(preprocess["input_shape"])
-        n_outputs = len(preprocess["classes"]) or 1
+        n_outputs = len(preprocess["classes"]) or len(preprocess["transform"].get("target_vocab", ())) or 1
         model = build_model(cfg.model, shape, n_outputs, seed=cfg.seed, task=cfg.task.name)
         encoder = None
         if is_neural(model):
             from modelladder.train.checkpoint import load_weights
 
             load_weights(_existing(run_dir / "model.safetensors"), model)
-            if preprocess["kind"] == "text":
+            if preprocess["kind"] in ("text", "seq2seq"):
                 from modelladder.data.tokenize import TextEncoder
 
                 encoder = TextEncoder.load(_existing(run_dir / "tokenizer.json"))
@@ -66,8 +66,8 @@ class Predictor:
     # ---------------------------------------------------------------- features in
 
     def scores(self, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-        """Class probabilities (N, n_classes), calibrated when the run is, or regression values (N,) for
-        preprocessed features (cleaned texts for a text run)."""
+        """Class probabilities (N, n_classes), calibrated when the run is, regression values (N,), or a seq2seq
+        run's output strings (N,) for preprocessed features (cleaned texts for a text run)."""
         if self.calibration is None or not self.classes:
             return self.uncalibrated_scores(X, batch_size)
         return self.calibration.apply(self.logits(X, batch_size))
@@ -76,6 +76,8 @@ class Predictor:
         """The model's own class probabilities (a softmax of a network's logits, a scikit-learn rung's
         predict_proba) or regression values, whether or not the run is calibrated."""
         self._check_predicts()
+        if self.preprocess["kind"] == "seq2seq":
+            return self.sequences(X)
         if not is_neural(self.model):
             if self.classes:
                 return self.model.predict_proba(X)
@@ -87,6 +89,19 @@ class Predictor:
         if self.target is None:
             return values
         return (values.astype(np.float64) * self.target["std"] + self.target["mean"]).astype(np.float32)
+
+    def sequences(self, X: np.ndarray) -> np.ndarray:
+        """A seq2seq run's output strings (a 1-D object array) for cleaned sources: decoded by a network as its
+        run's eval.beam and eval.length_penalty say (models/seq2seq_decode.py), or a classic rung's predict."""
+        if not is_neural(self.model):
+            return np.asarray(self.model.predict(list(X)), dtype=object)
+        from modelladder.data.seq2seq import decoding_length
+        from modelladder.models.seq2seq_decode import translate
+
+        transform = self.preprocess["transform"]
+        return translate(self.model, X, self.encoder, transform["target_vocab"],
+                         max_length=decoding_length(transform), beam=self.cfg.eval.beam,
+                         length_penalty=self.cfg.eval.length_penalty)
 
     def logits(self, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:
         """(N, n_classes) scores that calibration rescales: a network's logits, a margin model's margins, another
@@ -155,7 +170,7 @@ class Predictor:
 
         if self.preprocess["kind"] == "image":
             return self.scores(load_image_files(paths, self.preprocess["transform"]))
-        if self.preprocess["kind"] == "text":
+        if self.preprocess["kind"] in ("text", "seq2seq"):
             frames = [read_texts(p, self.cfg.data) for p in paths]
             texts = [t for f in frames for t in f["text"]]
             names = [f"{p} {'line' if p.suffix.lower() == '.txt' else 'row'} {i}"

@@ -15,6 +15,8 @@ from modelladder.models.build import build_model, is_neural
 from modelladder.registry import MODELS, PRETRAIN_TASKS, TASKS, load_object, lookup
 from modelladder.verbs.transfer import Transfer
 
+TEXT_KINDS = ("text", "seq2seq")  # data whose inputs are strings, read by input_kind "text" models
+
 
 def make_task(cfg: RunConfig, data: DataBundle):
     return lookup(TASKS, "task.name", cfg.task.name).from_config(cfg, data)
@@ -40,7 +42,7 @@ def check_model_fits_data(cfg: RunConfig, data: DataBundle) -> None:
     trained (models/base.py and tasks/base.py declare what each needs)."""
     model_cls = lookup(MODELS, "model.name", cfg.model.name)
     task_cls = lookup(TASKS, "task.name", cfg.task.name)
-    if (model_cls.input_kind == "text") != (data.kind == "text"):
+    if (model_cls.input_kind == "text") != (data.kind in TEXT_KINDS):
         needs = "text data" if model_cls.input_kind == "text" else "image or tabular data"
         raise InputError(f"model.name '{cfg.model.name}' needs {needs}, but data.dataset "
                          f"'{cfg.data.dataset}' is {data.kind} data")
@@ -63,7 +65,7 @@ def trained_by(task: str) -> list[str]:
 def text_encoder(cfg: RunConfig, data: DataBundle, run_dir: Path):
     """A text network's tokenizer, made from the training texts only and saved as tokenizer.json;
     None for other data."""
-    if data.kind != "text":
+    if data.kind not in TEXT_KINDS:
         return None
     encoder = lookup(MODELS, "model.name", cfg.model.name).make_encoder(cfg.model, data.X_train)
     encoder.save(run_dir / "tokenizer.json")
@@ -71,7 +73,8 @@ def text_encoder(cfg: RunConfig, data: DataBundle, run_dir: Path):
 
 
 def encoded(data: DataBundle, encoder) -> DataBundle:
-    """The bundle with its train and val texts as token sequences (what the training loop batches)."""
+    """The bundle with its train and val texts as token sequences (what the training loop batches), and a seq2seq
+    bundle's train and val targets as padded symbol ids."""
     if encoder is None:
         return data
     from modelladder.data.batches import TokenSequences
@@ -79,7 +82,13 @@ def encoded(data: DataBundle, encoder) -> DataBundle:
     def tokens(texts):
         return TokenSequences(encoder.encode(list(texts)), encoder.pad_id)
 
-    return replace(data, X_train=tokens(data.X_train), X_val=tokens(data.X_val))
+    data = replace(data, X_train=tokens(data.X_train), X_val=tokens(data.X_val))
+    if data.kind == "seq2seq":  # targets as padded symbol ids, the first reference of each row (data/seq2seq.py)
+        from modelladder.data.seq2seq import encode_targets
+
+        vocab = data.preprocess["target_vocab"]
+        data = replace(data, y_train=encode_targets(data.y_train, vocab), y_val=encode_targets(data.y_val, vocab))
+    return data
 
 
 @dataclass

@@ -35,8 +35,11 @@ def evaluate_run(run_dir: Path, *, split: str = "test", data: DataBundle | None 
     task = make_task(cfg, data)
     if task.evaluate_model is not None:  # generative tasks score the model itself and draw pictures/
         metrics, details = task.evaluate_model(predictor.model, X, y, run_dir)
+        predictions = details.pop("predictions", None)  # a DataFrame, for a task that predicts (seq2seq)
         record = {"split": split, "n": len(y), "metrics": metrics, **details}
         write_json(run_dir / f"eval_{split}.json", record)
+        if predictions is not None:
+            write_csv(run_dir / f"predictions_{split}.csv", predictions, index_label="row")
         return record
     scores = predictor.scores(X)
     metrics = task.metrics(y, scores)

@@ -52,6 +52,7 @@ def read_input_rows(run: Path, inputs: list[Path], texts: list[str], verb: str):
         raise InputError(f"{verb} needs input files or --text")
     predictor = Predictor.load(run)
     kind = predictor.preprocess["kind"]
+    kind = "text" if kind == "seq2seq" else kind  # sources are strings, read as texts
     if texts and kind != "text":
         raise InputError(f"--text needs a run trained on text; {run} was trained on {kind} data")
     found = _expand(inputs, TEXT_SUFFIXES if kind == "text" else IMAGE_SUFFIXES)

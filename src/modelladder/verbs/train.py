@@ -71,8 +71,11 @@ def train_run(cfg: RunConfig, run_dir: Path, *, resume: bool = False, data: Data
         if t.transfer is not None:
             model = t.transfer.finish(model, run_dir)
     else:
+        X, y = data.X_train, data.y_train
+        if data.kind == "seq2seq":  # a classic seq2seq rung fits one target string per source: the row's reference
+            X, y = list(X), [refs[0] for refs in y]
         with measure_training(country=cfg.cost.country) as cost:
-            model.fit(data.X_train, data.y_train)
+            model.fit(X, y)
         summary["train_seconds"] = cost.wall_s
         summary["flops_train"] = None  # scikit-learn's work is not a tensor program: not counted
         summary["estimator"] = model.estimator_name()  # e.g. Ridge: what a `linear` rung is for this task
