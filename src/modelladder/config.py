@@ -77,6 +77,12 @@ class DataConfig(Strict):
     sep: str | None = None
     encoding: str | None = None
     stress: bool = False  # cmudict: keep the vowels' stress digits (AE1) in the target phonemes
+    # parallel (data/parallel.py): a pair file's source and target columns (default 'source' and 'target'), or
+    # data.path's lines aligned with data.target_path's; sources read as characters or words
+    source_column: str | None = None
+    target_column: str | None = None
+    target_path: Path | None = None
+    source_units: Literal["chars", "words"] = "chars"
 
     @field_validator("sep")
     @classmethod
@@ -91,10 +97,14 @@ class DataConfig(Strict):
     @model_validator(mode="after")
     def _csv_only(self):
         forced = [f"data.{k}" for k in ("sep", "encoding") if getattr(self, k) is not None]
-        if forced and self.dataset not in ("csv", "text"):  # text: its CSV / TSV files (data/text.py)
+        if forced and self.dataset not in ("csv", "text", "parallel"):  # text, parallel: their CSV / TSV files
             verb = "apply" if len(forced) > 1 else "applies"
-            raise ValueError(f"{' and '.join(forced)} {verb} to datasets 'csv' and 'text' only, got dataset "
-                             f"'{self.dataset}'")
+            raise ValueError(f"{' and '.join(forced)} {verb} to datasets 'csv', 'text' and 'parallel' only, got "
+                             f"dataset '{self.dataset}'")
+        pairs = [f"data.{k}" for k in ("source_column", "target_column", "target_path") if getattr(self, k) is not None]
+        if pairs and self.dataset != "parallel":
+            raise ValueError(f"{', '.join(pairs)} {'apply' if len(pairs) > 1 else 'applies'} to dataset 'parallel' "
+                             f"only, got dataset '{self.dataset}'")
         if self.columns and self.dataset not in TABLE_DATASETS:
             raise ValueError(f"data.columns applies to the table datasets {', '.join(TABLE_DATASETS)}, "
                              f"got dataset '{self.dataset}'")

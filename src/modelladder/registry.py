@@ -17,6 +17,7 @@ DATASETS = {
     "sst2": "modelladder.data.text_sources:load_sst2",
     "rt_polarity": "modelladder.data.text_sources:load_rt_polarity",
     "text": "modelladder.data.text:load_text",
+    "parallel": "modelladder.data.parallel:load_parallel",  # (source, target) pair files, for task seq2seq
     "imagefolder": "modelladder.data.imagefolder:load_imagefolder",
     # images paired with captions, for task clip (digits / mnist: SYNTHETIC captions made from the labels)
     "coco_mini": "modelladder.data.captions:load_coco_mini",
@@ -46,6 +47,7 @@ MODELS = {
     "clip": "modelladder.models.clip:CLIP",
     "seq2seq_rnn": "modelladder.models.seq2seq_rnn:Seq2SeqRNN",
     "seq2seq_transformer": "modelladder.models.seq2seq_transformer:Seq2SeqTransformer",
+    "letter_to_sound": "modelladder.models.letter_to_sound:LetterToSoundRung",  # seq2seq: EM alignment + CART
 }
 
 TASKS = {

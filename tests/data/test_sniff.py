@@ -142,7 +142,7 @@ def test_sep_spellings_and_csv_only():
         assert load_run_config(None, ["data.dataset=csv", "model.name=logreg", f"data.sep={spelling}"]).data.sep == "\t"
     cfg = load_run_config(None, ["data.dataset=csv", "model.name=logreg", "data.encoding=Latin-1"])
     assert cfg.data.encoding == "Latin-1"
-    with pytest.raises(InputError, match="data.sep applies to datasets 'csv' and 'text' only"):
+    with pytest.raises(InputError, match="data.sep applies to datasets 'csv', 'text' and 'parallel' only"):
         load_run_config(None, ["model.name=logreg", "data.sep=;"])
 
 
