@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM := $(VENV)/.chromium
 
-.PHONY: demo test install bench bench-automl docs clean
+.PHONY: demo test install bench bench-automl bench-g2p docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,22 @@ $(AG_STAMP):
 
 bench-automl: $(STAMP) $(AG_STAMP)
 	HF_HUB_OFFLINE=1 MODELLADDER_DATA=$${MODELLADDER_DATA:-$(abspath ../shared/data)} $(BIN)/python -m benchmarks automl --time-limit $(T)
+
+# Sequitur G2P (peer of the letter_to_sound rung) in its own environment, built from its source release: the PyPI
+# wheel (1.0.1668.30) fails in training with "'SwigPyObject' object has no attribute 'thisown'" (fixed upstream
+# after that release, sequitur-g2p PR #111), and its C++ needs SWIG < 4.1 (it uses PyInt_*). make bench-g2p ORDER=2
+SEQ_VENV := .venv-sequitur
+SEQ_STAMP := $(SEQ_VENV)/.installed
+ORDER ?= 2
+$(SEQ_STAMP):
+	$(PYTHON) -m venv $(SEQ_VENV)
+	$(SEQ_VENV)/bin/pip install -q numpy setuptools wheel "swig==4.0.2"
+	PATH=$(abspath $(SEQ_VENV))/bin:$$PATH $(SEQ_VENV)/bin/pip install -q --no-build-isolation --no-binary sequitur-g2p \
+		"sequitur-g2p==1.0.1668.30"
+	touch $(SEQ_STAMP)
+
+bench-g2p: $(STAMP) $(SEQ_STAMP)
+	$(BIN)/python -m benchmarks g2p --order $(ORDER)
 
 # the documentation site (docs/, mkdocs.yml) -> site/; --strict: a broken link or anchor, or a page left out of the nav, fails
 docs: $(STAMP)

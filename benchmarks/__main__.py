@@ -14,6 +14,7 @@ BENCHMARKS = {
     "automl": "benchmarks.automl",
     "ladder_parallel": "benchmarks.ladder_parallel",
     "tuning": "benchmarks.tuning",
+    "g2p": "benchmarks.g2p",
 }
 
 
