@@ -110,3 +110,11 @@ def test_limit_caps_the_training_sources(tmp_path):
     bundle = load(path=write_tsv(tmp_path / "pairs.tsv", PAIRS), limit=10, split={"test": 0.25, "val": 0.2})
     assert (len(bundle.X_train), len(bundle.X_val), len(bundle.X_test)) == (8, 2, 10)
     assert np.all([len(y) == 1 for y in bundle.y_val])
+
+
+def test_a_cross_validation_fold_is_the_test_split(tmp_path):
+    path = write_tsv(tmp_path / "pairs.tsv", PAIRS)
+    folds = [load(path=path, split={"folds": 4, "fold": k, "val": 0.2}) for k in range(4)]
+    tested = [set(b.X_test) for b in folds]
+    assert all(len(t) == 10 for t in tested) and set().union(*tested) == {s for s, _ in PAIRS}
+    assert not set(folds[0].X_train) & tested[0]
