@@ -82,17 +82,23 @@ def sequitur(train: list[tuple[str, str]], test: dict[str, list[str]], order: in
     start = time.perf_counter()
     for n in range(1, order + 1):
         ramp = ["--model", str(work / f"model-{n - 1}"), "--ramp-up"] if n > 1 else []
-        subprocess.run([*g2p, *ramp, "--train", str(work / "train.lex"), "--devel", "5%",
-                        "--write-model", str(work / f"model-{n}")], check=True, capture_output=True)
+        _run([*g2p, *ramp, "--train", str(work / "train.lex"), "--devel", "5%", "--write-model", str(work / f"model-{n}")])
         print(f"  sequitur order {n}: {time.perf_counter() - start:.0f} s", flush=True)
     fit_s = time.perf_counter() - start
-    out = subprocess.run([*g2p, "--model", str(work / f"model-{order}"), "--apply", str(work / "test.words")],
-                         check=True, capture_output=True, text=True).stdout
+    out = _run([*g2p, "--model", str(work / f"model-{order}"), "--apply", str(work / "test.words")])
     predicted = {}
     for line in out.splitlines():
         word, _, phonemes = line.partition("\t")
         predicted[word] = phonemes
     return {**error_rates(predicted, test), "fit_s": fit_s, "order": order}
+
+
+def _run(command: list[str]) -> str:
+    """The command's stdout; its output's tail in the error when it fails."""
+    done = subprocess.run(command, check=False, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(command)} exited with {done.returncode}:\n{(done.stdout + done.stderr)[-3000:]}")
+    return done.stdout
 
 
 def main(argv: list[str]) -> int:
