@@ -63,6 +63,7 @@ bench-automl: $(STAMP) $(AG_STAMP)
 # Sequitur G2P (peer of the letter_to_sound rung) in its own environment, built from its source release: the PyPI
 # wheel (1.0.1668.30) fails in training with "'SwigPyObject' object has no attribute 'thisown'" (fixed upstream
 # after that release, sequitur-g2p PR #111), and its C++ needs SWIG < 4.1 (it uses PyInt_*). make bench-g2p ORDER=2
+# (order 2: about 45 min on the shared 2-core machine; each higher order takes longer)
 SEQ_VENV := .venv-sequitur
 SEQ_STAMP := $(SEQ_VENV)/.installed
 ORDER ?= 2

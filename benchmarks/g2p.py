@@ -103,7 +103,7 @@ def _run(command: list[str]) -> str:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks g2p")
-    parser.add_argument("--order", type=int, default=2, help="Sequitur's model order (default 2: minutes on a laptop)")
+    parser.add_argument("--order", type=int, default=2, help="Sequitur's model order (default 2: about 45 min on 2 shared cores)")
     parser.add_argument("--quick", action="store_true", help="5,000 training pairs, 500 test words: checks it runs")
     parser.add_argument("--no-sequitur", action="store_true", help="ours only")
     parser.add_argument("--no-record", action="store_true", help="print only: no line in results/g2p.jsonl")
