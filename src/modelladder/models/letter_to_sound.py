@@ -282,8 +282,7 @@ class LetterToSoundRung(Rung):
 
     def __init__(self, cfg: LetterToSoundConfig, input_shape: tuple[int, ...] = (), n_outputs: int = 1, *,
                  seed: int = 0, task: str = "seq2seq"):
-        if task not in self.tasks:
-            raise InputError(f"model {cfg.name} supports task 'seq2seq', got {task!r}")
+        # `task` is the run's; whether this rung trains with it is `tasks`, which the run layer checks
         self.cfg, self.input_shape, self.n_outputs, self.seed, self.task = cfg, tuple(input_shape), n_outputs, seed, task
         self.estimator = LetterToSound(window=cfg.window, min_samples_leaf=cfg.min_samples_leaf,
                                        max_depth=cfg.max_depth, em_iterations=cfg.em_iterations, seed=seed)
