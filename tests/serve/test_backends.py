@@ -98,3 +98,13 @@ def test_a_graph_that_fails_its_check_is_exit_1_and_not_cached(runs, tmp_path, m
 def test_the_torch_backend_says_so_in_metadata(runs):
     with TestClient(create_app(Predictor.load(runs["mlp"]))) as c:
         assert c.get("/metadata").json()["backend"]["name"] == "torch"
+
+
+def test_explain_works_behind_the_onnxruntime_backend(runs):
+    from modelladder.verbs.explain import page_explainer
+
+    predictor = load_predictor(runs["transformer"], "onnxruntime")
+    with TestClient(create_app(predictor, explain=page_explainer(predictor))) as c:
+        answer = c.post("/explain", json={"texts": TEXTS[:1]})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["predicted"] == predictor.predict(TEXTS[:1])[0]  # gradients from torch, scores from onnx
