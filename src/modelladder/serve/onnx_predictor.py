@@ -28,8 +28,9 @@ class OnnxPredictor(Predictor):
         import onnxruntime
 
         if not is_neural(self.model) and self.calibration is not None:
-            raise InputError(f"run {self.run_dir} is a calibrated scikit-learn rung: its ONNX graph gives probabilities "
-                             "only, not the logits its calibration rescales; serve it with --backend torch")
+            raise InputError(f"run {self.run_dir} is a calibrated scikit-learn rung: its ONNX graph gives "
+                             "probabilities only, not the logits its calibration rescales; serve it with "
+                             "--backend torch")
         self.graph = Path(graph)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()  # as many threads as the torch backend uses
