@@ -108,3 +108,26 @@ def test_explain_works_behind_the_onnxruntime_backend(runs):
         answer = c.post("/explain", json={"texts": TEXTS[:1]})
     assert answer.status_code == 200, answer.text
     assert answer.json()["predicted"] == predictor.predict(TEXTS[:1])[0]  # gradients from torch, scores from onnx
+
+
+def test_a_calibrated_run_is_calibrated_on_onnxruntime_too(runs, tmp_path):
+    run = tmp_path / "calibrated"
+    shutil.copytree(runs["mlp"], run)  # its checked graph too: calibration rescales the graph's logits
+    (run / "calibration.json").write_text('{"method": "temperature", "params": {"temperature": 3.0}}')
+    torch_backend, onnx_backend = load_predictor(run, "torch"), load_predictor(run, "onnxruntime")
+    X, _, _ = check_inputs(torch_backend)
+    assert torch_backend.calibration is not None
+    np.testing.assert_allclose(onnx_backend.scores(X), torch_backend.scores(X), rtol=0, atol=1e-4)
+    assert not np.allclose(onnx_backend.scores(X), onnx_backend.uncalibrated_scores(X), atol=1e-3)
+
+
+def test_a_regression_serves_its_values_and_int8_its_mean_absolute_error(tmp_path, capsys):
+    from tests.export.runs import regression_run
+
+    run = regression_run(tmp_path)
+    torch_backend, int8 = load_predictor(run, "torch"), load_predictor(run, "onnxruntime", "int8")
+    assert "int8: mae" in capsys.readouterr().err and int8.backend()["quantization"]["metric"] == "mae"
+    fp32 = load_predictor(run, "onnxruntime")
+    X, _, _ = check_inputs(torch_backend)
+    values = torch_backend.scores(X)
+    np.testing.assert_allclose(fp32.scores(X), values, rtol=0, atol=1e-4 * max(1.0, np.abs(values).max()))
