@@ -34,6 +34,9 @@ class OnnxPredictor(Predictor):
         self.graph = Path(graph)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()  # as many threads as the torch backend uses
+        # its threads spin between calls by default, taking the cores the HTTP loop and other processes need
+        # (as libgomp's do: openmp.py)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = onnxruntime.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
         self.outputs = [o.name for o in self.session.get_outputs()]
         self.details = {"name": "onnxruntime", "version": onnxruntime.__version__, "graph": str(graph),
