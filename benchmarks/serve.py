@@ -16,6 +16,10 @@ and the accuracy of the answers each side gave. Two workloads (--model):
 - cnn: the MNIST ladder's CNN rung, requests are base64 PNG test images, {"images": [...]}. Its
   forward pass for one image is ~0.1 ms, far below the request's HTTP, JSON and PNG decoding: there
   is almost nothing for batching to save, and the ratio shows the server's fixed per-request cost.
+Our side is served on each of --backends: torch (`ours`, the recorded line the README quotes), onnxruntime
+(`ladder serve --backend onnxruntime`, the run's checked ONNX export) and onnxruntime-int8 (`--quantize int8`,
+whose accuracy change on the run's test split, measured by the server at start-up, is recorded beside it); each is
+a contender against the same peer, one result line each.
 """
 
 from __future__ import annotations
@@ -41,6 +45,11 @@ from modelladder.openmp import set_wait_policy
 REPO = Path(__file__).resolve().parents[1]
 CNN = {"name": "cnn", "channels": [32, 64]}  # configs/ladders/mnist.yaml's cnn rung
 MINILM = {"name": "hf", "mode": "full", "pooling": "mean", "max_length": 64}  # configs/ladders/sst2.yaml's minilm rung
+BACKENDS = {  # --backends name -> the name of our side and `ladder serve`'s flags
+    "torch": ("ours", []),
+    "onnxruntime": ("ours-onnxruntime", ["--backend", "onnxruntime"]),
+    "onnxruntime-int8": ("ours-onnxruntime-int8", ["--backend", "onnxruntime", "--quantize", "int8"]),
+}
 WORKLOADS = {  # what each side serves: the run's description and the training examples by default / with --quick
     "minilm": ("hf MiniLM-L6 (full fine-tune, max_length 64) on SST-2 sentences", 6000, 600),
     "cnn": ("cnn [32, 64] on MNIST 28x28", 10_000, 1000),
@@ -113,7 +122,8 @@ def start(command: list[str], port: int, timeout: float = 120) -> subprocess.Pop
     """Start a server and wait until GET /health (ours) or the port (the peer) answers."""
     import httpx
 
-    env = {**os.environ, "PYTHONPATH": str(REPO)}  # with main()'s OpenMP setting
+    # with main()'s OpenMP setting; this checkout's src first, whichever checkout the venv's editable install names
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "src")])}
     proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -259,10 +269,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--train-limit", type=int,
                         help="training examples for the run (default: minilm 6000 SST-2 sentences, cnn 10000 "
                              "MNIST images; --quick: 600 / 1000)")
+    parser.add_argument("--backends", default=",".join(BACKENDS),
+                        help=f"our sides, comma-separated, torch first (default: {','.join(BACKENDS)})")
     parser.add_argument("--quick", action="store_true", help="3 s per side, 1 round, a smaller run; not recorded")
     parser.add_argument("--peer-server", type=Path, help=argparse.SUPPRESS)  # internal: run the peer's server
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    args.backends = args.backends.split(",")
+    if args.backends[0] != "torch" or not set(args.backends) <= set(BACKENDS):
+        parser.error(f"--backends must start with torch and name only {list(BACKENDS)}, got {args.backends}")
     if args.peer_server:
         run_peer(args.peer_server, args.port)
         return 0
@@ -279,15 +294,17 @@ def main(argv: list[str]) -> int:
 
 def compare(run_dir: Path, args) -> int:
     bodies, labels, args.requests = requests_for(args.model, 1000)
-    ours_port, peer_port = free_port(), free_port()
-    servers = {
-        "ours": start([sys.executable, "-m", "modelladder", "serve", str(run_dir), "--port", str(ours_port),
-                       "--max-batch", "32", "--max-wait-ms", "5", "--log-level", "warning"], ours_port),
-        "fastapi-per-request": start([sys.executable, "-m", "benchmarks", "serve", "--peer-server", str(run_dir),
-                                      "--port", str(peer_port)], peer_port),
-    }
-    urls = {"ours": f"http://127.0.0.1:{ours_port}/predict",
-            "fastapi-per-request": f"http://127.0.0.1:{peer_port}/predict"}
+    ports = {BACKENDS[b][0]: free_port() for b in args.backends} | {"fastapi-per-request": free_port()}
+    servers = {}  # started one after another: the first onnxruntime server exports the graph the int8 one reuses
+    for backend in args.backends:
+        name, flags = BACKENDS[backend]
+        servers[name] = start([sys.executable, "-m", "modelladder", "serve", str(run_dir), "--port", str(ports[name]),
+                               "--max-batch", "32", "--max-wait-ms", "5", "--log-level", "warning", *flags],
+                              ports[name], timeout=120 if backend == "torch" else 600)
+    servers["fastapi-per-request"] = start([sys.executable, "-m", "benchmarks", "serve", "--peer-server",
+                                            str(run_dir), "--port", str(ports["fastapi-per-request"])],
+                                           ports["fastapi-per-request"])
+    urls = {name: f"http://127.0.0.1:{port}/predict" for name, port in ports.items()}
     parts: dict[str, list[dict]] = {name: [] for name in servers}
     try:
         for name in servers:  # warm-up, not counted: first-call costs land on nobody
@@ -302,21 +319,32 @@ def compare(run_dir: Path, args) -> int:
                       f"errors={part['errors']}", flush=True)
         import httpx
 
-        batching = httpx.get(f"http://127.0.0.1:{ours_port}/metadata").json()["batching"]
+        metadata = {name: httpx.get(f"http://127.0.0.1:{ports[name]}/metadata").json() for name in servers
+                    if name != "fastapi-per-request"}
     finally:
         for proc in servers.values():
             stop(proc)
-    return report(summary(parts["ours"]), summary(parts["fastapi-per-request"]), batching, args)
+    theirs = summary(parts["fastapi-per-request"])
+    failed = 0
+    for name, meta in metadata.items():
+        failed += report(summary(parts[name]), theirs, meta["batching"], args, name, meta["backend"])
+    return 1 if failed else 0
 
 
-def report(ours: dict, theirs: dict, batching: dict, args) -> int:
+def report(ours: dict, theirs: dict, batching: dict, args, side: str = "ours", backend: dict | None = None) -> int:
     import torch
 
     from benchmarks.common import record
 
     how = f" --model {args.model}" + (" --quick" if args.quick else f" --seconds {args.seconds:g}")
+    backend = backend or {"name": "torch"}
+    quantization = backend.get("quantization")
+    extra = {"backend": backend["name"], "precision": backend.get("precision", "fp32")}
+    if quantization:  # measured by the int8 server at start-up on the run's test split, against its fp32 graph
+        extra |= {"int8_accuracy_change": round(quantization["change"], 4), "int8_accuracy_n": quantization["n"],
+                  "fp32_test_accuracy": round(quantization["fp32"], 4)}
     command = ("make bench BENCH=serve  # = " if args.model == "minilm" else "") + "python -m benchmarks serve" + how
-    line = record("serve", "fastapi-per-request", unit="requests/s", higher_is_better=True,
+    line = record("serve", "fastapi-per-request", unit="requests/s", higher_is_better=True,  # one line per backend
                   ours=ours["requests_per_s"], theirs=theirs["requests_per_s"],
                   quality_metric=f"accuracy of the answers ({args.requests})",
                   ours_quality=ours["accuracy"], theirs_quality=theirs["accuracy"], command=command,
@@ -327,12 +355,14 @@ def report(ours: dict, theirs: dict, batching: dict, args) -> int:
                   theirs_p50_ms=round(theirs["p50_ms"], 2), theirs_p99_ms=round(theirs["p99_ms"], 2),
                   clients=args.clients, seconds_per_side=args.seconds, model=WORKLOADS[args.model][0],
                   mean_requests_per_batch=batching["mean_requests_per_batch"], cpu_count=os.cpu_count(),
-                  server_threads=torch.get_num_threads())
-    print(f"ours {line['ours']:.1f} requests/s, p50 {line['ours_p50_ms']} ms, p99 {line['ours_p99_ms']} ms, "
+                  server_threads=torch.get_num_threads(), **extra)
+    print(f"{side} {line['ours']:.1f} requests/s, p50 {line['ours_p50_ms']} ms, p99 {line['ours_p99_ms']} ms, "
           f"{line['ours_errors']} errors, {line['mean_requests_per_batch']} requests per forward pass | "
           f"fastapi-per-request {line['theirs']:.1f} requests/s, p50 {line['theirs_p50_ms']} ms, "
           f"p99 {line['theirs_p99_ms']} ms, {line['theirs_errors']} errors | {line['ratio']:.2f}x requests/s")
-    print(f"accuracy of the answers: ours {line['ours_quality']:.4f}, peer {line['theirs_quality']:.4f}")
+    print(f"accuracy of the answers: {side} {line['ours_quality']:.4f}, peer {line['theirs_quality']:.4f}"
+          + (f"; int8 accuracy change on the test split {quantization['change']:+.4f} ({quantization['n']} examples)"
+             if quantization else ""))
     print("result: " + json.dumps(line))
     if line["errors"]:
         return 1

@@ -17,10 +17,13 @@ FIELDS = {"benchmark", "peer", "date", "git_sha", "torch", "threads", "unit", "o
 
 def test_serve_quick_answers_every_request():
     require_data("mnist")
-    result = subprocess.run([sys.executable, "-m", "benchmarks", "serve", "--model", "cnn", "--quick"], cwd=REPO,
+    result = subprocess.run([sys.executable, "-m", "benchmarks", "serve", "--model", "cnn", "--quick",
+                             "--backends", "torch,onnxruntime-int8"], cwd=REPO,
                             capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-    line = json.loads(result.stdout.split("result: ", 1)[1].splitlines()[0])
+    line, int8 = [json.loads(part.splitlines()[0]) for part in result.stdout.split("result: ")[1:]]
+    assert line["backend"] == "torch" and int8["backend"] == "onnxruntime" and int8["precision"].startswith("int8")
+    assert int8["errors"] == 0 and int8["ours_requests"] > 0 and abs(int8["int8_accuracy_change"]) < 0.1
     assert FIELDS <= set(line)
     assert line["benchmark"] == "serve" and line["peer"] == "fastapi-per-request" and line["unit"] == "requests/s"
     assert line["errors"] == 0 and line["ours_requests"] > 0 and line["theirs_requests"] > 0

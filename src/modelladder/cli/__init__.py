@@ -169,6 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", type=Path, help="run folder")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"],
+                   help="what runs the model: torch, or onnxruntime on the run's ONNX export (made once into "
+                        "RUN/serve-onnx/ and checked against torch) (default: torch)")
+    p.add_argument("--quantize", choices=["int8"],
+                   help="with --backend onnxruntime: int8 weights by dynamic quantization; the accuracy change on "
+                        "the test split is measured and printed at start-up")
     p.add_argument("--max-batch", type=int, default=32, help="items in one forward pass (default: 32)")
     p.add_argument("--max-wait-ms", type=float, default=5.0,
                    help="how long a request waits for others to share its forward pass (default: 5)")

@@ -90,7 +90,8 @@ def create_app(predictor: Predictor, settings: ServeSettings = ServeSettings(),
         limits = {k: v for k, v in asdict(settings).items() if k != "api_key"}
         return {"run": run_name, "model": predictor.cfg.model.name, "task": predictor.cfg.task.name,
                 "kind": predictor.preprocess["kind"], "classes": predictor.classes,
-                "input": input_schema(predictor), "limits": limits, "batching": batcher.stats.as_dict()}
+                "backend": predictor.backend(), "input": input_schema(predictor), "limits": limits,
+                "batching": batcher.stats.as_dict()}
 
     @app.post("/predict", dependencies=[Depends(check_key)])
     async def predict(body: request_model) -> PredictResponse:
@@ -104,12 +105,13 @@ def create_app(predictor: Predictor, settings: ServeSettings = ServeSettings(),
 
 def serve(run_dir: Path, *, host: str = "127.0.0.1", port: int = 8000,
           settings: ServeSettings = ServeSettings(), log_level: str = "info",
-          explainer: Callable[[Predictor], Callable | None] | None = None) -> None:
-    """Load the run and serve it with uvicorn until interrupted; `explainer(predictor)` gives create_app's
-    `explain`."""
+          explainer: Callable[[Predictor], Callable | None] | None = None,
+          predictor: Predictor | None = None) -> None:
+    """Load the run (or take `predictor`, another backend's: serve/onnx_predictor.py) and serve it with uvicorn
+    until interrupted; `explainer(predictor)` gives create_app's `explain`."""
     import uvicorn
 
-    predictor = Predictor.load(run_dir)
+    predictor = predictor or Predictor.load(run_dir)
     explain = explainer(predictor) if explainer is not None else None
     if host not in LOOPBACK and not settings.api_key:
         print(f"warning: serving on {host}, reachable from other machines, without an API key; "

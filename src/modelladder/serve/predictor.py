@@ -63,6 +63,10 @@ class Predictor:
                                   task=cfg.task.name)
         return cls(cfg, model, preprocess, run_dir, encoder, load_calibration(run_dir))
 
+    def backend(self) -> dict:
+        """What runs the forward pass, for /metadata (serve/onnx_predictor.py: onnxruntime)."""
+        return {"name": "torch", "version": torch.__version__}
+
     # ---------------------------------------------------------------- features in
 
     def scores(self, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:
