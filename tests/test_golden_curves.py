@@ -26,7 +26,7 @@ RTOL, ATOL = 1e-4, 1e-6
 # leaderboard.json rounds to 4 decimals, and logreg's lbfgs stops short of convergence on these few rows, where
 # BLAS threads move its log-loss by up to 3e-4 from run to run (seen on mnist_fewlabels and mnist_kfold)
 SCORES_ATOL = 1e-3
-DATA_FOLDERS = {"digits": None, "digits_captions": None, "mnist_captions": "mnist", "imdb_unsup": "imdb",
+DATA_FOLDERS = {"digits": None, "digits_captions": None, "cmudict": None, "mnist_captions": "mnist", "imdb_unsup": "imdb",
                 "sst2": "sst"}  # dataset -> folder under $MODELLADDER_DATA (None: bundled with scikit-learn)
 SLOW = {"configs.ladders.imdb", "configs.ladders.mnist_kfold", "configs.pretrain.smollm2_lora"}  # ~20 s or more here
 

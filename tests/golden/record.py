@@ -89,6 +89,8 @@ def golden_cut(raw: dict) -> dict:
         _cut_data(stage.setdefault("data", {}), stage.get("task", {"name": "causal_lm"}), [stage["train"]])
     evaluation = cut.setdefault("eval", {})
     evaluation["limit"] = min(evaluation.get("limit") or EVAL_LIMIT, EVAL_LIMIT)
+    if "beam" in evaluation:  # seq2seq: greedy decoding scores the few test words; training is what is compared
+        evaluation["beam"] = 1
     evaluation.pop("classifier", None)  # a trained runs/mnist-classifier only scores generated images after training
     return cut
 
