@@ -1,4 +1,8 @@
-"""Shared fixtures. Tests that need ../shared/data fail loudly under CI=true instead of skipping."""
+"""Shared fixtures. Tests that need ../shared/data fail loudly under CI=true instead of skipping.
+
+`make test` runs the suite on 2 pytest-xdist workers (`-n 2 --dist loadgroup`); the hooks at the end keep each
+worker to one thread and keep tests that share an expensive fixture on one worker.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,14 @@ import os
 from pathlib import Path
 
 import pytest
+
+from modelladder.openmp import set_wait_policy
+
+set_wait_policy()  # before any test module imports torch: a short OpenMP spin, as the `ladder` command has
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # two workers on two cores: one thread each (torch, numpy's BLAS, and the CLI subprocesses they start), or
+    # their OpenMP threads fight over the cores. A test that sets a thread count itself still gets it.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("MODELLADDER_DATA", REPO.parent / "shared" / "data"))
@@ -32,3 +44,45 @@ def _data_env(monkeypatch, tmp_path):
     """Point the library at the shared data (read-only) and a per-test writable cache."""
     monkeypatch.setenv("MODELLADDER_DATA", str(SHARED_DATA))
     monkeypatch.setenv("MODELLADDER_CACHE", str(tmp_path / "cache"))
+
+
+# ---------------------------------------------------------------- pytest-xdist (make test: -n 2 --dist loadgroup)
+
+# Tests that must not run beside each other: they go to one worker, one after another.
+SERIAL_GROUPS = {
+    "tests/distributed/": "distributed",  # DDP / FSDP: each test starts 2 processes of its own
+}
+
+
+def _group(item: pytest.Item) -> str | None:
+    """The xdist group of a test: the folder of a session fixture it shares (a conftest's), else its file when it
+    uses a module-scoped fixture, else None (the test goes to whichever worker is free)."""
+    path = item.nodeid.split("::")[0]
+    for prefix, name in SERIAL_GROUPS.items():
+        if path.startswith(prefix):
+            return name
+    group = None
+    for defs in item._fixtureinfo.name2fixturedefs.values():
+        fixture = defs[-1]
+        if fixture.scope == "session" and fixture.baseid not in ("", "tests"):
+            return fixture.baseid if not fixture.baseid.endswith(".py") else path  # a conftest's folder
+        if fixture.scope in ("module", "package", "class", "session") and fixture.baseid:
+            group = path
+    return group
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist: every test that shares a fixture wider than itself gets an xdist_group mark (with --dist
+    loadgroup a group runs on one worker, so the fixture is built once), and the slow tests go first, so that
+    neither worker is left with one long test at the end while the other waits. A group keeps its order: its
+    modules' tests stay together, so each module fixture is built once."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    grouped = set()
+    for item in items:
+        if (group := _group(item)) is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+            grouped.add(item.nodeid)
+    # stable: all but the ungrouped slow tests keep their order
+    items.sort(key=lambda item: item.nodeid in grouped or item.get_closest_marker("slow") is None)
