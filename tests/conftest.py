@@ -14,10 +14,20 @@ import pytest
 from modelladder.openmp import set_wait_policy
 
 set_wait_policy()  # before any test module imports torch: a short OpenMP spin, as the `ladder` command has
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    # two workers on two cores: one thread each (torch, numpy's BLAS, and the CLI subprocesses they start), or
-    # their OpenMP threads fight over the cores. A test that sets a thread count itself still gets it.
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Under xdist, the torch thread count a one-process run has (golden curves need it), kept in the environment:
+# test modules import this file a second time as tests.conftest, when the worker has one thread already.
+THREADS_ENV = "MODELLADDER_TEST_SERIAL_THREADS"
+if os.environ.get("PYTEST_XDIST_WORKER") and THREADS_ENV not in os.environ:
+    # two workers on two cores: one thread each (torch, numpy's BLAS, scikit-learn's OpenMP, and the `ladder`
+    # subprocesses tests start), or their threads fight over the cores. A test that sets a count itself gets it.
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    os.environ[THREADS_ENV] = str(torch.get_num_threads())
+    torch.set_num_threads(1)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # libraries loaded from here on, and subprocesses
+    _ONE_THREAD = threadpool_limits(limits=1)  # numpy's BLAS, loaded with torch already
+SERIAL_THREADS = int(os.environ.get(THREADS_ENV, "0")) or None
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("MODELLADDER_DATA", REPO.parent / "shared" / "data"))
