@@ -1,5 +1,5 @@
 # make demo: the default ladder on scikit-learn's digits; make test: the whole suite, on 2 pytest-xdist workers
-# (--dist loadgroup: tests sharing a module or session fixture run on one worker; tests/conftest.py groups them).
+# (--dist loadgroup: tests sharing a module or session fixture run on one worker; tests/conftest.py makes the groups).
 PYTHON ?= python3
 TORCH ?= torch==2.13.0
 VENV := .venv

@@ -6,7 +6,9 @@ worker to one thread and keep tests that share an expensive fixture on one worke
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -62,37 +64,54 @@ def _data_env(monkeypatch, tmp_path):
 SERIAL_GROUPS = {
     "tests/distributed/": "distributed",  # DDP / FSDP: each test starts 2 processes of its own
 }
+WIDE_SCOPE = re.compile(r"scope=[\"'](module|class|package|session)[\"']")
 
 
-def _group(item: pytest.Item) -> str | None:
-    """The xdist group of a test: the folder of a session fixture it shares (a conftest's), else its file when it
-    uses a module-scoped fixture, else None (the test goes to whichever worker is free)."""
-    path = item.nodeid.split("::")[0]
+@functools.cache
+def _session_folders() -> tuple[str, ...]:
+    """Folders whose conftest.py holds a session fixture (trained runs their tests share), as 'tests/x/'."""
+    return tuple(f"{path.parent.relative_to(REPO).as_posix()}/" for path in sorted((REPO / "tests").rglob("conftest.py"))
+                 if path.parent != REPO / "tests" and "session" in WIDE_SCOPE.findall(path.read_text()))
+
+
+@functools.cache
+def _shares_fixtures(path: str) -> bool:
+    """Whether a test file defines a fixture wider than one test."""
+    return WIDE_SCOPE.search((REPO / path).read_text()) is not None
+
+
+def xdist_scope(nodeid: str) -> str:
+    """The unit of work a test belongs to: the tests of one unit run on one worker, in order, so a fixture they
+    share is built once. A folder with a session fixture is one unit, a file with a module (or wider) fixture is
+    one, and any other test is a unit alone (it goes to whichever worker is free)."""
+    path = nodeid.split("::")[0]
     for prefix, name in SERIAL_GROUPS.items():
         if path.startswith(prefix):
             return name
-    group = None
-    for defs in item._fixtureinfo.name2fixturedefs.values():
-        fixture = defs[-1]
-        if fixture.scope == "session" and fixture.baseid not in ("", "tests"):
-            return fixture.baseid if not fixture.baseid.endswith(".py") else path  # a conftest's folder
-        if fixture.scope in ("module", "package", "class", "session") and fixture.baseid:
-            group = path
-    return group
+    for folder in _session_folders():
+        if path.startswith(folder):
+            return folder
+    return path if _shares_fixtures(path) else nodeid
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """--dist loadgroup with the units of xdist_scope. (xdist 3.8's own loadgroup reads xdist_group marks through
+    item._nodeid, which pytest 9 no longer has: the marks have no effect, so the groups are made here.)"""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Scheduler(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_scope(nodeid)
+
+    return Scheduler(config, log)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under xdist: every test that shares a fixture wider than itself gets an xdist_group mark (with --dist
-    loadgroup a group runs on one worker, so the fixture is built once), and the slow tests go first, so that
-    neither worker is left with one long test at the end while the other waits. A group keeps its order: its
-    modules' tests stay together, so each module fixture is built once."""
+    """Under xdist: the slow tests that are units alone go first, so that neither worker is left with one long
+    test at the end while the other waits (the scheduler hands out the bigger units first). The others keep their
+    order, so the tests of a module stay together and its fixtures are built once."""
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         return
-    grouped = set()
-    for item in items:
-        if (group := _group(item)) is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
-            grouped.add(item.nodeid)
-    # stable: all but the ungrouped slow tests keep their order
-    items.sort(key=lambda item: item.nodeid in grouped or item.get_closest_marker("slow") is None)
+    items.sort(key=lambda item: xdist_scope(item.nodeid) != item.nodeid or item.get_closest_marker("slow") is None)
