@@ -1,4 +1,5 @@
-# make demo: the default ladder on scikit-learn's digits; make test: the whole suite.
+# make demo: the default ladder on scikit-learn's digits; make test: the whole suite, on 2 pytest-xdist workers
+# (--dist loadgroup: tests sharing a module or session fixture run on one worker; tests/conftest.py makes the groups).
 PYTHON ?= python3
 TORCH ?= torch==2.13.0
 VENV := .venv
@@ -34,7 +35,7 @@ demo: $(STAMP)
 	$(BIN)/ladder run --overwrite
 
 test: $(STAMP) $(CHROMIUM)
-	HF_HUB_OFFLINE=1 MODELLADDER_DATA=$${MODELLADDER_DATA:-$(abspath ../shared/data)} $(BIN)/python -m pytest -q --durations=25
+	HF_HUB_OFFLINE=1 MODELLADDER_DATA=$${MODELLADDER_DATA:-$(abspath ../shared/data)} $(BIN)/python -m pytest -q --durations=25 -n 2 --dist loadgroup
 
 # make bench BENCH=finetune (or lm_pretrain): one benchmark, ratios against its peer
 BENCH ?= train_overhead

@@ -36,8 +36,25 @@ def _param(path):
     return pytest.param(path, id=recipe_id(path), marks=marks)
 
 
+@pytest.fixture
+def serial_threads(monkeypatch):
+    """The thread counts of a one-process run, which the curves were recorded with: under xdist a worker has one
+    thread (tests/conftest.py), and one thread moves a CNN's losses by ~1e-3 within five steps."""
+    from threadpoolctl import threadpool_limits
+
+    from tests.conftest import SERIAL_THREADS
+    from tests.threads import torch_threads
+
+    if SERIAL_THREADS is None:
+        yield
+        return
+    monkeypatch.setenv("OMP_NUM_THREADS", str(SERIAL_THREADS))
+    with torch_threads(SERIAL_THREADS), threadpool_limits(limits=SERIAL_THREADS):
+        yield
+
+
 @pytest.mark.parametrize("recipe", [_param(path) for path in recipes()])
-def test_golden_curve(recipe, tmp_path, monkeypatch):
+def test_golden_curve(recipe, tmp_path, monkeypatch, serial_threads):
     golden_file = golden_path(recipe)
     assert golden_file.is_file(), f"no golden curve for {recipe}: record one with python -m tests.golden.record {recipe}"
     golden = json.loads(golden_file.read_text())

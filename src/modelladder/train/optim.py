@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from types import MethodType
 
 import torch
 from torch import Tensor, nn
-from torch.distributed.tensor import DTensor
 
 from modelladder.config import OptimizerConfig, ScheduleConfig
 
@@ -29,7 +29,7 @@ def build_optimizer(model: nn.Module, cfg: OptimizerConfig, lr_scales: dict[str,
     params = param_groups(model, cfg.lr, lr_scales or {})
     common = {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
     if cfg.name == "sgd":
-        sharded = any(isinstance(p, DTensor) for p in model.parameters())
+        sharded = _sharded(model)
         return torch.optim.SGD(params, momentum=cfg.momentum, nesterov=cfg.nesterov, fused=not sharded,
                                foreach=sharded, **common)
     if cfg.name == "adam":
@@ -37,6 +37,13 @@ def build_optimizer(model: nn.Module, cfg: OptimizerConfig, lr_scales: dict[str,
     if cfg.name == "adamw":
         return torch.optim.AdamW(params, betas=cfg.betas, eps=cfg.eps, fused=True, **common)
     return torch.optim.RMSprop(params, momentum=cfg.momentum, eps=cfg.eps, foreach=True, **common)
+
+
+def _sharded(model: nn.Module) -> bool:
+    """Whether FSDP sharded the model's parameters (DTensor). A DTensor exists only once FSDP has loaded
+    torch.distributed.tensor, so a run that never shards does not import it (with sympy: a second per process)."""
+    dtensor = sys.modules.get("torch.distributed.tensor")
+    return dtensor is not None and any(isinstance(p, dtensor.DTensor) for p in model.parameters())
 
 
 def param_groups(model: nn.Module, lr: float, scales: dict[str, float]) -> list[dict]:

@@ -8,20 +8,27 @@ import torch.distributed as dist
 
 from modelladder.config import TrainConfig
 from modelladder.train.distributed import Context, SingleProcess
-from modelladder.train.fsdp import Sharded
 
-STRATEGIES = {"ddp": Context, "fsdp": Sharded}
+
+def strategy_class(name: str) -> type:
+    """The context class of train.distributed.strategy `name`. fsdp.py is imported only here: it pulls in
+    torch.distributed.checkpoint, a second of import in every `ladder` process that never shards a model."""
+    if name == "fsdp":
+        from modelladder.train.fsdp import Sharded
+
+        return Sharded
+    return Context
 
 
 def context(device: torch.device, strategy: str = "ddp") -> SingleProcess | Context:
     """This process's part in the process group that verbs/distributed.py (or a test) set up, replicating the
     model (ddp) or sharding it (fsdp); else the one-process run."""
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        return STRATEGIES[strategy](device)
+        return strategy_class(strategy)(device)
     return SingleProcess(device)
 
 
 def check(task_cls: type, cfg: TrainConfig, n_train: int, world: int) -> None:
     """What a run on `world` processes with cfg.distributed.strategy cannot do, as one InputError (before any
     process starts)."""
-    STRATEGIES[cfg.distributed.strategy].check(task_cls, cfg, n_train, world)
+    strategy_class(cfg.distributed.strategy).check(task_cls, cfg, n_train, world)
