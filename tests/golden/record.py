@@ -58,6 +58,8 @@ def _cut_train(train: dict, model: dict) -> None:
     train["log_every"] = 1  # every step's loss in metrics.jsonl
     train["progress"] = False
     train.pop("checkpoint_every", None)
+    if train.get("device") == "cuda":  # a GPU recipe (benchmarks/gpu/): its training checked on the CPU, in fp32
+        train["device"], train["precision"] = "cpu", "fp32"
 
 
 def _cut_data(data: dict, task: dict, trains: list[dict]) -> None:
