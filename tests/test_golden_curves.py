@@ -28,8 +28,7 @@ RTOL, ATOL = 1e-4, 1e-6
 SCORES_ATOL = 1e-3
 DATA_FOLDERS = {"digits": None, "digits_captions": None, "cmudict": None, "mnist_captions": "mnist", "imdb_unsup": "imdb",
                 "sst2": "sst"}  # dataset -> folder under $MODELLADDER_DATA (None: bundled with scikit-learn)
-SLOW = {"configs.ladders.imdb", "configs.ladders.mnist_kfold", "configs.pretrain.smollm2_lora",
-        "configs.pretrain.shakespeare_char_gpu"}  # ~20 s or more here
+SLOW = {"configs.ladders.imdb", "configs.ladders.mnist_kfold", "configs.pretrain.smollm2_lora"}  # ~20 s or more here
 
 
 def _param(path):
