@@ -157,7 +157,8 @@ def check_tune(cfg: RunConfig, data: DataBundle) -> tuple[str, str, dict]:
     check_model_fits_data(cfg, data)
     task = make_task(cfg, data)
     if task.evaluate_model is not None:
-        raise InputError(f"task.name '{cfg.task.name}' scores generated samples: tuning needs a task scored on "
+        raise InputError(f"task.name '{cfg.task.name}' scores the model itself (generated samples, decoded sequences), not "
+                         "per-example validation scores: tuning needs a task scored on "
                          "validation metrics (classification, regression)")
     monitor, mode = task.monitor
     metric = cfg.tune.metric or monitor
