@@ -116,36 +116,13 @@ class ClassicRung(Rung, ABC):
             estimator.set_params(**jobs)
 
     def save(self, path: Path) -> None:
-        """skops file, written under a temporary name and renamed, so a crash leaves no half file."""
-        import skops.io as sio  # imported here: it takes ~2 s, and only saving and loading need it
-
-        estimator = self._fitted()
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        try:
-            sio.dump(estimator, tmp)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        dump_skops(self._fitted(), path)
 
     @classmethod
     def load(cls, path: Path, cfg: Strict, input_shape: tuple[int, ...], n_outputs: int, *,
              task: str = "classification") -> ClassicRung:
-        import skops.io as sio
-
-        path = Path(path)
         rung = cls(cfg, input_shape, n_outputs, task=task)
-        try:
-            untrusted = sio.get_untrusted_types(file=path)
-        except UNREADABLE as err:
-            raise InputError(f"model file {path} is not a readable skops file: {err}") from None
-        refused = sorted(set(untrusted) - set(cls.trusted_types))
-        if refused:
-            raise InputError(f"model file {path} holds types that model {cfg.name} does not trust: {refused}")
-        try:
-            estimator = sio.load(path, trusted=untrusted)
-        except UNREADABLE as err:
-            raise InputError(f"model file {path} is not a readable skops file: {err}") from None
+        estimator = load_skops(path, cls.trusted_types, cfg.name)
         expected = _types(rung._make_estimator())
         if _types(estimator) != expected:
             raise InputError(f"model file {path} holds a {_names(_types(estimator))}, "
@@ -155,6 +132,38 @@ class ClassicRung(Rung, ABC):
                              f"but the data has only {n_outputs} classes")
         rung.estimator_ = estimator
         return rung
+
+
+def dump_skops(obj, path: Path) -> None:
+    """`obj` as a skops file, written under a temporary name and renamed, so a crash leaves no half file."""
+    import skops.io as sio  # imported here: it takes ~2 s, and only saving and loading need it
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        sio.dump(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_skops(path: Path, trusted: tuple[str, ...], model: str):
+    """What the skops file at `path` holds, trusting skops' safe defaults and `trusted` only; an InputError naming
+    the file (and `model`) for an unreadable file or one holding other types. Never unpickles."""
+    import skops.io as sio
+
+    path = Path(path)
+    try:
+        untrusted = sio.get_untrusted_types(file=path)
+    except UNREADABLE as err:
+        raise InputError(f"model file {path} is not a readable skops file: {err}") from None
+    refused = sorted(set(untrusted) - set(trusted))
+    if refused:
+        raise InputError(f"model file {path} holds types that model {model} does not trust: {refused}")
+    try:
+        return sio.load(path, trusted=untrusted)
+    except UNREADABLE as err:
+        raise InputError(f"model file {path} is not a readable skops file: {err}") from None
 
 
 def _types(estimator) -> tuple[type, ...]:

@@ -21,7 +21,6 @@ Saved with skops (never pickle): the fitted Pipeline (OneHotEncoder + DecisionTr
 
 from __future__ import annotations
 
-import os
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -38,7 +37,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 from modelladder.errors import InputError
 from modelladder.models.base import Rung
-from modelladder.models.classic import UNREADABLE
+from modelladder.models.classic import dump_skops, load_skops
 from modelladder.schema import Strict
 
 PAD = "#"  # what lies beyond either end of a word in a letter window
@@ -222,31 +221,12 @@ class LetterToSound:
 
     def save(self, path: Path) -> None:
         """A skops file, written under a temporary name and renamed, so a crash leaves no half file."""
-        import skops.io as sio  # imported here: it takes ~2 s, and only saving and loading need it
-
-        state = {"pipeline": self._fitted(), "chunks": list(self.chunks_), "window": self.window}
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        try:
-            sio.dump(state, tmp)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        dump_skops({"pipeline": self._fitted(), "chunks": list(self.chunks_), "window": self.window}, path)
 
     @classmethod
     def load(cls, path: Path) -> LetterToSound:
         """The estimator saved at `path`; InputError for an unreadable file or one holding types it does not trust."""
-        import skops.io as sio
-
-        path = Path(path)
-        try:
-            untrusted = sio.get_untrusted_types(file=path)
-            refused = sorted(set(untrusted) - set(TRUSTED))
-            if refused:
-                raise InputError(f"model file {path} holds types that model letter_to_sound does not trust: {refused}")
-            state = sio.load(path, trusted=untrusted)
-        except UNREADABLE as err:
-            raise InputError(f"model file {path} is not a readable skops file: {err}") from None
+        state = load_skops(path, TRUSTED, "letter_to_sound")
         if not isinstance(state, dict) or not isinstance(state.get("pipeline"), Pipeline):
             raise InputError(f"model file {path} holds no letter_to_sound model")
         out = cls(window=state["window"])
