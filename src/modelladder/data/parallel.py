@@ -29,7 +29,7 @@ import numpy as np
 from modelladder.data.bundle import DataBundle
 from modelladder.data.sniff import sniff_format
 from modelladder.data.splits import holdout, train_val
-from modelladder.data.text import as_objects, decode_utf8
+from modelladder.data.text import as_objects, decode_file
 from modelladder.errors import InputError, did_you_mean
 
 if TYPE_CHECKING:
@@ -95,15 +95,7 @@ def _existing(field: str, path: Path | None) -> Path:
 
 def _text(path: Path, encoding: str = "utf-8") -> str:
     """The file's text; InputError when it cannot be decoded or holds nothing but whitespace."""
-    raw = path.read_bytes()
-    if encoding in ("utf-8", "utf-8-sig"):
-        content = decode_utf8(raw, str(path))
-    else:
-        try:
-            content = raw.decode(encoding)
-        except UnicodeDecodeError as err:
-            raise InputError(f"{path} cannot be decoded as '{encoding}' at byte {err.start}; set data.encoding to "
-                             "the file's encoding (e.g. utf-8, utf-16, cp1252, latin-1)") from None
+    content = decode_file(path, encoding, name="file")
     if not content.strip():
         raise InputError(f"{path} is empty: dataset 'parallel' needs at least one (source, target) pair")
     return content

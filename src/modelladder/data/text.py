@@ -210,15 +210,20 @@ def _require_path(cfg: DataConfig) -> Path:
     return path
 
 
-def _read_nonempty(path: Path, encoding: str = "utf-8") -> str:
+def decode_file(path: Path, encoding: str = "utf-8", name: str = "data.path") -> str:
+    """The text of the file at `path` (`name`: how messages call it); an InputError naming the byte that
+    `encoding` cannot decode (strict UTF-8 reports the line)."""
     if encoding in ("utf-8", "utf-8-sig"):
-        content = decode_utf8(path.read_bytes(), str(path))
-    else:
-        try:
-            content = path.read_bytes().decode(encoding)
-        except UnicodeDecodeError as err:
-            raise InputError(f"data.path {path} cannot be decoded as '{encoding}' at byte {err.start}; set "
-                             "data.encoding to the file's encoding (e.g. utf-8, utf-16, cp1252, latin-1)") from None
+        return decode_utf8(path.read_bytes(), str(path))
+    try:
+        return path.read_bytes().decode(encoding)
+    except UnicodeDecodeError as err:
+        raise InputError(f"{name} {path} cannot be decoded as '{encoding}' at byte {err.start}; set "
+                         "data.encoding to the file's encoding (e.g. utf-8, utf-16, cp1252, latin-1)") from None
+
+
+def _read_nonempty(path: Path, encoding: str = "utf-8") -> str:
+    content = decode_file(path, encoding)
     if not content.strip():
         raise InputError(f"data.path {path} is empty")
     return content
