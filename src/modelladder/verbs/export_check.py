@@ -65,3 +65,15 @@ def copy_beside(predictor, folder: Path) -> list[str]:
     for name in names:
         shutil.copyfile(predictor.run_dir / name, folder / name)
     return names
+
+
+def hf_runtime(adapters_only: bool) -> str:
+    """The consumer that checked a Hugging Face export, as export.json records it: transformers (+ peft)."""
+    import transformers
+
+    runtime = f"transformers {transformers.__version__}"
+    if adapters_only:
+        import peft
+
+        runtime += f" + peft {peft.__version__}"
+    return runtime

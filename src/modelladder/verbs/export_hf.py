@@ -31,7 +31,7 @@ from modelladder.errors import InputError
 from modelladder.models.build import build_model
 from modelladder.registry import MODELS, PRETRAIN_TASKS, TASKS, lookup
 from modelladder.runs import write_json
-from modelladder.verbs.export_check import Comparison, copy_beside
+from modelladder.verbs.export_check import Comparison, copy_beside, hf_runtime
 
 BATCH = 64
 
@@ -91,13 +91,7 @@ def write_hf(predictor, folder: Path, X, *, adapters_only: bool = False) -> dict
                                                   "max_length": cfg.max_length,
                                                   "base": model_source(cfg) if adapters_only else None})
     shutil.copyfile(predictor.run_dir / "preprocess.json", folder / "preprocess.json")
-    import transformers
-
-    versions = f"transformers {transformers.__version__}"
-    if adapters_only:
-        import peft
-
-        versions += f" + peft {peft.__version__}"
+    versions = hf_runtime(adapters_only)
     return {"exporter": f"save_pretrained ({'PEFT adapters' if adapters_only else 'merged weights' if cfg.mode == 'lora' else 'weights'})",
             "load_with": ("peft.PeftModel.from_pretrained(transformers.AutoModel.from_pretrained(base), DIR)"
                           if adapters_only else "transformers.AutoModel.from_pretrained(DIR)"),

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from modelladder.errors import InputError
-from modelladder.verbs.export_check import Comparison
+from modelladder.verbs.export_check import Comparison, hf_runtime
 
 WINDOWS = 16
 
@@ -54,13 +54,7 @@ def write_language_model(run_dir: Path, folder: Path, *, adapters_only: bool = F
         warnings.simplefilter("ignore")  # transformers 5 renames past_key_values (models/hf_causal.py passes None)
         ours = model(ids).float().softmax(-1).flatten(0, 1).numpy()
     theirs = _their_probabilities(folder, ids, adapters_only, cfg.model.path)
-    import transformers
-
-    runtime = f"transformers {transformers.__version__}"
-    if adapters_only:
-        import peft
-
-        runtime += f" + peft {peft.__version__}"
+    runtime = hf_runtime(adapters_only)
     return {"exporter": f"save_pretrained ({'PEFT adapters' if adapters_only else 'merged weights'})",
             "load_with": ("peft.PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), DIR)"
                           if adapters_only else "transformers.AutoModelForCausalLM.from_pretrained(DIR)"),
