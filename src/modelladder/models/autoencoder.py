@@ -90,6 +90,8 @@ class Autoencoder(Network):
     def problems(cls, cfg) -> list[str]:
         return head_problems(cfg, "reconstruction")
 
+    encodes = True  # models/base.py: encode(x) gives the code ladder export writes
+
     def encode(self, x: Tensor) -> Tensor:
         """The code (N, code_size): what a downstream model reuses as features."""
         return self.encoder(x)

@@ -71,6 +71,9 @@ class Network(Rung, nn.Module):
     # the submodules a fine-tuned model copies from a pretrained run of the same family (finetune.from)
     backbone_parts: ClassVar[tuple[str, ...]] = ()
     frozen: bool = False  # finetune mode 'frozen': the backbone stays in eval mode
+    # a network whose encode(x) gives an input's code (an autoencoder's, a VAE's mean, SimCLR's features): what
+    # `ladder export` writes for a run that makes no predictions
+    encodes: ClassVar[bool] = False
 
     @classmethod
     def make_encoder(cls, cfg, texts):

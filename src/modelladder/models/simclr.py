@@ -68,6 +68,8 @@ class SimCLR(Network):
             return [f"task.name '{cfg.task.name}' needs model.head '{wanted}' for model simclr, got '{cfg.model.head}'"]
         return []
 
+    encodes = True  # models/base.py: encode(x) gives the code ladder export writes
+
     def encode(self, x: Tensor) -> Tensor:
         """The representation (N, features): what a linear probe and a fine-tuned classifier start from."""
         return self.encoder(x)

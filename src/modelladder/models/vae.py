@@ -77,6 +77,8 @@ class VAE(Network):
     def problems(cls, cfg) -> list[str]:
         return head_problems(cfg, "vae")
 
+    encodes = True  # models/base.py: encode(x) gives the code ladder export writes
+
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """The mean and log-variance (N, latent) of q(z|x)."""
         h = self.encoder(x)

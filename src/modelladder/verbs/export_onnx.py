@@ -117,7 +117,7 @@ def _graph_module(predictor) -> tuple[nn.Module, str]:
         return _Tokens(model).eval(), "logits" if predictor.classes else "value"
     if lookup(TASKS, "task.name", predictor.cfg.task.name).predicts:
         return _Features(model).eval(), "logits" if predictor.classes else "value"
-    if not hasattr(model, "encode"):
+    if not model.encodes:
         raise InputError(f"model {predictor.cfg.model.name} trained for task {predictor.cfg.task.name} makes no "
                          "predictions and has no encoder to export")
     return _Features(model, encoder=True).eval(), "code"
