@@ -72,12 +72,20 @@ def test_images_as_png_match_ladder_predict_and_pixel_lists_match_the_predictor(
     with client(digits_dir) as c:
         from_png = c.post("/predict", json={"images": encoded}).json()
         from_pixels = c.post("/predict", json={"images": digits.images[:12].tolist()}).json()
+        from_npy = c.post("/predict", json={"images": [npy(image) for image in digits.images[:12]]}).json()
     by_files = predictor.predict_files(files)  # what `ladder predict RUN *.png` computes
     assert from_png["predictions"] == list(predictor.decode(by_files))
     np.testing.assert_allclose(probabilities(from_png, predictor.classes), by_files, atol=1e-6)
     np.testing.assert_allclose(probabilities(from_pixels, predictor.classes),
                                predictor.predict_proba(digits.images[:12]), atol=1e-6)
     assert np.mean(np.array(from_pixels["predictions"]) == digits.target[:12].astype(str)) >= 0.75
+    assert from_npy == from_pixels  # the same pixels, sent as .npy files instead of lists
+
+
+def npy(array: np.ndarray) -> str:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return base64.b64encode(buffer.getvalue()).decode()
 
 
 def test_health_metadata_and_docs(people_dir):
@@ -178,6 +186,10 @@ def test_tabular_validation_errors_name_the_field(people_dir, body, message):
     ({"images": [[[1, 2], [3, 4]]]}, "images[0] has shape (2, 2); expected (8, 8) or (1, 8, 8)"),
     ({"images": [[["a"] * 8] * 8]}, "images[0] must be a nested list of numbers"),
     ({"images": [[[1e400] * 8] * 8]}, "images[0] holds NaN or infinite values"),
+    ({"images": [npy(np.zeros((3, 3)))]}, "images[0] has shape (3, 3); expected (8, 8) or (1, 8, 8)"),
+    ({"images": [npy(np.array(["a"] * 64).reshape(8, 8))]}, "images[0] must be a numeric .npy array"),
+    ({"images": [npy(np.full((8, 8), np.nan))]}, "images[0] holds NaN or infinite values"),
+    ({"images": [base64.b64encode(b"\x93NUMPY\x01\x00garbage").decode()]}, "images[0] is not a readable .npy"),
 ])
 def test_image_validation_errors_name_the_item(digits_dir, body, message):
     with client(digits_dir) as c:

@@ -3,8 +3,8 @@
 POST /predict takes {"rows": [...]} (tabular runs: one object per row, keyed by feature name; other keys
 ignored and missing feature columns named, as `ladder predict` reads a table), {"texts": [...]} (text
 runs; a text empty after cleaning is refused, data/text.py) or {"images": [...]} (image runs: base64
-PNG / JPEG, or pixel lists in the dataset's pixel scale) and answers the predicted labels (values for
-a regression) and each class's probability. GET /health, GET /metadata (model, classes, input schema, batching stats),
+PNG / JPEG, or pixels in the dataset's pixel scale as nested lists or a base64 .npy file) and answers the
+predicted labels (values for a regression) and each class's probability. GET /health, GET /metadata (model, classes, input schema, batching stats),
 OpenAPI docs at /docs and /redoc, a page to try the model at GET / and, for a classifier, POST /explain (serve/page.py;
 all of it works offline). Concurrent requests share one forward pass (serve/batcher.py).
 """
@@ -38,6 +38,7 @@ API_KEY_ENV = "MODELLADDER_API_KEY"
 API_KEY_HEADER = "X-API-Key"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 MAX_IMAGE_PIXELS = 4096 * 4096  # a small compressed file must not decode into gigabytes
+NPY_MAGIC = b"\x93NUMPY"  # the first bytes of a .npy file (np.save)
 TEXT_SUB_BATCH = 8  # texts per forward pass within a batch, similar lengths together
 
 
@@ -141,8 +142,8 @@ def _request_model(predictor: Predictor, max_items: int) -> type[BaseModel]:
 _FIELD_HELP = {
     "rows": "one object per row, keyed by the feature columns; null for a missing value",
     "texts": "the texts to classify",
-    "images": "base64 PNG / JPEG (a data: URL is fine), or pixels as nested lists (H, W) or (C, H, W) "
-              "in the dataset's pixel scale",
+    "images": "base64 PNG / JPEG (a data: URL is fine), or pixels in the dataset's pixel scale, shaped (H, W) "
+              "or (C, H, W): as nested lists, or as a base64 .npy file (np.save; read without image decoding)",
 }
 
 
@@ -218,16 +219,20 @@ def _image_features(transform: dict, images: list) -> np.ndarray:
 
 
 def _decode_image(index: int, text: str, transform: dict) -> np.ndarray:
-    """(C, H, W) pixels in the dataset's scale from a base64 PNG / JPEG, resized as `ladder predict` does."""
-    from PIL import Image, UnidentifiedImageError
-
-    from modelladder.data.images import PIL_MODES
-
+    """(C, H, W) pixels in the dataset's scale from a base64 PNG / JPEG, resized as `ladder predict` does, or
+    from a base64 .npy array already in that scale and shape (no image decoding: the cheap path for clients
+    that hold arrays)."""
     c, h, w = transform["channels"], transform["height"], transform["width"]
     try:
         data = base64.b64decode(text.split(",", 1)[1] if text.startswith("data:") else text, validate=True)
     except (binascii.Error, ValueError):
         raise InputError(f"images[{index}] is not valid base64") from None
+    if data.startswith(NPY_MAGIC):
+        return _pixels(index, _npy(index, data), (c, h, w))
+    from PIL import Image, UnidentifiedImageError
+
+    from modelladder.data.images import PIL_MODES
+
     try:
         with Image.open(io.BytesIO(data), formats=["PNG", "JPEG"]) as img:
             if img.width * img.height > MAX_IMAGE_PIXELS:
@@ -240,7 +245,19 @@ def _decode_image(index: int, text: str, transform: dict) -> np.ndarray:
     return pixels * np.float32(transform["pixel_max"] / 255.0)
 
 
-def _pixels(index: int, item: list, shape: tuple[int, int, int]) -> np.ndarray:
+def _npy(index: int, data: bytes) -> np.ndarray:
+    """A base64 .npy file's array (np.save's format: dtype and shape in its header), never unpickled."""
+    try:
+        array = np.load(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise InputError(f"images[{index}] is not a readable .npy array: {err}") from None
+    if array.dtype.kind not in "uif" or array.size > MAX_IMAGE_PIXELS:
+        raise InputError(f"images[{index}] must be a numeric .npy array of at most {MAX_IMAGE_PIXELS} values, got "
+                         f"dtype {array.dtype} and shape {array.shape}")
+    return array
+
+
+def _pixels(index: int, item, shape: tuple[int, int, int]) -> np.ndarray:
     c, h, w = shape
     try:
         pixels = np.asarray(item, dtype=np.float32)
