@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from modelladder.cli import main as ladder
+from modelladder.runs import read_json
 from modelladder.serve.app import create_app
 from modelladder.serve.predictor import Predictor
 from modelladder.verbs.export_check import check_inputs
@@ -131,3 +132,16 @@ def test_a_regression_serves_its_values_and_int8_its_mean_absolute_error(tmp_pat
     X, _, _ = check_inputs(torch_backend)
     values = torch_backend.scores(X)
     np.testing.assert_allclose(fp32.scores(X), values, rtol=0, atol=1e-4 * max(1.0, np.abs(values).max()))
+
+
+def test_servers_started_together_on_a_fresh_run_export_once_and_agree(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    run = image_run(tmp_path, "mlp")
+    with ThreadPoolExecutor(3) as pool:  # as three `ladder serve --backend onnxruntime` started at once
+        predictors = list(pool.map(lambda q: load_predictor(run, "onnxruntime", q), [None, "int8", None]))
+    X, _, _ = check_inputs(predictors[0])
+    np.testing.assert_array_equal(predictors[0].scores(X), predictors[2].scores(X))
+    files = {p.name for p in (run / CACHE).iterdir()}
+    assert files == {*read_json(run / CACHE / "export.json")["files"], "model.int8.onnx"}
+    assert not [p for p in run.iterdir() if p.name.startswith(f".{CACHE}")]  # no staging folder left over

@@ -68,15 +68,20 @@ def load_predictor(run_dir: Path, backend: str = "torch", quantize: str | None =
 def onnx_predictor(predictor, quantize: str | None = None):
     """An OnnxPredictor for `predictor`'s run: the cached, checked fp32 graph, or its int8 quantization with the
     accuracy change measured."""
+    from filelock import FileLock
+
     from modelladder.serve.onnx_predictor import OnnxPredictor
 
-    folder = exported(predictor)
+    # several servers started at once on a fresh run (one fp32, one int8, ...) would each export into the same
+    # cache, one replacing the graph another is loading: the first makes it under the lock, the others reuse it
+    with FileLock(predictor.run_dir / ".serve-backend.lock"):  # an empty file, left in place (unlinking it races)
+        folder = exported(predictor)
+        graph = quantized(folder) if quantize else folder / "model.onnx"
     check = read_json(folder / "export.json")["verification"]
     details = {"export": {k: check[k] for k in ("compared", "max_abs_diff", "tolerance", "n", "split")}}
     fp32 = OnnxPredictor(predictor, folder / "model.onnx", {**details, "precision": "fp32"})
     if quantize is None:
         return fp32
-    graph = quantized(folder)
     int8 = OnnxPredictor(predictor, graph, {**details, "precision": "int8 (dynamic quantization)",
                                             "quantized_ops": list(QUANTIZED_OPS)})
     int8.details["quantization"] = change = accuracy_change(fp32, int8)
