@@ -56,15 +56,22 @@ def decoding_length(preprocess: dict) -> int:
     return 2 * int(preprocess.get("max_target_length", 50)) + 5
 
 
+def normalize_whitespace(text: str) -> str:
+    """`text` with every whitespace run (spaces, tabs, newlines) made one space and none at either end: how a
+    seq2seq dataset's sources and targets are read (data/parallel.py) and how `ladder predict`, `ladder serve` and
+    evaluation clean a raw source (clean_sources), so a source is the same string wherever it comes from."""
+    return " ".join(text.split())
+
+
 def clean_sources(preprocess: dict, raw, names=None) -> np.ndarray:
-    """Raw source strings cleaned as the training sources were (stripped; lower-cased where the dataset was);
-    an empty source is refused, `names[i]` naming source i."""
+    """Raw source strings cleaned as the training sources were (normalize_whitespace; lower-cased where the
+    dataset was); an empty source is refused, `names[i]` naming source i."""
     lower = preprocess.get("lowercase", False)
     out = []
     for i, text in enumerate(raw):
         if not isinstance(text, str):
             raise InputError(f"{names[i] if names else f'input {i + 1}'}: a source must be a string, got {text!r}")
-        text = text.strip()
+        text = normalize_whitespace(text)
         if not text:
             raise InputError(f"{names[i] if names else f'input {i + 1}'} is empty: there is nothing to convert")
         out.append(text.lower() if lower else text)
