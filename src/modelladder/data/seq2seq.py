@@ -32,6 +32,20 @@ def encode_targets(y, vocab: list[str]) -> np.ndarray:
     return out
 
 
+def encode_references(y, vocab: list[str]) -> np.ndarray:
+    """(N, R, T) int64: every reference of each row (R the most any row has) as encode_targets writes one; a row
+    with fewer references is padded with all-<pad> ones. The validation targets: the loss teacher-forces the first
+    reference, and validation WER counts an output right when it equals any of them."""
+    width = max((len(refs) for refs in y), default=1)
+    ids = encode_targets([(ref,) for refs in y for ref in refs], vocab)
+    out = np.full((len(y), width, ids.shape[1]), PAD, dtype=np.int64)
+    start = 0
+    for i, refs in enumerate(y):
+        out[i, : len(refs)] = ids[start: start + len(refs)]
+        start += len(refs)
+    return out
+
+
 def decode_targets(ids, vocab: list[str]) -> str:
     """Symbol ids up to the first </s> as a space-separated string (special tokens left out)."""
     symbols = []
