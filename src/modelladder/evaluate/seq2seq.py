@@ -14,6 +14,8 @@ from rapidfuzz.distance import Levenshtein
 
 from modelladder.evaluate.intervals import RESAMPLES, counts, percentile_interval, wilson
 
+PROPORTIONS = ("wer", "exact_match")  # shares of independent sources: Wilson intervals
+
 
 def sequence_scores(hypotheses: list[str], references: list[tuple[str, ...]]) -> dict[str, np.ndarray]:
     """Per example: "word_error" (0/1), "phoneme_errors" (edits to the closest reference) and "phoneme_count"

@@ -42,7 +42,7 @@ from modelladder.verbs.train import train_run
 
 HEARTBEAT_S = 30  # a running trial's heartbeat in an RDB storage
 HEARTBEAT_GRACE_S = 120  # a RUNNING trial whose heartbeat is older than this belongs to a dead process
-LOWER_IS_BETTER = ("loss", "log_loss", "ece", "rmse", "mae", "mse")  # other metrics: higher is better
+LOWER_IS_BETTER = ("loss", "log_loss", "ece", "rmse", "mae", "mse", "wer", "per")  # other metrics: higher is better
 TRIAL_FILES = ("checkpoints", "model.safetensors", "model.skops")  # deleted once a trial is scored
 FINISHED = ("COMPLETE", "PRUNED")  # the trials that count towards the budget
 
