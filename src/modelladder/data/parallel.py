@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from modelladder.data.bundle import DataBundle
-from modelladder.data.seq2seq import normalize_whitespace
+from modelladder.data.seq2seq import CORPUS_METRICS, normalize_whitespace
 from modelladder.data.sniff import sniff_format
 from modelladder.data.splits import holdout, train_val
 from modelladder.data.text import as_objects, decode_file
@@ -78,6 +78,7 @@ def pair_bundle(sources: list[str], targets: list[str], *, cfg: DataConfig, seed
         kind="seq2seq",
         input_shape=(),
         preprocess={"kind": "seq2seq", "source_units": cfg.source_units, "target_units": "symbols",
+                    "corpus_metrics": list(CORPUS_METRICS),  # task seq2seq scores the test split with BLEU and chrF
                     "split": {"test": cfg.split.test, "val": cfg.split.val, "by": "source"}, "seed": seed,
                     "pairs": {name: len(r) for name, r in rows.items()}},
         source=source,

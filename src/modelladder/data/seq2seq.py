@@ -14,6 +14,9 @@ from modelladder.errors import InputError
 
 TARGET_SPECIAL = ["<pad>", "<s>", "</s>", "<unk>"]  # target ids 0..3, before the training symbols
 PAD, BOS, EOS, UNK = range(len(TARGET_SPECIAL))
+# the corpus metrics (evaluate/seq2seq.py, through sacrebleu) a dataset may name in preprocess["corpus_metrics"]:
+# parallel text gets them, pronunciations (cmudict) keep WER / PER / exact match only
+CORPUS_METRICS = ("bleu", "chrf")
 
 
 def target_vocabulary(y_train) -> list[str]:

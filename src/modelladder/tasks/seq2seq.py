@@ -30,7 +30,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from modelladder.data.seq2seq import BOS, PAD, decode_targets, decoding_length
-from modelladder.evaluate.seq2seq import metrics_from_scores, sequence_intervals, sequence_metrics, sequence_scores
+from modelladder.evaluate.seq2seq import (
+    corpus_metrics,
+    metrics_from_scores,
+    sequence_intervals,
+    sequence_metrics,
+    sequence_scores,
+)
 from modelladder.tasks.base import Task
 
 ATTENTION_EXAMPLES = 8  # test words whose attention weights are kept for the report
@@ -140,13 +146,20 @@ class Seq2Seq(Task):
         hyps = self.hypotheses(model, X, run_dir)
         seconds = time.perf_counter() - started
         scores = sequence_scores(list(hyps), list(y))
+        metrics = metrics_from_scores(scores)
         intervals, methods = sequence_intervals(scores, seed=self.seed)
-        details = {"intervals": intervals, "interval_method": methods,
-                   "decoding": {"beam": self.beam, "length_penalty": self.length_penalty},
+        details = {"intervals": intervals, "interval_method": methods}
+        if self.corpus_metrics:  # parallel text: corpus BLEU / chrF through sacrebleu, with how they were scored
+            values, bounds, signatures = corpus_metrics(list(hyps), list(y), self.corpus_metrics, seed=self.seed)
+            metrics |= values
+            intervals |= bounds
+            methods |= {name: "bootstrap" for name in values}
+            details["sacrebleu"] = signatures
+        details |= {"decoding": {"beam": self.beam, "length_penalty": self.length_penalty},
                    "latency": {"seconds_per_example": seconds / max(len(X), 1)},
                    "common_errors": common_errors(hyps, y), "predictions": _predictions(X, y, hyps, scores)}
         self._write_attention(model, X, Path(run_dir))
-        return metrics_from_scores(scores), details
+        return metrics, details
 
     def _write_attention(self, model, X: np.ndarray, run_dir: Path) -> None:
         """attention.json: for the first few test sources, the source tokens, the greedy output and its attention
