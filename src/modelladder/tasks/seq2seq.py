@@ -123,6 +123,10 @@ class Seq2Seq(Task):
     def decode(self, scores: np.ndarray) -> np.ndarray:
         return scores  # the decoded strings are the predictions
 
+    def tuned_metrics(self) -> list[str]:
+        """`ladder tune` scores a trial on its validation split decoded (verbs/tune.py trial_config: greedily)."""
+        return ["wer", "per", "exact_match", *self.corpus_metrics]
+
     # ------------------------------------------------------------ test scoring
 
     def hypotheses(self, model, X: np.ndarray, run_dir: Path) -> np.ndarray:
