@@ -47,3 +47,26 @@ def test_a_seq2seq_ladder_says_which_rung_is_better_with_a_p_value(tmp_path, cap
     assert 0 <= rows["stump"]["per_p_adj"] < 0.05
     out = capsys.readouterr().out
     assert "vs best" in out and "worse (" in out and "exact McNemar" in out and "test wer" in out
+
+
+def test_the_leaderboard_shows_wer_with_per_bleu_chrf_beside_it_and_per_p(tmp_path):
+    from rich.console import Console
+
+    from modelladder.report.leaderboard import leaderboard_table
+
+    def row(rung, wer, best, p=None, per_p=None):
+        return {"rung": rung, "model": "seq2seq_rnn", "family": "neural", "status": "ok",
+                "test_wer": wer, "test_wer_low": wer - 0.05, "test_wer_high": wer + 0.05, "test_per": wer / 4,
+                "test_exact_match": 1 - wer, "test_bleu": 40.0, "test_chrf": 60.0, "test": None if best else
+                "mcnemar-exact", "p_value": p, "p_adj": p, "significant": None if best else p < 0.05, "best": best,
+                "per_p_adj": per_p, "train_seconds": 1.0}
+
+    rows = [row("rnn", 0.6, False, 0.0004, 0.003), row("rnn_attention", 0.5, True)]
+    console = Console(width=240, record=True)
+    console.print(leaderboard_table(rows, "mt"))
+    text = console.export_text()
+    for column in ("test wer [95% CI]", "test per [95% CI]", "test bleu [95% CI]", "test chrf [95% CI]", "vs best",
+                   "per p adj"):
+        assert column in text
+    assert "test exact match" not in text and "worse (<0.001)" in text and "0.003" in text
+    assert "[95% Wilson interval]" in text and "per p adj: paired bootstrap" in text
