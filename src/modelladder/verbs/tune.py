@@ -6,8 +6,8 @@ data a trial receives has no test rows at all (under k-fold, a fold run's valida
 other folds, so the scored fold is never seen). A network's validation metric after each epoch is reported to the
 pruner (median or successive halving), which may stop the trial there; a scikit-learn rung has no epochs and is
 never pruned. A seq2seq trial is scored on its validation sources decoded greedily (WER by default, the task's
-monitor; the retrained best run decodes the test split with eval.beam). A trial's weights and checkpoints are deleted once it is scored: its folder keeps metrics and
-summaries only.
+monitor; the retrained best run decodes the test split with eval.beam). A trial's weights and checkpoints are
+deleted once it is scored: its folder keeps metrics and summaries only.
 
 The study lives in tune.storage (default SQLite at <run>/tune/study.db, named after the run) and is loaded if it
 exists, so a killed run resumes: finished trials (complete or pruned) count towards the budget and are not redone;
