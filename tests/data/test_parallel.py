@@ -118,3 +118,20 @@ def test_a_cross_validation_fold_is_the_test_split(tmp_path):
     tested = [set(b.X_test) for b in folds]
     assert all(len(t) == 10 for t in tested) and set().union(*tested) == {s for s, _ in PAIRS}
     assert not set(folds[0].X_train) & tested[0]
+
+
+def test_predict_and_serve_clean_a_source_as_the_pair_files_were_read(tmp_path):
+    """One normalisation (data/seq2seq.py normalize_whitespace) for the pair files and for a raw source at predict /
+    serve time (data/load.py transform_raw): inner runs of spaces, tabs and newlines become one space."""
+    from modelladder.data.load import transform_raw
+
+    raw = ["  the \t cat\n sat  ", "a  dog"]
+    rows = [(s, "X") for s in raw] + [(f"w{i}", "Y") for i in range(18)]
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps({"source": s, "target": t}) + "\n" for s, t in rows), encoding="utf-8")
+    bundle = load(path=path, split={"test": 0.1, "val": 0.1})
+    read = sorted(s for part in ("train", "val", "test") for s in bundle.split(part)[0] if " " in s)
+    assert read == ["a dog", "the cat sat"]
+    assert sorted(transform_raw(bundle.preprocess, raw).tolist()) == read
+    with pytest.raises(InputError, match=r"texts\[0\] is empty"):
+        transform_raw(bundle.preprocess, [" \t\n"], ["texts[0]"])

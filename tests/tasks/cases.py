@@ -212,8 +212,8 @@ def _cases() -> dict[str, Case]:
                       "text": {"dim": 16, "depth": 1, "heads": 2, "vocab_size": 60, "dropout": 0.0}}, "captioned",
              frozenset({"loss"}), fall=0.9),
         Case("seq2seq", {"name": "seq2seq_rnn", "attention": "luong", "embed_dim": 16, "hidden": 32, "dropout": 0.0},
-             "seq2seq", frozenset({"token_loss", "token_accuracy"}), loss_metric="token_loss", decodes="strings",
-             lr=1e-2, fall=0.5),
+             "seq2seq", frozenset({"token_loss", "token_accuracy", "wer", "per", "exact_match"}),
+             loss_metric="token_loss", decodes="strings", lr=1e-2, fall=0.5),
     ]
     by_name = {c.task: c for c in cases}
     refusals = {

@@ -6,7 +6,8 @@ Two layouts:
   data.source_column and data.target_column (default 'source' and 'target');
 - two aligned text files: data.path holds one source a line and data.target_path the target on the same line.
 
-Whitespace runs become one space, with none at either end; an empty source or target is an error naming the
+Whitespace runs become one space, with none at either end (data/seq2seq.py normalize_whitespace, which `ladder
+predict` and `ladder serve` apply to a source too); an empty source or target is an error naming the
 file and line, never dropped silently. Sources are strings read as characters or as words (data.source_units,
 recorded for the rungs' tokenizers); targets are symbols separated by spaces (target_units "symbols").
 
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from modelladder.data.bundle import DataBundle
+from modelladder.data.seq2seq import CORPUS_METRICS, normalize_whitespace
 from modelladder.data.sniff import sniff_format
 from modelladder.data.splits import holdout, train_val
 from modelladder.data.text import as_objects, decode_file
@@ -76,6 +78,7 @@ def pair_bundle(sources: list[str], targets: list[str], *, cfg: DataConfig, seed
         kind="seq2seq",
         input_shape=(),
         preprocess={"kind": "seq2seq", "source_units": cfg.source_units, "target_units": "symbols",
+                    "corpus_metrics": list(CORPUS_METRICS),  # task seq2seq scores the test split with BLEU and chrF
                     "split": {"test": cfg.split.test, "val": cfg.split.val, "by": "source"}, "seed": seed,
                     "pairs": {name: len(r) for name, r in rows.items()}},
         source=source,
@@ -102,10 +105,11 @@ def _text(path: Path, encoding: str = "utf-8") -> str:
 
 
 def _cell(value, what: str, where: str) -> str:
-    """`value` with its whitespace runs collapsed; InputError naming `where` when it is empty or not a string."""
+    """`value` normalised (data/seq2seq.py normalize_whitespace, as predict and serve clean a source); InputError
+    naming `where` when it is empty or not a string."""
     if not isinstance(value, str):
         raise InputError(f"{where}: the {what} must be a string, got {value!r}")
-    value = " ".join(value.split())
+    value = normalize_whitespace(value)
     if not value:
         raise InputError(f"{where}: the {what} is empty; every pair needs a source and a target (remove the line)")
     return value

@@ -14,6 +14,9 @@ from modelladder.errors import InputError
 
 TARGET_SPECIAL = ["<pad>", "<s>", "</s>", "<unk>"]  # target ids 0..3, before the training symbols
 PAD, BOS, EOS, UNK = range(len(TARGET_SPECIAL))
+# the corpus metrics (evaluate/seq2seq.py, through sacrebleu) a dataset may name in preprocess["corpus_metrics"]:
+# parallel text gets them, pronunciations (cmudict) keep WER / PER / exact match only
+CORPUS_METRICS = ("bleu", "chrf")
 
 
 def target_vocabulary(y_train) -> list[str]:
@@ -29,6 +32,20 @@ def encode_targets(y, vocab: list[str]) -> np.ndarray:
     out = np.full((len(rows), max((len(r) for r in rows), default=1)), PAD, dtype=np.int64)
     for i, row in enumerate(rows):
         out[i, : len(row)] = row
+    return out
+
+
+def encode_references(y, vocab: list[str]) -> np.ndarray:
+    """(N, R, T) int64: every reference of each row (R the most any row has) as encode_targets writes one; a row
+    with fewer references is padded with all-<pad> ones. The validation targets: the loss teacher-forces the first
+    reference, and validation WER counts an output right when it equals any of them."""
+    width = max((len(refs) for refs in y), default=1)
+    ids = encode_targets([(ref,) for refs in y for ref in refs], vocab)
+    out = np.full((len(y), width, ids.shape[1]), PAD, dtype=np.int64)
+    start = 0
+    for i, refs in enumerate(y):
+        out[i, : len(refs)] = ids[start: start + len(refs)]
+        start += len(refs)
     return out
 
 
@@ -56,15 +73,22 @@ def decoding_length(preprocess: dict) -> int:
     return 2 * int(preprocess.get("max_target_length", 50)) + 5
 
 
+def normalize_whitespace(text: str) -> str:
+    """`text` with every whitespace run (spaces, tabs, newlines) made one space and none at either end: how a
+    seq2seq dataset's sources and targets are read (data/parallel.py) and how `ladder predict`, `ladder serve` and
+    evaluation clean a raw source (clean_sources), so a source is the same string wherever it comes from."""
+    return " ".join(text.split())
+
+
 def clean_sources(preprocess: dict, raw, names=None) -> np.ndarray:
-    """Raw source strings cleaned as the training sources were (stripped; lower-cased where the dataset was);
-    an empty source is refused, `names[i]` naming source i."""
+    """Raw source strings cleaned as the training sources were (normalize_whitespace; lower-cased where the
+    dataset was); an empty source is refused, `names[i]` naming source i."""
     lower = preprocess.get("lowercase", False)
     out = []
     for i, text in enumerate(raw):
         if not isinstance(text, str):
             raise InputError(f"{names[i] if names else f'input {i + 1}'}: a source must be a string, got {text!r}")
-        text = text.strip()
+        text = normalize_whitespace(text)
         if not text:
             raise InputError(f"{names[i] if names else f'input {i + 1}'} is empty: there is nothing to convert")
         out.append(text.lower() if lower else text)

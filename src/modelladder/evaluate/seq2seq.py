@@ -5,6 +5,14 @@ words with several pronunciations: it is a word error unless it equals one of th
 edit distance (substitutions, insertions, deletions; rapidfuzz's Levenshtein over symbol lists) to the closest
 reference, whose length is what the PER divides by. WER and exact match are proportions of independent words
 (Wilson intervals); PER is a ratio of sums, whose interval is a seeded bootstrap over words (evaluate/intervals.py).
+
+Parallel text (translation) also gets corpus BLEU and chrF through sacrebleu, on its 0-100 scale, with sacrebleu's
+defaults: BLEU over the 13a tokenisation (sacrebleu's standard detokenised-text tokeniser), 4-grams, exponential
+smoothing; chrF over character 6-grams (no word n-grams: chrF, not chrF++), beta 2. Every reference of a source
+counts (a source with fewer references than others: sacrebleu's variable number of references). Both are corpus
+statistics, not means over sentences: their interval resamples the sources with the run's seed (the same counts as
+PER's bootstrap), sums each resample's per-sentence sacrebleu statistics and scores the sums, so the seed is the
+run's, not sacrebleu's SACREBLEU_SEED environment variable.
 """
 
 from __future__ import annotations
@@ -12,7 +20,10 @@ from __future__ import annotations
 import numpy as np
 from rapidfuzz.distance import Levenshtein
 
+from modelladder.data.seq2seq import CORPUS_METRICS
 from modelladder.evaluate.intervals import RESAMPLES, counts, percentile_interval, wilson
+
+PROPORTIONS = ("wer", "exact_match")  # shares of independent sources: Wilson intervals
 
 
 def sequence_scores(hypotheses: list[str], references: list[tuple[str, ...]]) -> dict[str, np.ndarray]:
@@ -59,3 +70,32 @@ def sequence_intervals(scores: dict[str, np.ndarray], *, seed: int,
     methods = {"wer": "wilson", "exact_match": "wilson", "per": "bootstrap"}
     return {k: intervals[k] for k in ("wer", "per", "exact_match")}, {k: methods[k] for k in ("wer", "per",
                                                                                              "exact_match")}
+
+
+def corpus_metrics(hypotheses: list[str], references: list[tuple[str, ...]], names=CORPUS_METRICS, *, seed: int,
+                   resamples: int = RESAMPLES) -> tuple[dict[str, float], dict[str, list[float]], dict[str, str]]:
+    """({name: value}, {name: [low, high]} at 95%, {name: sacrebleu's signature}) for corpus BLEU and / or chrF of
+    `names`, 0-100 (module docstring); the signature says how it was tokenised and scored."""
+    unknown = [n for n in names if n not in CORPUS_METRICS]
+    if unknown:
+        raise ValueError(f"corpus metrics are {CORPUS_METRICS}, got {unknown}")
+    references = [(refs,) if isinstance(refs, str) else tuple(refs) for refs in references]
+    width = max((len(refs) for refs in references), default=1)
+    streams = [[refs[j] if j < len(refs) else None for refs in references] for j in range(width)]
+    values, intervals, signatures = {}, {}, {}
+    for name in names:
+        metric = _sacrebleu(name)
+        # per-sentence sufficient statistics (what sacrebleu's own bootstrap resamples), summed per resample
+        stats = np.asarray(metric._extract_corpus_statistics(list(hypotheses), streams), dtype=np.float64)
+        values[name] = float(metric._compute_score_from_stats(stats.sum(0)).score)
+        draws = [metric._compute_score_from_stats(row).score
+                 for _, weights in counts(len(stats), seed, resamples) for row in weights @ stats]
+        intervals[name] = percentile_interval(np.asarray(draws, dtype=np.float64), (0.0, 100.0))
+        signatures[name] = str(metric.get_signature())
+    return values, intervals, signatures
+
+
+def _sacrebleu(name: str):
+    from sacrebleu.metrics import BLEU, CHRF
+
+    return BLEU() if name == "bleu" else CHRF()

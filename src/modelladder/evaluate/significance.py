@@ -2,7 +2,9 @@
 correction over the k - 1 comparisons, since the best was picked on the very data it is compared on.
 
 Holdout (compare_holdout): paired on the test examples, an exact McNemar test on correct / incorrect
-for accuracy and a paired bootstrap for any other metric. K-fold (compare_to_best): paired on the
+for accuracy and a paired bootstrap for any other metric. Seq2seq (compare_sequences): paired on the test
+sources, exact McNemar on right / wrong outputs for WER, and a paired bootstrap of PER (summed edits over summed
+reference lengths) beside it. K-fold (compare_to_best): paired on the
 folds, the corrected resampled t-test (Nadeau & Bengio), and Wilcoxon's signed-rank test only where
 it can reach ALPHA at all.
 """
@@ -94,9 +96,55 @@ def paired_bootstrap_p(metric: str, y, scores_a, scores_b, *, classification: bo
     ones = np.ones((1, len(y)))
     observed = float(f(ones, y, a)[0] - f(ones, y, b)[0])
     diffs = np.concatenate([f(w, y, a) - f(w, y, b) for _, w in counts(len(y), seed, resamples)])
+    return _bootstrap_p(observed, diffs)
+
+
+def _bootstrap_p(observed: float, diffs: np.ndarray) -> float:
+    """The share of resampled differences, centred on the observed one, at least as far from it as `observed`
+    is from 0, with +1 on both counts (NaN draws left out)."""
     diffs = diffs[~np.isnan(diffs)]
     extreme = int(np.sum(np.abs(diffs - observed) >= abs(observed)))
     return (extreme + 1) / (len(diffs) + 1)
+
+
+# ---------------------------------------------------------------- seq2seq
+
+
+def compare_sequences(rows: list[dict], scores: list[dict[str, np.ndarray]], metric: str, mode: str, *,
+                      split: str, seed: int) -> None:
+    """compare_holdout for seq2seq rungs, paired on the same test sources: rung i's `scores[i]` are its
+    per-source "word_error" (0/1), "phoneme_errors" and "phoneme_count" (evaluate/seq2seq.py sequence_scores).
+    WER or exact match: exact McNemar on right / wrong; PER: the paired bootstrap of PER. With WER the rows also
+    get per_p_adj: PER's paired bootstrap against the same best rung, Holm-adjusted over the comparisons."""
+    best = best_index([row[f"{split}_{metric}"] for row in rows], mode)
+    others = [i for i in range(len(rows)) if i != best]
+    per = {i: paired_per_p(scores[best], scores[i], seed=seed) for i in others}
+    if metric == "per":
+        _finish(rows, best, "paired-bootstrap", per, {})
+        return
+    if metric not in ("wer", "exact_match"):
+        raise ValueError(f"no paired test for seq2seq metric '{metric}'")
+    right = [np.asarray(s["word_error"]) == 0 for s in scores]
+    raw = {i: mcnemar_p(right[best], right[i]) for i in others}
+    extra = {i: {"per_p_adj": _sig(p)} for i, p in zip(others, holm([per[i] for i in others]))}
+    _finish(rows, best, "mcnemar-exact", raw, extra)
+    rows[best]["per_p_adj"] = None
+
+
+def paired_per_p(a: dict[str, np.ndarray], b: dict[str, np.ndarray], *, seed: int, resamples: int = RESAMPLES) -> float:
+    """Two-sided p of the paired bootstrap test of PER(a) - PER(b) = 0, both rungs' summed edits and reference
+    lengths taken over the same resamples of the sources (as paired_bootstrap_p)."""
+    n = len(a["phoneme_errors"])
+    if n == 0 or len(b["phoneme_errors"]) != n:
+        raise ValueError(f"paired PER needs the same non-zero number of sources, got {n} and {len(b['phoneme_errors'])}")
+
+    def per(weights, s):
+        return weights @ np.asarray(s["phoneme_errors"], np.float64) / np.maximum(
+            weights @ np.asarray(s["phoneme_count"], np.float64), 1)
+
+    ones = np.ones((1, n))
+    observed = float(per(ones, a)[0] - per(ones, b)[0])
+    return _bootstrap_p(observed, np.concatenate([per(w, a) - per(w, b) for _, w in counts(n, seed, resamples)]))
 
 
 # ---------------------------------------------------------------- k-fold

@@ -248,17 +248,22 @@ def run_context(run_dir: Path) -> dict:
 
 
 def _seq2seq_context(run_dir: Path, name: str, evaluation: dict, figures: list[dict]) -> list[str]:
-    """A seq2seq run's attention heat maps (attention.json) as a figure, its most frequent errors as a note."""
+    """A seq2seq run's attention heat maps (attention.json) as a figure; its most frequent errors and, for parallel
+    text, how BLEU and chrF were scored (sacrebleu's signatures) as notes."""
     if (run_dir / "attention.json").is_file():
         examples = read_json(run_dir / "attention.json")["examples"]
         if examples:
             figures.append({"id": f"{name}/attention", "title": "attention over the source, first test words",
                             "uri": plots.attention_maps(examples)})
+    notes = []
+    if evaluation.get("sacrebleu"):  # parallel text: how BLEU and chrF were tokenised and scored
+        notes.append("BLEU and chrF (0-100) by sacrebleu, corpus-level, 95% bootstrap over the sources: " + "; ".join(
+            f"{name} {signature}" for name, signature in evaluation["sacrebleu"].items()))
     errors = evaluation.get("common_errors") or []
-    if not errors:
-        return []
-    shown = [f"{e['op']} {e['reference'] or '-'} -> {e['predicted'] or '-'} ({e['count']})" for e in errors[:8]]
-    return ["most frequent errors: " + "; ".join(shown)]
+    if errors:
+        shown = [f"{e['op']} {e['reference'] or '-'} -> {e['predicted'] or '-'} ({e['count']})" for e in errors[:8]]
+        notes.append("most frequent errors: " + "; ".join(shown))
+    return notes
 
 
 def cv_context(cv_dir: Path) -> dict:

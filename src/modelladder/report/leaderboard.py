@@ -9,18 +9,22 @@ from rich.measure import Measurement
 from rich.table import Table
 
 from modelladder.evaluate.intervals import PROPORTIONS, RESAMPLES
+from modelladder.evaluate.seq2seq import PROPORTIONS as SEQUENCE_PROPORTIONS
 from modelladder.evaluate.significance import ALPHA, WILCOXON_MIN_PAIRS
 
 # what fits a 120-column terminal; leaderboard.csv / .json hold every column
 TABLE_COSTS = {"params": "params", "nodes": "nodes", "flops_train": "FLOPs", "train_seconds": "train s",
                "energy_kwh": "kWh", "latency_ms_p50": "p50 ms"}
-HEADLINE = ("_accuracy", "_f1_macro", "_rmse", "_mae", "_r2", "_mse")
+HEADLINE = ("_accuracy", "_f1_macro", "_rmse", "_mae", "_r2", "_mse", "_wer", "_per", "_bleu", "_chrf")
+# shown beside the compared metric: a regression's R^2, a seq2seq ladder's PER and, for parallel text, BLEU / chrF
+BESIDE = ("_r2", "_per", "_bleu", "_chrf")
+WILSON = (*PROPORTIONS, *SEQUENCE_PROPORTIONS)  # metrics whose brackets are Wilson intervals
 # the estimator a linear rung (logreg / linear / tfidf_logreg) is for task regression, named next to the model:
 # 'logreg (Ridge)'; a text rung's estimator is its pipeline, 'TfidfVectorizer + Ridge'
 RIDGE = "Ridge"
 # shown when some rung has them: the audit's demographic parity gaps (odds_gap_*: leaderboard.csv), a DP
 # rung's epsilon
-TABLE_EXTRAS = ("parity_gap_", "dp_epsilon")
+TABLE_EXTRAS = ("parity_gap_", "dp_epsilon", "per_p_adj")
 SUMMARY = re.compile(r"_(mean|std|low|high)$")  # a metric's interval and fold statistics
 TESTS = {"mcnemar-exact": "exact McNemar test on the paired right / wrong answers",
          "paired-bootstrap": f"paired bootstrap test ({RESAMPLES} resamples of the same examples)",
@@ -32,7 +36,8 @@ def leaderboard_table(rows: list[dict], title: str) -> Table:
 
     When the rungs were compared (a ladder: holdout or k-fold), only the headline metric they were
     compared on, its Holm-adjusted p against the best rung and a "vs best" verdict, and a caption that
-    says which test decided; a regression also shows R^2 beside it. The model column is left out when every rung
+    says which test decided; a regression also shows R^2 beside it, a seq2seq ladder PER (with its own paired
+    test's adjusted p) and, where they were scored, BLEU and chrF. The model column is left out when every rung
     is named after its model and no linear rung is a Ridge regression (a `logreg` rung of a regression ladder).
     """
     failed = [row for row in rows if row.get("status", "ok") != "ok"]
@@ -40,7 +45,7 @@ def leaderboard_table(rows: list[dict], title: str) -> Table:
     tested = bool(rows) and "p_adj" in rows[0]
     metrics = _metric_columns(rows[0]) if rows else []
     if tested:
-        metrics = metrics[:1] + [c for c in metrics[1:] if c.endswith("_r2")]
+        metrics = metrics[:1] + [c for c in metrics[1:] if c.endswith(BESIDE)]
     costs = [c for c in TABLE_COSTS if any(row.get(c) is not None for row in rows)]
     extras = [c for c in dict.fromkeys(k for row in rows for k in row) if c.startswith(TABLE_EXTRAS)]
     show_model = any(row["rung"] != row["model"] or _is_ridge(row) for row in everyone)
@@ -75,7 +80,8 @@ def leaderboard_table(rows: list[dict], title: str) -> Table:
         cells += [_metric_cell(row, c) for c in metrics]
         if tested:
             cells.append(verdict(row) if row.get("best") else f"{verdict(row)} ({p_text(row['p_adj'])})")
-        table.add_row(*cells, *(_fmt(row.get(c)) for c in extras), *(_fmt(row.get(c)) for c in costs))
+        table.add_row(*cells, *(p_text(row.get(c)) if c.endswith("_p_adj") else _fmt(row.get(c)) for c in extras),
+                      *(_fmt(row.get(c)) for c in costs))
     return table
 
 
@@ -132,7 +138,7 @@ def _caption(rows: list[dict], metric: str | None, tested: bool) -> str:
     kfold = "folds" in rows[0]
     if kfold:
         spread = f"Mean over {rows[0]['folds']} folds [95% corrected resampled t interval]"
-    elif metric is not None and metric.split("_", 1)[1] in PROPORTIONS:
+    elif metric is not None and metric.split("_", 1)[1] in WILSON:
         spread = f"[95% Wilson interval] (other metrics: bootstrap, {RESAMPLES} resamples)"
     else:
         spread = f"[95% bootstrap interval, {RESAMPLES} resamples]"
@@ -142,6 +148,9 @@ def _caption(rows: list[dict], metric: str | None, tested: bool) -> str:
     text = (f"{spread}. vs best (adjusted p): {TESTS.get(test, test)} of each rung against the best on "
             f"{metric.replace('_', ' ')}, Holm-adjusted over {_count(len(rows) - 1, 'comparison')}; the best was chosen on "
             f"these same data. n.s.: not significantly different from the best; worse: p adj. < {ALPHA}. {_cost_note(rows)}")
+    if any(row.get("per_p_adj") is not None for row in rows):
+        text += (f" per p adj: paired bootstrap ({RESAMPLES} resamples of the same sources) of each rung's PER "
+                 "against the same best rung's, Holm-adjusted.")
     if kfold:
         return text + (f" Wilcoxon p (from {WILCOXON_MIN_PAIRS} folds of one repeat), std, every metric, interval "
                        "and cost: leaderboard.csv")

@@ -11,10 +11,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-# the task's monitored metric first (classification: accuracy, regression: rmse; mse in folders from before rmse),
-# then the others
-HEADLINES = ("accuracy", "rmse", "mse", "f1_macro", "r2", "mae", "roc_auc", "log_loss")
-LOWER_IS_BETTER = {"mse", "mae", "log_loss", "ece", "loss", "rmse"}
+# the task's monitored metric first (classification: accuracy, regression: rmse; mse in folders from before rmse;
+# seq2seq: wer), then the others
+HEADLINES = ("accuracy", "rmse", "mse", "f1_macro", "r2", "mae", "roc_auc", "log_loss", "wer", "per", "bleu", "chrf")
+LOWER_IS_BETTER = {"mse", "mae", "log_loss", "ece", "loss", "rmse", "wer", "per"}
 PREFIXES = ("test", "cv", "val")
 # the costs a frontier is drawn for: (axis label with its unit, lower is better)
 FRONTIER_COSTS = {

@@ -18,7 +18,7 @@ from modelladder.report.pareto import Headline, number
 from modelladder.runs import read_json
 
 # metrics on a 0-1 scale whose differences read as percentage points
-POINTS = {"accuracy", "f1_macro", "precision_macro", "recall_macro", "roc_auc", "ece"}
+POINTS = {"accuracy", "f1_macro", "precision_macro", "recall_macro", "roc_auc", "ece", "wer", "exact_match"}
 RATIOS = {"train_seconds": "training time", "latency_ms_p50": "latency p50", "params": "parameters",
           "energy_kwh": "energy"}
 
@@ -122,6 +122,9 @@ def _example_scores(folder: Path, lower: dict, upper: dict, head: Headline, seed
 def per_example_values(frame, metric: str) -> np.ndarray | None:
     """The values whose mean is `metric` on these rows (1/0 correct, squared error, ...), None when it has none."""
     true, predicted = frame["true"].to_numpy(), frame["predicted"].to_numpy()
+    if metric in ("wer", "exact_match") and "word_error" in frame.columns:  # seq2seq (tasks/seq2seq.py)
+        wrong = frame["word_error"].to_numpy(np.float64)
+        return wrong if metric == "wer" else 1 - wrong
     if metric == "accuracy":
         return (true == predicted).astype(np.float64)
     if metric in ("mse", "mae"):

@@ -16,7 +16,7 @@ from typing import Any
 from modelladder.report.plots import _figure, data_uri
 from modelladder.runs import read_json
 
-LOWER_IS_BETTER = ("loss", "log_loss", "ece", "rmse", "mae", "mse")
+LOWER_IS_BETTER = ("loss", "log_loss", "ece", "rmse", "mae", "mse", "wer", "per")
 CSV_COLUMNS = ("number", "state", "value", "duration_s")
 PARAM_PREFIXES = ("params_", "param_")
 

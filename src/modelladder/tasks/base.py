@@ -70,3 +70,9 @@ class Task:
     # a task that scores the model itself (generative tasks, which also draw pictures/) defines
     # evaluate_model(model, X, y, run_dir) -> (metrics, details); None: the Predictor's scores through metrics()
     evaluate_model: ClassVar[Callable[..., tuple[dict, dict]] | None] = None
+
+    def tuned_metrics(self) -> list[str]:
+        """The metrics of evaluate_model that `ladder tune` may score its trials on (on the validation split); []
+        for a task whose scores are no validation metric to tune on (generated samples). A task without
+        evaluate_model is tuned on what its metrics() reports instead."""
+        return []

@@ -83,11 +83,12 @@ def encoded(data: DataBundle, encoder) -> DataBundle:
         return TokenSequences(encoder.encode(list(texts)), encoder.pad_id)
 
     data = replace(data, X_train=tokens(data.X_train), X_val=tokens(data.X_val))
-    if data.kind == "seq2seq":  # targets as padded symbol ids, the first reference of each row (data/seq2seq.py)
-        from modelladder.data.seq2seq import encode_targets
+    if data.kind == "seq2seq":  # targets as padded symbol ids (data/seq2seq.py): the first reference of each training
+        # row; every reference of a validation row, which validation WER counts as right
+        from modelladder.data.seq2seq import encode_references, encode_targets
 
         vocab = data.preprocess["target_vocab"]
-        data = replace(data, y_train=encode_targets(data.y_train, vocab), y_val=encode_targets(data.y_val, vocab))
+        data = replace(data, y_train=encode_targets(data.y_train, vocab), y_val=encode_references(data.y_val, vocab))
     return data
 
 

@@ -82,6 +82,18 @@ def read_prediction_arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return frame["true"].map(position).to_numpy(np.int64), frame[proba].to_numpy(np.float64)
 
 
+def read_sequence_scores(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
+    """(each row's "source | references", its per-source scores: word_error, phoneme_errors, phoneme_count) from a
+    seq2seq run's predictions_<split>.csv (tasks/seq2seq.py); None for any other predictions table."""
+    import pandas as pd
+
+    frame = pd.read_csv(path, dtype={"source": str, "true": str, "predicted": str}, keep_default_na=False)
+    if "word_error" not in frame.columns:
+        return None
+    keys = (frame["source"] + " -> " + frame["true"]).to_numpy()
+    return keys, {c: frame[c].to_numpy(np.int64) for c in ("word_error", "phoneme_errors", "phoneme_count")}
+
+
 def main(args) -> int:
     """`ladder evaluate RUN [--split test|val]`."""
     from modelladder.verbs.report import print_result

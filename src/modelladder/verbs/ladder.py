@@ -32,7 +32,7 @@ from modelladder.config import (
 )
 from modelladder.errors import InputError
 from modelladder.evaluate.calibration import leaderboard_fields
-from modelladder.evaluate.significance import compare_holdout, compare_to_best
+from modelladder.evaluate.significance import compare_holdout, compare_sequences, compare_to_best
 from modelladder.report.budget import parse_budget, write_verdict
 from modelladder.report.columns import print_columns
 from modelladder.report.leaderboard import leaderboard_table, table_console
@@ -61,7 +61,7 @@ from modelladder.verbs.cv import (
     summarize,
     write_plan,
 )
-from modelladder.verbs.evaluate import read_prediction_arrays
+from modelladder.verbs.evaluate import read_prediction_arrays, read_sequence_scores
 from modelladder.verbs.executor import Executor, Job, executor_from, task_seconds
 from modelladder.verbs.jobs import holdout_task
 from modelladder.verbs.precheck import check_rungs
@@ -305,6 +305,12 @@ def _compare_holdout(rows: list[dict], run_dirs: list[Path], cfg: RunConfig) -> 
     split = cfg.eval.split
     paths = [d / f"predictions_{split}.csv" for d in run_dirs]
     if f"{split}_{metric}" not in rows[0] or not all(p.is_file() for p in paths):
+        return
+    if cfg.task.name == "seq2seq":  # output strings: paired on each source's errors (compare_sequences)
+        sequences = [read_sequence_scores(p) for p in paths]
+        if any(not np.array_equal(keys, sequences[0][0]) for keys, _ in sequences):
+            raise RuntimeError(f"the rungs' predictions_{split}.csv hold different sources: no paired comparison")
+        compare_sequences(rows, [scores for _, scores in sequences], metric, mode, split=split, seed=cfg.seed)
         return
     arrays = [read_prediction_arrays(p) for p in paths]
     if any(not np.array_equal(y, arrays[0][0]) for y, _ in arrays):

@@ -5,8 +5,9 @@ Every trial is a `train_run` into <run>/tune/trial-<n>/ on the TRAIN split, scor
 data a trial receives has no test rows at all (under k-fold, a fold run's validation is an inner split of the
 other folds, so the scored fold is never seen). A network's validation metric after each epoch is reported to the
 pruner (median or successive halving), which may stop the trial there; a scikit-learn rung has no epochs and is
-never pruned. A trial's weights and checkpoints are deleted once it is scored: its folder keeps metrics and
-summaries only.
+never pruned. A seq2seq trial is scored on its validation sources decoded greedily (WER by default, the task's
+monitor; the retrained best run decodes the test split with eval.beam). A trial's weights and checkpoints are
+deleted once it is scored: its folder keeps metrics and summaries only.
 
 The study lives in tune.storage (default SQLite at <run>/tune/study.db, named after the run) and is loaded if it
 exists, so a killed run resumes: finished trials (complete or pruned) count towards the budget and are not redone;
@@ -42,7 +43,7 @@ from modelladder.verbs.train import train_run
 
 HEARTBEAT_S = 30  # a running trial's heartbeat in an RDB storage
 HEARTBEAT_GRACE_S = 120  # a RUNNING trial whose heartbeat is older than this belongs to a dead process
-LOWER_IS_BETTER = ("loss", "log_loss", "ece", "rmse", "mae", "mse")  # other metrics: higher is better
+LOWER_IS_BETTER = ("loss", "log_loss", "ece", "rmse", "mae", "mse", "wer", "per")  # other metrics: higher is better
 TRIAL_FILES = ("checkpoints", "model.safetensors", "model.skops")  # deleted once a trial is scored
 FINISHED = ("COMPLETE", "PRUNED")  # the trials that count towards the budget
 
@@ -156,13 +157,13 @@ def check_tune(cfg: RunConfig, data: DataBundle) -> tuple[str, str, dict]:
                          "--timeout S)")
     check_model_fits_data(cfg, data)
     task = make_task(cfg, data)
-    if task.evaluate_model is not None:
-        raise InputError(f"task.name '{cfg.task.name}' scores the model itself (generated samples, decoded sequences), not "
-                         "per-example validation scores: tuning needs a task scored on "
-                         "validation metrics (classification, regression)")
+    if task.evaluate_model is not None and not task.tuned_metrics():
+        raise InputError(f"task.name '{cfg.task.name}' scores the model itself (generated samples), not with "
+                         "validation metrics: tuning needs a task scored on validation metrics (classification, "
+                         "regression, seq2seq)")
     monitor, mode = task.monitor
     metric = cfg.tune.metric or monitor
-    reported = reported_metrics(task, data)
+    reported = task.tuned_metrics() if task.evaluate_model is not None else reported_metrics(task, data)
     if metric not in reported:
         raise InputError(f"tune.metric must be a validation metric task.name '{cfg.task.name}' reports "
                          f"({', '.join(reported)}), got '{metric}'" + did_you_mean(metric, reported))
@@ -261,10 +262,10 @@ def remaining(cfg: RunConfig, study) -> tuple[int | None, float | None]:
 
 
 def trial_config(cfg: RunConfig, params: dict) -> RunConfig:
-    """`cfg` with the trial's params, scored on the validation split, without calibration, conformal sets,
-    progress bars or loggers."""
+    """`cfg` with the trial's params, scored on the validation split (a seq2seq run's decoded greedily: beam 1),
+    without calibration, conformal sets, progress bars or loggers."""
     tried = apply_params(cfg, params)
-    evaluation = tried.eval.model_copy(update={"split": "val", "calibrate": None, "conformal": None})
+    evaluation = tried.eval.model_copy(update={"split": "val", "calibrate": None, "conformal": None, "beam": 1})
     train = tried.train.model_copy(update={"progress": False, "loggers": []})
     return tried.model_copy(update={"eval": evaluation, "train": train, "tune": None})
 
