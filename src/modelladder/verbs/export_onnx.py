@@ -43,13 +43,13 @@ REFUSED = {
     "simclr": "a SimCLR run's export is not supported yet: fine-tune a classifier from it and export that",
     "clip": "a CLIP run takes images and captions together: its export is not supported yet",
     "hf_causal_lm": "a causal language model is exported as a Hugging Face folder: use --format hf",
+    "letter_to_sound": "its letter-window tree could go through skl2onnx, but the letter-to-phoneme alignment and "
+                       "the decoding around it are this project's Python: a graph of the tree alone would not "
+                       "convert a word (its run's model.skops, loaded with `ladder predict`, does)",
 }
 
 
-REFUSED_TASKS = {
-    "seq2seq": "a sequence-to-sequence run decodes one token at a time (greedy or beam search): its export is not "
-               "supported yet",
-}
+REFUSED_TASKS: dict[str, str] = {}  # task seq2seq: an encoder and a decoder-step graph (verbs/export_seq2seq.py)
 
 
 def refusal(cfg) -> str | None:
@@ -70,6 +70,10 @@ def write(predictor, folder: Path, X, *, adapters_only: bool = False) -> dict:
     refused = refusal(predictor.cfg)
     if refused:
         raise InputError(refused)
+    if predictor.cfg.task.name == "seq2seq":
+        from modelladder.verbs.export_seq2seq import write as write_seq2seq
+
+        return write_seq2seq(predictor, folder, X)
     record = (_write_network if is_neural(predictor.model) else _write_classic)(predictor, folder / "model.onnx", X)
     import onnxruntime
 
