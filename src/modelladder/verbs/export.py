@@ -58,7 +58,9 @@ def main(args) -> int:
     print(f"exported {args.run} ({record['model']}) as {args.format} to {out}: {check['runtime']} on "
           f"{check['n']} {check['split']} examples, max |diff| of {check['compared']} {check['max_abs_diff']:.2e} "
           f"(tolerance {check['tolerance']:.0e})"
-          + (f", argmax agreement {check['argmax_agreement']:.0%}" if "argmax_agreement" in check else ""))
+          + (f", argmax agreement {check['argmax_agreement']:.0%}" if "argmax_agreement" in check else "")
+          + (f", output sequences ({check['decoding']}) agree on {check['sequence_agreement']:.0%}" if "sequence_agreement" in check
+             else ""))
     return 0
 
 
@@ -99,7 +101,9 @@ def staged(out: Path, header: dict, build) -> dict:
         if not check["passed"]:
             raise ExportMismatch(f"max |diff| of {check['compared']} {check['max_abs_diff']:.3g} on {check['n']} "
                                  f"{check['split']} examples (tolerance {check['tolerance']:.0e}), argmax agreement "
-                                 f"{check.get('argmax_agreement', 1.0):.2%}")
+                                 f"{check.get('argmax_agreement', 1.0):.2%}"
+                                 + (f", output sequences ({check['decoding']}) agree on {check['sequence_agreement']:.2%} "
+                                    f"({check['sequences_differing']} differ)" if "sequence_agreement" in check else ""))
         record["files"] = sorted(p.name for p in tmp.iterdir()) + ["export.json"]
         write_json(tmp / "export.json", record)
         if out.exists():

@@ -37,7 +37,7 @@ from torch import nn
 from modelladder.data.seq2seq import BOS, EOS, PAD, TARGET_SPECIAL, decoding_length
 from modelladder.errors import InputError
 from modelladder.runs import write_json
-from modelladder.verbs.export_check import Comparison, ExportMismatch, copy_beside
+from modelladder.verbs.export_check import Comparison, ExportMismatch, SequenceComparison, copy_beside
 
 BATCH = 256  # sources per greedy batch in the check
 DECODING = ("greedy: start from <s> (bos_id); at each step feed the decoder the last token (previous) or every "
@@ -307,15 +307,6 @@ def _recurrent_graph(model, like):
 
 
 # ---------------------------------------------------------------- the check
-
-
-class SequenceComparison(Comparison):
-    """Step logits compared as values, and every greedy output sequence: both must agree."""
-
-    def record(self) -> dict:
-        record = super().record()
-        record["passed"] = bool(record["passed"] and record["sequence_agreement"] == 1.0)
-        return record
 
 
 def check(predictor, folder: Path, X, max_length: int) -> Comparison:
