@@ -7,7 +7,8 @@ sample of at most 2,000 examples for larger splits) next to our own Predictor, a
 to DIR/export.json. Only when the outputs agree within the stated tolerance and every argmax is the same is the
 folder renamed to DIR; otherwise nothing is left behind and the command exits 1. A run that cannot be exported
 in the format asked is an InputError (exit 2) saying why, given before any data is read. The formats live in
-verbs/export_onnx.py (onnx), verbs/export_hf.py (hf and torch) and verbs/export_lm.py (hf for hf_causal_lm),
+verbs/export_onnx.py (onnx; verbs/export_seq2seq.py for seq2seq networks: two graphs and greedy decoding, checked
+by output sequence), verbs/export_hf.py (hf and torch) and verbs/export_lm.py (hf for hf_causal_lm),
 imported only when asked for; what they share (the comparison and its tolerances, the test inputs) in
 verbs/export_check.py.
 """

@@ -10,8 +10,10 @@ What the graph takes and gives, by rung (export.json repeats it under "inputs" /
 - autoencoder / vae runs trained to reconstruct: the encoder, `x` -> `code` (the VAE's mean of q(z|x));
 - scikit-learn rungs: `x` float32 (batch, features), the features flattened; `label` and `probabilities`
   (classes the rung saw in training), or `variable` for a regression.
+- seq2seq networks: an encoder and a one-step decoder graph with seq2seq.json (verbs/export_seq2seq.py).
 Refused (InputError): gan, simclr, clip, hf_causal_lm and `ladder pretrain` runs (no classifier or encoder
-graph to export: hf_causal_lm exports with --format hf), the TF-IDF rungs and hist_gb (see REFUSED).
+graph to export: hf_causal_lm exports with --format hf), the TF-IDF rungs, hist_gb and letter_to_sound (see
+REFUSED).
 """
 
 from __future__ import annotations
