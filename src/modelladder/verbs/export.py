@@ -73,7 +73,8 @@ def refusal(cfg, fmt: str) -> str | None:
 def export_run(predictor, fmt: str, out: Path, *, adapters_only: bool = False) -> dict:
     """Write the export of `predictor`'s run to `out` through a temporary folder; its export.json record.
     Raises InputError when the run cannot be exported to `fmt`, ExportMismatch when the check fails."""
-    writer = _function(WRITERS[fmt])
+    seq2seq = fmt == "onnx" and predictor.cfg.task.name == "seq2seq"  # two graphs and a decoding rule
+    writer = _function("export_seq2seq:write" if seq2seq else WRITERS[fmt])
 
     def build(tmp: Path) -> dict:
         X, split, n_split = check_inputs(predictor)

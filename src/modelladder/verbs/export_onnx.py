@@ -72,10 +72,6 @@ def write(predictor, folder: Path, X, *, adapters_only: bool = False) -> dict:
     refused = refusal(predictor.cfg)
     if refused:
         raise InputError(refused)
-    if predictor.cfg.task.name == "seq2seq":
-        from modelladder.verbs.export_seq2seq import write as write_seq2seq
-
-        return write_seq2seq(predictor, folder, X)
     record = (_write_network if is_neural(predictor.model) else _write_classic)(predictor, folder / "model.onnx", X)
     import onnxruntime
 

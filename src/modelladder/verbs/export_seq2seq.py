@@ -119,7 +119,7 @@ class _TransformerStep(nn.Module):
 # ---------------------------------------------------------------- export
 
 
-def write(predictor, folder: Path, X) -> dict:
+def write(predictor, folder: Path, X, *, adapters_only: bool = False) -> dict:
     """encoder.onnx, decoder.onnx, seq2seq.json (+ tokenizer.json, preprocess.json) in `folder`; the record for
     export.json, with the greedy check under "comparison"."""
     name = predictor.cfg.model.name
