@@ -14,11 +14,11 @@ and checked against our own greedy decoding (models/seq2seq_decode.py, beam 1).
 
 Batch, source length and prefix length are dynamic axes. The RNN encoder packs its batch by length
 (pack_padded_sequence), which torch.export cannot trace, and torch.export fixes the length of any nn.LSTM / GRU it
-traces; so the encoder's embedding and recurrence are written directly as ONNX nodes (Gather, then one LSTM / GRU
-node per layer, both directions in one, the weights in ONNX's gate order) given each row's length as
+traces; so the RNN's encoder graph is written node by node (onnx.helper): the embedding (Gather), one LSTM / GRU
+node per layer (both directions in one, the weights in ONNX's gate order) given each row's length as
 `sequence_lens` (the mask's row sums), with which onnxruntime stops a row's recurrence at its last real token and
-gives zeros on padding, as packing does; the traced bridge (the final states to the decoder's first, the attention
-keys) is merged after them (onnx.compose).
+gives zeros on padding, as packing does; then the bridge to the decoder's first state and the attention keys
+(MatMul, Add, Tanh). Only the decoder step is traced (torch.onnx, the dynamo exporter).
 
 The check (export.json "verification"): the exported folder decodes the run's test split (a seeded sample of at
 most 2,000) greedily; every output sequence must equal ours, and the logits of every step, fed the same tokens in
@@ -47,28 +47,6 @@ DECODING = ("greedy: start from <s> (bos_id); at each step feed the decoder the 
 
 
 # ---------------------------------------------------------------- the graphs' modules
-
-
-class _RNNBridge(nn.Module):
-    """The RNN encoder's outputs -> the decoder's first state (as Seq2SeqRNN.start): (encoded (B, S, H), final h
-    [and c] (layers * directions, B, H / directions)) -> memory, keys (with attention), h [and c] (B, layers, H).
-    The recurrence before it is written as ONNX LSTM / GRU nodes (_recurrent_graph)."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-        self.names = ["memory", *(["keys"] if model.attention != "none" else []), "h", *(["c"] if model.lstm else [])]
-        self.inputs = ["encoded", "final_h", *(["final_c"] if model.lstm else [])]
-
-    def forward(self, encoded, *finals):
-        m = self.model
-        state = {"memory": encoded}
-        for name, f in zip(("h", "c"), finals):
-            f = f.view(m.layers, m.directions, *f.shape[1:]).permute(2, 0, 1, 3).flatten(2)
-            state[name] = torch.tanh(m.bridge(f)) if name == "h" else m.bridge(f)
-        if m.attention != "none":
-            state["keys"] = m.key(encoded)
-        return tuple(state[n] for n in self.names)
 
 
 class _RNNStep(nn.Module):
@@ -130,13 +108,11 @@ def write(predictor, folder: Path, X, *, adapters_only: bool = False) -> dict:
     max_length = min(decoding_length(transform), model.max_target_tokens)
     step_module = (_RNNStep if rnn else _TransformerStep)(model).eval()
     examples = _examples(predictor, X, step_module, max_length)
+    decoder = _export(predictor, step_module, examples["decoder"], folder / "decoder.onnx")
     if rnn:
-        bridge = _RNNBridge(model).eval()
-        _export(predictor, bridge, _bridge_example(model, bridge), folder / "bridge.onnx")
-        encoder = _rnn_encoder(predictor, folder / "bridge.onnx", folder / "encoder.onnx", bridge.names)
+        encoder = _rnn_encoder(model, folder / "decoder.onnx", folder / "encoder.onnx")
     else:
         encoder = _export(predictor, _TransformerEncoder(model).eval(), examples["encoder"], folder / "encoder.onnx")
-    decoder = _export(predictor, step_module, examples["decoder"], folder / "decoder.onnx")
     spec = {"encoder": {"file": "encoder.onnx", **encoder},
             "decoder": {"file": "decoder.onnx", **decoder, "feeds": step_module.names[0]},
             "source": {"tokenizer": "tokenizer.json", "preprocess": "preprocess.json",
@@ -150,7 +126,8 @@ def write(predictor, folder: Path, X, *, adapters_only: bool = False) -> dict:
     from modelladder.verbs.export_onnx import OPSET
 
     return {"exporter": f"torch.onnx (dynamo, opset {OPSET}) torch {torch.__version__}"
-                        + (" + ONNX LSTM / GRU nodes with sequence_lens (the encoder's recurrence)" if rnn else ""),
+                        + (" (the decoder); the RNN encoder written as ONNX nodes, LSTM / GRU with sequence_lens"
+                           if rnn else ""),
             "graphs": {"encoder.onnx": encoder, "decoder.onnx": decoder}, "decoding": "greedy (seq2seq.json)",
             "run_decoding": {"beam": predictor.cfg.eval.beam, "length_penalty": predictor.cfg.eval.length_penalty},
             "beside": ["seq2seq.json", *beside], "runtime": {"runtime": f"onnxruntime {onnxruntime.__version__}"},
@@ -200,17 +177,6 @@ def _described(names, values, axes) -> list[dict]:
              "shape": [a or int(s) for a, s in zip(axes[n], v.shape)]} for n, v in zip(names, values)]
 
 
-def _bridge_example(model, bridge) -> dict:
-    """Example inputs of the RNN's bridge: encoded (batch 3, source 7, hidden), finals (layers * directions, 3, H/d)."""
-    from torch.export import Dim
-
-    hidden = model.bridge.in_features
-    batch, source = Dim("batch", min=1, max=1 << 20), Dim("source", min=1, max=1 << 16)
-    finals = [torch.randn(model.layers * model.directions, 3, hidden // model.directions) for _ in bridge.inputs[1:]]
-    return {"args": (torch.randn(3, 7, hidden), *finals), "inputs": [{"name": n} for n in bridge.inputs],
-            "shapes": ({0: batch, 1: source}, tuple({1: batch} for _ in finals)), "outputs": bridge.names}
-
-
 def _export(predictor, module: nn.Module, example: dict, path: Path) -> dict:
     """Trace `module` to `path`; the graph's inputs and outputs as export.json describes them."""
     from modelladder.verbs.export_onnx import OPSET, _check_dynamic, quiet_exporter
@@ -227,83 +193,99 @@ def _export(predictor, module: nn.Module, example: dict, path: Path) -> dict:
             raise InputError(f"model {predictor.cfg.model.name} could not be traced for ONNX ({path.name}): "
                              f"{lines[-1] if lines else type(err).__name__}") from None
         program.save(str(path), external_data=False)
-    if "shape" in example["inputs"][0]:
-        _check_dynamic(predictor, path, example["inputs"])
+    _check_dynamic(predictor, path, example["inputs"])
     return {"inputs": example["inputs"], "outputs": example["outputs"]}
-
-
-def _rnn_encoder(predictor, bridge_path: Path, path: Path, outputs: list[str]) -> dict:
-    """encoder.onnx of an RNN: the embedding and every encoder layer as ONNX nodes (_recurrent_graph), then the
-    traced bridge (bridge_path, removed); its description."""
-    import onnx
-    from onnx import compose
-
-    bridge = onnx.load(str(bridge_path))
-    recurrent = _recurrent_graph(predictor.model, bridge)
-    merged = compose.merge_models(recurrent, bridge, io_map=[(i.name, i.name) for i in bridge.graph.input])
-    onnx.checker.check_model(merged)
-    onnx.save(merged, str(path))
-    bridge_path.unlink()
-    inputs = [{"name": n, "dtype": "int64", "shape": ["batch", "source"]} for n in ("input_ids", "attention_mask")]
-    return {"inputs": inputs, "outputs": outputs}
 
 
 GATES = {"lstm": [0, 3, 1, 2], "gru": [1, 0, 2]}  # torch's gate blocks (i f g o / r z n) in ONNX's order (i o f c / z r h)
 
 
-def _recurrent_graph(model, like):
-    """input_ids, attention_mask -> encoded (batch, source, hidden), final_h [final_c] (layers * directions, batch,
-    hidden / directions): torch's encoder (model.encoder, batch first) as ONNX LSTM / GRU nodes given each row's
-    length (sequence_lens), which stop its recurrence at the row's last token, as packing does, and give zeros on
-    padding. Weights are reordered to ONNX's gate order. `like`: the model whose opsets and IR version it takes."""
+def _rnn_encoder(model, like: Path, path: Path) -> dict:
+    """encoder.onnx of a seq2seq_rnn, written node by node (module docstring): input_ids, attention_mask -> memory
+    (batch, source, hidden), keys (with attention), h [and c] (batch, layers, hidden), as Seq2SeqRNN.start; the
+    opsets and IR version of the graph `like`. Its description for seq2seq.json."""
+    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     rnn, lstm = model.encoder, model.lstm
     gates, order = (4 if lstm else 3), GATES["lstm" if lstm else "gru"]
-    size, directions = rnn.hidden_size, model.directions
+    size, directions, layers = rnn.hidden_size, model.directions, model.layers
+    hidden = size * directions
+    init, nodes = [], []
 
-    def reorder(w):  # (gates * size, ...) -> the same blocks in ONNX's order
-        blocks = w.detach().float().numpy().reshape(gates, size, *w.shape[1:])
+    def const(name: str, value) -> str:
+        init.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    def weight(t) -> np.ndarray:
+        return t.detach().float().numpy()
+
+    def reorder(w):  # (gates * size, ...) -> the same blocks in ONNX's gate order
+        blocks = weight(w).reshape(gates, size, *w.shape[1:])
         return blocks[order].reshape(gates * size, *w.shape[1:])
 
-    init = [numpy_helper.from_array(model.source_embed.weight.detach().float().numpy(), "rnn_embedding"),
-            numpy_helper.from_array(np.array([1], np.int64), "rnn_axis"),
-            numpy_helper.from_array(np.array([0, 0, -1], np.int64), "rnn_merge_shape")]
-    nodes = [helper.make_node("Gather", ["rnn_embedding", "input_ids"], ["rnn_embedded"]),
-             helper.make_node("Transpose", ["rnn_embedded"], ["rnn_x0"], perm=[1, 0, 2]),  # (source, batch, embed)
-             helper.make_node("ReduceSum", ["attention_mask", "rnn_axis"], ["rnn_lengths64"], keepdims=0),
-             helper.make_node("Cast", ["rnn_lengths64"], ["rnn_lengths"], to=TensorProto.INT32)]
-    finals = {"h": [], "c": []}
-    x = "rnn_x0"
-    for layer in range(model.layers):
+    def linear(x: str, layer: nn.Linear, out: str) -> None:
+        nodes.append(helper.make_node("MatMul", [x, const(f"{out}_weight", weight(layer.weight).T.copy())],
+                                      [out if layer.bias is None else f"{out}_product"]))
+        if layer.bias is not None:
+            nodes.append(helper.make_node("Add", [f"{out}_product", const(f"{out}_bias", weight(layer.bias))], [out]))
+
+    nodes += [helper.make_node("Gather", [const("embedding", weight(model.source_embed.weight)), "input_ids"],
+                               ["embedded"]),
+              helper.make_node("Transpose", ["embedded"], ["x0"], perm=[1, 0, 2]),  # (source, batch, embed)
+              helper.make_node("ReduceSum", ["attention_mask", const("axis1", np.array([1], np.int64))],
+                               ["lengths64"], keepdims=0),
+              helper.make_node("Cast", ["lengths64"], ["lengths"], to=TensorProto.INT32)]
+    finals: dict[str, list[str]] = {"h": [], "c": []}
+    x, join = "x0", const("join_shape", np.array([0, 0, -1], np.int64))
+    for layer in range(layers):
         suffixes = ("", "_reverse")[:directions]
         W = np.stack([reorder(getattr(rnn, f"weight_ih_l{layer}{s}")) for s in suffixes])
         R = np.stack([reorder(getattr(rnn, f"weight_hh_l{layer}{s}")) for s in suffixes])
         B = np.stack([np.concatenate([reorder(getattr(rnn, f"bias_ih_l{layer}{s}")),
                                       reorder(getattr(rnn, f"bias_hh_l{layer}{s}"))]) for s in suffixes])
-        names = [f"rnn_W{layer}", f"rnn_R{layer}", f"rnn_B{layer}"]
-        init += [numpy_helper.from_array(a.astype(np.float32), n) for a, n in zip((W, R, B), names)]
-        outs = [f"rnn_Y{layer}", f"rnn_h{layer}", *([f"rnn_c{layer}"] if lstm else [])]
+        names = [const(f"W{layer}", W), const(f"R{layer}", R), const(f"B{layer}", B)]
+        outs = [f"Y{layer}", f"h{layer}", *([f"c{layer}"] if lstm else [])]
         extra = {} if lstm else {"linear_before_reset": 1}  # torch's GRU applies r after the hidden's linear map
-        nodes.append(helper.make_node("LSTM" if lstm else "GRU", [x, *names, "rnn_lengths"], outs, hidden_size=size,
+        nodes.append(helper.make_node("LSTM" if lstm else "GRU", [x, *names, "lengths"], outs, hidden_size=size,
                                       direction="bidirectional" if directions == 2 else "forward", **extra))
         # Y (source, directions, batch, size) -> (source, batch, directions * size): the directions' outputs joined
-        nodes += [helper.make_node("Transpose", [outs[0]], [f"rnn_Yt{layer}"], perm=[0, 2, 1, 3]),
-                  helper.make_node("Reshape", [f"rnn_Yt{layer}", "rnn_merge_shape"], [f"rnn_x{layer + 1}"])]
-        x = f"rnn_x{layer + 1}"
+        nodes += [helper.make_node("Transpose", [outs[0]], [f"Yt{layer}"], perm=[0, 2, 1, 3]),
+                  helper.make_node("Reshape", [f"Yt{layer}", join], [f"x{layer + 1}"])]
+        x = f"x{layer + 1}"
         finals["h"].append(outs[1])
         if lstm:
             finals["c"].append(outs[2])
-    nodes.append(helper.make_node("Transpose", [x], ["encoded"], perm=[1, 0, 2]))
-    outputs = [helper.make_tensor_value_info("encoded", TensorProto.FLOAT, ["batch", "source", directions * size])]
-    for name in ("h", "c")[: 2 if lstm else 1]:  # every layer's (directions, batch, size), layer after layer
-        nodes.append(helper.make_node("Concat", finals[name], [f"final_{name}"], axis=0))
-        outputs.append(helper.make_tensor_value_info(f"final_{name}", TensorProto.FLOAT,
-                                                     [model.layers * directions, "batch", size]))
+    nodes.append(helper.make_node("Transpose", [x], ["memory"], perm=[1, 0, 2]))  # (batch, source, hidden)
+    outputs = ["memory"]
+    if model.attention != "none":
+        linear("memory", model.key, "keys")
+        outputs.append("keys")
+    # each layer's (directions, batch, size) -> (batch, layers, directions * size) -> the bridge
+    split = const("split_shape", np.array([layers, directions, -1, size], np.int64))
+    merge = const("merge_shape", np.array([0, layers, hidden], np.int64))
+    for name in ("h", "c")[: 2 if lstm else 1]:
+        nodes += [helper.make_node("Concat", finals[name], [f"final_{name}"], axis=0),
+                  helper.make_node("Reshape", [f"final_{name}", split], [f"split_{name}"]),
+                  helper.make_node("Transpose", [f"split_{name}"], [f"batch_first_{name}"], perm=[2, 0, 1, 3]),
+                  helper.make_node("Reshape", [f"batch_first_{name}", merge], [f"joined_{name}"])]
+        linear(f"joined_{name}", model.bridge, f"bridged_{name}" if name == "h" else name)
+        if name == "h":
+            nodes.append(helper.make_node("Tanh", ["bridged_h"], ["h"]))
+        outputs.append(name)
+    shapes = {"memory": ["batch", "source", hidden], "keys": ["batch", "source", hidden],
+              "h": ["batch", layers, hidden], "c": ["batch", layers, hidden]}
     inputs = [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "source"])
               for n in ("input_ids", "attention_mask")]
-    graph = helper.make_graph(nodes, "encoder", inputs, outputs, init)
-    return helper.make_model(graph, opset_imports=list(like.opset_import), ir_version=like.ir_version)
+    graph = helper.make_graph(nodes, "encoder", inputs,
+                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, shapes[n]) for n in outputs], init)
+    reference = onnx.load(str(like), load_external_data=False)
+    encoder = helper.make_model(graph, opset_imports=[o for o in reference.opset_import if o.domain == ""],
+                                ir_version=reference.ir_version, producer_name="modelladder")
+    onnx.checker.check_model(encoder, full_check=True)
+    onnx.save(encoder, str(path))
+    return {"inputs": [{"name": n, "dtype": "int64", "shape": ["batch", "source"]}
+                       for n in ("input_ids", "attention_mask")], "outputs": outputs}
 
 
 # ---------------------------------------------------------------- the check
