@@ -123,6 +123,9 @@ def test_letter_to_sound_is_refused_with_its_reason(tmp_path, capsys):
     run = config_only(tmp_path / "l2s", {"name": "letter_to_sound"})
     assert export(run, "onnx", tmp_path / "out") == 2
     assert "model letter_to_sound cannot be exported to ONNX: its letter-window tree" in capsys.readouterr().err
+    assert export(run, "torch", tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert "model letter_to_sound is a scikit-learn rung: it has no state dict" in err and "--format onnx" not in err
     assert not (tmp_path / "out").exists()
 
 

@@ -53,8 +53,10 @@ def hf_refusal(cfg) -> str | None:
 def torch_refusal(cfg) -> str | None:
     """Why a run with config `cfg` has no torch export; None when it has one."""
     if lookup(MODELS, "model.name", cfg.model.name).family == "classic":
+        from modelladder.verbs.export_onnx import refusal as onnx_refusal
+
         return (f"model {cfg.model.name} is a scikit-learn rung: it has no state dict (its run's model.skops is its "
-                "file); use --format onnx")
+                "file)" + ("; use --format onnx" if onnx_refusal(cfg) is None else ""))
     if cfg.task.name in PRETRAIN_TASKS:
         return (f"a `ladder pretrain` run (task {cfg.task.name}) is not supported by --format torch yet: its "
                 "model.safetensors is already the state dict")
