@@ -61,7 +61,9 @@ def main(args) -> int:
           f"(tolerance {check['tolerance']:.0e})"
           + (f", argmax agreement {check['argmax_agreement']:.0%}" if "argmax_agreement" in check else "")
           + (f", output sequences ({check['decoding']}) agree on {check['sequence_agreement']:.0%}" if "sequence_agreement" in check
-             else ""))
+             else "")
+          + (f" (beam {check['beam_search']['beam']}, the run's decoding: {check['beam_search']['sequence_agreement']:.1%})"
+             if "beam_search" in check else ""))
     return 0
 
 

@@ -22,7 +22,9 @@ gives zeros on padding, as packing does; then the bridge to the decoder's first 
 
 The check (export.json "verification"): the exported folder decodes the run's test split (a seeded sample of at
 most 2,000) greedily; every output sequence must equal ours, and the logits of every step, fed the same tokens in
-lockstep with our model, within VALUE_TOLERANCE x max(1, max |logit|).
+lockstep with our model, within VALUE_TOLERANCE x max(1, max |logit|). A run evaluated with beam search (eval.beam)
+is also decoded so over the graphs (verbs/onnx_seq2seq.py beam_ids) and its agreement with the run's own outputs
+recorded under "beam_search": not required, since two hypotheses' scores within float error may rank apart.
 """
 
 from __future__ import annotations
@@ -318,8 +320,15 @@ def check(predictor, folder: Path, X, max_length: int) -> Comparison:
         theirs.extend(runtime.text(row) for row in runtime.greedy_ids(batch, on_step))
     if not ours_logits:
         raise ExportMismatch("there is no test example to check the export on")
-    same = np.array([a == b for a, b in zip(ours, theirs)])
-    return SequenceComparison("values", np.concatenate(ours_logits), np.concatenate(their_logits),
-                              {"compared_what": "logits of every greedy step", "decoding": "greedy",
-                               "sequence_agreement": float(same.mean()) if len(same) else 1.0,
-                               "sequences_differing": int((~same).sum())})
+    extra = {"compared_what": "logits of every greedy step", "decoding": "greedy", **_agreement(ours, theirs)}
+    beam, penalty = predictor.cfg.eval.beam, predictor.cfg.eval.length_penalty
+    if beam > 1:  # the run's own decoding over the same graphs: recorded, not required (near-ties may rank apart)
+        theirs = runtime.translate(sources, BATCH, beam=beam, length_penalty=penalty)
+        extra["beam_search"] = {"beam": beam, "length_penalty": penalty,
+                                **_agreement(predictor.sequences(np.asarray(X, dtype=object)), theirs)}
+    return SequenceComparison("values", np.concatenate(ours_logits), np.concatenate(their_logits), extra)
+
+
+def _agreement(ours, theirs) -> dict:
+    same = np.array([a == b for a, b in zip(ours, theirs)], dtype=bool)
+    return {"sequence_agreement": float(same.mean()) if len(same) else 1.0, "sequences_differing": int((~same).sum())}

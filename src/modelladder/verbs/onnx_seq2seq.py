@@ -11,10 +11,13 @@ set) and seq2seq.json, which names the graphs' inputs and outputs and the decodi
 - greedy: start from <s>, take the argmax, stop a row at </s> (then feed it <pad>), stop all at `max_length`
   steps; the output is the symbols before the first </s>, special tokens left out, joined by spaces.
 
+`beam_ids` / `translate(..., beam=5)` run the beam search of models/seq2seq_decode.py over the same graphs (the
+export's check compares it with the run's own decoding and records the agreement; greedy is what it must match).
 This file imports nothing of modelladder: copy it beside an export to run it elsewhere.
 
     decoder = OnnxSeq2Seq("exports/g2p")
     decoder.translate(["ladder", "export"])     # ['L AE1 D ER0', 'EH1 K S P AO0 R T']
+    decoder.translate(["ladder"], beam=5)
 """
 
 from __future__ import annotations
@@ -92,6 +95,41 @@ class OnnxSeq2Seq:
                 break
         return np.stack(out, axis=1) if out else np.zeros((batch, 0), np.int64)
 
+    def beam_ids(self, sources: list[str], beam: int, length_penalty: float = 1.0) -> np.ndarray:
+        """(batch, steps) token ids: the best of `beam` hypotheses per source, as models/seq2seq_decode.py's beam
+        search ranks them (summed log-probabilities; an ended hypothesis extended by <pad> at no cost; finished
+        ones ranked by score / length ** length_penalty, length in tokens with </s>)."""
+        input_ids, attention_mask = self.tokenize(sources)
+        batch = len(input_ids)
+        rows = np.repeat(np.arange(batch), beam)
+        state = {k: v[rows] for k, v in self.start(input_ids, attention_mask).items()}
+        scores = np.zeros((batch, beam), np.float32)
+        scores[:, 1:] = -np.inf  # the first step expands one hypothesis, not `beam` copies of it
+        previous = np.full(batch * beam, self.bos, np.int64)
+        prefix = tokens = np.zeros((batch * beam, 0), np.int64)
+        for _ in range(self.spec["max_length"]):
+            prefix = np.concatenate([prefix, previous[:, None]], axis=1)
+            logits = self.step(prefix if self.feeds == "prefix" else previous, state).astype(np.float32)
+            shifted = logits - logits.max(-1, keepdims=True)
+            logp = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+            ended = (previous == self.eos) | (previous == self.pad)
+            logp[ended] = -np.inf
+            logp[ended, self.pad] = 0.0  # an ended hypothesis keeps its score
+            vocab = logp.shape[-1]
+            flat = (scores.reshape(-1, 1) + logp).reshape(batch, beam * vocab)
+            index = np.argsort(-flat, axis=1, kind="stable")[:, :beam]
+            scores = np.take_along_axis(flat, index, axis=1)
+            rows = (np.arange(batch)[:, None] * beam + index // vocab).reshape(-1)
+            previous = (index % vocab).reshape(-1).astype(np.int64)
+            tokens = np.concatenate([tokens[rows], previous[:, None]], axis=1)
+            prefix = prefix[rows]
+            state = {k: v[rows] for k, v in state.items()}
+            if ((previous == self.eos) | (previous == self.pad)).all():
+                break
+        lengths = np.maximum((tokens != self.pad).sum(1), 1).reshape(batch, beam).astype(np.float32)
+        best = (scores / lengths ** length_penalty).argmax(1)
+        return tokens.reshape(batch, beam, -1)[np.arange(batch), best]
+
     def text(self, ids) -> str:
         """Symbol ids up to the first </s> as a space-separated string, special tokens left out."""
         symbols = []
@@ -102,10 +140,14 @@ class OnnxSeq2Seq:
                 symbols.append(self.vocab[int(i)])
         return " ".join(symbols)
 
-    def translate(self, sources: list[str], batch_size: int = 256) -> list[str]:
+    def translate(self, sources: list[str], batch_size: int = 256, beam: int = 1,
+                  length_penalty: float = 1.0) -> list[str]:
         """Output strings for cleaned source strings (as preprocess.json cleans them: stripped, lower-cased where
-        the run's data was), decoded greedily in batches of `batch_size`."""
+        the run's data was), decoded greedily (beam 1, the rule the export is checked with) or by beam search, in
+        batches of `batch_size`."""
         out = []
         for i in range(0, len(sources), batch_size):
-            out.extend(self.text(row) for row in self.greedy_ids(sources[i:i + batch_size]))
+            batch = sources[i:i + batch_size]
+            ids = self.greedy_ids(batch) if beam == 1 else self.beam_ids(batch, beam, length_penalty)
+            out.extend(self.text(row) for row in ids)
         return out
