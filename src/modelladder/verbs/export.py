@@ -7,7 +7,8 @@ sample of at most 2,000 examples for larger splits) next to our own Predictor, a
 to DIR/export.json. Only when the outputs agree within the stated tolerance and every argmax is the same is the
 folder renamed to DIR; otherwise nothing is left behind and the command exits 1. A run that cannot be exported
 in the format asked is an InputError (exit 2) saying why, given before any data is read. The formats live in
-verbs/export_onnx.py (onnx), verbs/export_hf.py (hf and torch) and verbs/export_lm.py (hf for hf_causal_lm),
+verbs/export_onnx.py (onnx; verbs/export_seq2seq.py for seq2seq networks: two graphs and greedy decoding, checked
+by output sequence), verbs/export_hf.py (hf and torch) and verbs/export_lm.py (hf for hf_causal_lm),
 imported only when asked for; what they share (the comparison and its tolerances, the test inputs) in
 verbs/export_check.py.
 """
@@ -58,7 +59,11 @@ def main(args) -> int:
     print(f"exported {args.run} ({record['model']}) as {args.format} to {out}: {check['runtime']} on "
           f"{check['n']} {check['split']} examples, max |diff| of {check['compared']} {check['max_abs_diff']:.2e} "
           f"(tolerance {check['tolerance']:.0e})"
-          + (f", argmax agreement {check['argmax_agreement']:.0%}" if "argmax_agreement" in check else ""))
+          + (f", argmax agreement {check['argmax_agreement']:.0%}" if "argmax_agreement" in check else "")
+          + (f", output sequences ({check['decoding']}) agree on {check['sequence_agreement']:.0%}" if "sequence_agreement" in check
+             else "")
+          + (f" (beam {check['beam_search']['beam']}, the run's decoding: {check['beam_search']['sequence_agreement']:.1%})"
+             if "beam_search" in check else ""))
     return 0
 
 
@@ -70,7 +75,8 @@ def refusal(cfg, fmt: str) -> str | None:
 def export_run(predictor, fmt: str, out: Path, *, adapters_only: bool = False) -> dict:
     """Write the export of `predictor`'s run to `out` through a temporary folder; its export.json record.
     Raises InputError when the run cannot be exported to `fmt`, ExportMismatch when the check fails."""
-    writer = _function(WRITERS[fmt])
+    seq2seq = fmt == "onnx" and predictor.cfg.task.name == "seq2seq"  # two graphs and a decoding rule
+    writer = _function("export_seq2seq:write" if seq2seq else WRITERS[fmt])
 
     def build(tmp: Path) -> dict:
         X, split, n_split = check_inputs(predictor)
@@ -99,7 +105,9 @@ def staged(out: Path, header: dict, build) -> dict:
         if not check["passed"]:
             raise ExportMismatch(f"max |diff| of {check['compared']} {check['max_abs_diff']:.3g} on {check['n']} "
                                  f"{check['split']} examples (tolerance {check['tolerance']:.0e}), argmax agreement "
-                                 f"{check.get('argmax_agreement', 1.0):.2%}")
+                                 f"{check.get('argmax_agreement', 1.0):.2%}"
+                                 + (f", output sequences ({check['decoding']}) agree on {check['sequence_agreement']:.2%} "
+                                    f"({check['sequences_differing']} differ)" if "sequence_agreement" in check else ""))
         record["files"] = sorted(p.name for p in tmp.iterdir()) + ["export.json"]
         write_json(tmp / "export.json", record)
         if out.exists():

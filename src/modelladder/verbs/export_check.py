@@ -44,6 +44,16 @@ class Comparison:
         return record
 
 
+class SequenceComparison(Comparison):
+    """A seq2seq export: values compared as Comparison does (step logits, or the state dict's tensors), and every
+    output sequence, whose agreement (extra "sequence_agreement") must be 1."""
+
+    def record(self) -> dict:
+        record = super().record()
+        record["passed"] = bool(record["passed"] and record["sequence_agreement"] == 1.0)
+        return record
+
+
 def check_inputs(predictor) -> tuple[np.ndarray, str, int]:
     """The run's test split as the model sees it (preprocessed features, cleaned texts), at most SAMPLE of them
     (a seeded sample); the split's name and full size."""

@@ -31,7 +31,7 @@ from modelladder.errors import InputError
 from modelladder.models.build import build_model
 from modelladder.registry import MODELS, PRETRAIN_TASKS, TASKS, lookup
 from modelladder.runs import write_json
-from modelladder.verbs.export_check import Comparison, copy_beside, hf_runtime
+from modelladder.verbs.export_check import Comparison, SequenceComparison, copy_beside, hf_runtime
 
 BATCH = 64
 
@@ -53,13 +53,13 @@ def hf_refusal(cfg) -> str | None:
 def torch_refusal(cfg) -> str | None:
     """Why a run with config `cfg` has no torch export; None when it has one."""
     if lookup(MODELS, "model.name", cfg.model.name).family == "classic":
+        from modelladder.verbs.export_onnx import refusal as onnx_refusal
+
         return (f"model {cfg.model.name} is a scikit-learn rung: it has no state dict (its run's model.skops is its "
-                "file); use --format onnx")
+                "file)" + ("; use --format onnx" if onnx_refusal(cfg) is None else ""))
     if cfg.task.name in PRETRAIN_TASKS:
         return (f"a `ladder pretrain` run (task {cfg.task.name}) is not supported by --format torch yet: its "
                 "model.safetensors is already the state dict")
-    if cfg.task.name == "seq2seq":
-        return "a sequence-to-sequence run (task seq2seq) is not supported by --format torch yet"
     return None
 
 
@@ -170,8 +170,15 @@ def write_torch(predictor, folder: Path, X, *, adapters_only: bool = False) -> d
     state = {k: v.detach().contiguous() for k, v in predictor.model.state_dict().items()}
     save_file(state, str(folder / "model.safetensors"))
     config = {"model": predictor.cfg.model.model_dump(mode="json"), "input_shape": predictor.preprocess["input_shape"],
-              "n_outputs": len(predictor.classes) or 1, "task": predictor.cfg.task.name, "classes": predictor.classes,
+              "n_outputs": _n_outputs(predictor), "task": predictor.cfg.task.name, "classes": predictor.classes,
               "seed": predictor.cfg.seed}
+    if predictor.preprocess["kind"] == "seq2seq":  # what models/seq2seq_decode.py translate needs besides the model
+        from modelladder.data.seq2seq import decoding_length
+
+        transform = predictor.preprocess["transform"]
+        config.update(target_vocab=transform["target_vocab"],
+                      decoding={"beam": predictor.cfg.eval.beam, "length_penalty": predictor.cfg.eval.length_penalty,
+                                "max_length": decoding_length(transform)})
     write_json(folder / "config.json", config)
     beside = copy_beside(predictor, folder)
     # the check: what a torch user does with these two files
@@ -188,16 +195,33 @@ def write_torch(predictor, folder: Path, X, *, adapters_only: bool = False) -> d
             "runtime": {"runtime": f"torch {torch.__version__} + safetensors"}, "comparison": comparison}
 
 
+def _n_outputs(predictor) -> int:
+    """The network's output width: its classes, a seq2seq run's target vocabulary (preprocess.json), or 1."""
+    return len(predictor.classes) or len(predictor.preprocess["transform"].get("target_vocab", ())) or 1
+
+
 def _compare_rebuilt(predictor, rebuilt, X) -> Comparison:
     from modelladder.serve.predictor import Predictor
 
+    if predictor.preprocess["kind"] == "seq2seq":  # the tensors, and the decoded outputs (the run's eval.beam)
+        copy_ = Predictor(predictor.cfg, rebuilt, predictor.preprocess, predictor.run_dir, predictor.encoder)
+        ours, theirs = predictor.sequences(X), copy_.sequences(X)
+        same = np.array([a == b for a, b in zip(ours, theirs)])
+        return SequenceComparison("values", *_flat_states(predictor.model, rebuilt),
+                                  {"compared_what": "every tensor of the state dict, and the decoded outputs",
+                                   "decoding": f"beam {predictor.cfg.eval.beam}",
+                                   "sequence_agreement": float(same.mean()) if len(same) else 1.0,
+                                   "sequences_differing": int((~same).sum())})
     if lookup(TASKS, "task.name", predictor.cfg.task.name).predicts:
         copy_ = Predictor(predictor.cfg, rebuilt, predictor.preprocess, predictor.run_dir, predictor.encoder)
         return _compare_outputs(predictor, X, copy_.logits(X) if predictor.classes else _standardised(copy_, X))
     # a model that makes no predictions (autoencoder, VAE, GAN): every tensor must come back as it was
-    ours, theirs = predictor.model.state_dict(), rebuilt.state_dict()
-    flat = [torch.cat([t.flatten().double() for t in sd.values()]).numpy() for sd in (ours, theirs)]
-    return Comparison("values", flat[0][None], flat[1][None], {"compared_what": "every tensor of the state dict"})
+    return Comparison("values", *_flat_states(predictor.model, rebuilt), {"compared_what": "every tensor of the state dict"})
+
+
+def _flat_states(model, rebuilt) -> list[np.ndarray]:
+    """Both models' state dicts, every tensor flattened into one row (1, N) each."""
+    return [torch.cat([t.flatten().double() for t in m.state_dict().values()]).numpy()[None] for m in (model, rebuilt)]
 
 
 def _standardised(predictor, X) -> np.ndarray:

@@ -10,8 +10,10 @@ What the graph takes and gives, by rung (export.json repeats it under "inputs" /
 - autoencoder / vae runs trained to reconstruct: the encoder, `x` -> `code` (the VAE's mean of q(z|x));
 - scikit-learn rungs: `x` float32 (batch, features), the features flattened; `label` and `probabilities`
   (classes the rung saw in training), or `variable` for a regression.
+- seq2seq networks: an encoder and a one-step decoder graph with seq2seq.json (verbs/export_seq2seq.py).
 Refused (InputError): gan, simclr, clip, hf_causal_lm and `ladder pretrain` runs (no classifier or encoder
-graph to export: hf_causal_lm exports with --format hf), the TF-IDF rungs and hist_gb (see REFUSED).
+graph to export: hf_causal_lm exports with --format hf), the TF-IDF rungs, hist_gb and letter_to_sound (see
+REFUSED).
 """
 
 from __future__ import annotations
@@ -43,13 +45,13 @@ REFUSED = {
     "simclr": "a SimCLR run's export is not supported yet: fine-tune a classifier from it and export that",
     "clip": "a CLIP run takes images and captions together: its export is not supported yet",
     "hf_causal_lm": "a causal language model is exported as a Hugging Face folder: use --format hf",
+    "letter_to_sound": "its letter-window tree could go through skl2onnx, but the letter-to-phoneme alignment and "
+                       "the decoding around it are this project's Python: a graph of the tree alone would not "
+                       "convert a word (its run's model.skops, loaded with `ladder predict`, does)",
 }
 
 
-REFUSED_TASKS = {
-    "seq2seq": "a sequence-to-sequence run decodes one token at a time (greedy or beam search): its export is not "
-               "supported yet",
-}
+REFUSED_TASKS: dict[str, str] = {}  # task seq2seq: an encoder and a decoder-step graph (verbs/export_seq2seq.py)
 
 
 def refusal(cfg) -> str | None:

@@ -53,6 +53,9 @@ def load_predictor(run_dir: Path, backend: str = "torch", quantize: str | None =
 
     cfg = read_run_config(run_dir, "RUN")
     refused = refusal(cfg, "onnx")
+    if cfg.task.name == "seq2seq" and not refused:  # its export is two graphs and a decoding loop, not one graph
+        refused = ("a seq2seq run's export (an encoder and a decoder-step graph, greedy decoding: "
+                   "verbs/onnx_seq2seq.py) is not served yet: serve it with --backend torch")
     if refused:
         raise InputError(f"--backend onnxruntime serves the run's ONNX export, and {refused}")
     if not lookup(TASKS, "task.name", cfg.task.name).predicts:
