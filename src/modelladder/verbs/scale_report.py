@@ -17,8 +17,8 @@ def print_scale(root: Path, runs: pd.DataFrame, result: dict) -> None:
     table = pd.DataFrame({
         "budget": runs["budget"].map("{:.3g}".format), "size": runs["size"], "N": runs["n_params"],
         "D (tokens)": runs["tokens"], "steps": runs["steps"], "FLOPs": runs["flops"].map("{:.3g}".format),
-        "loss": runs["loss"].map(lambda v: f"{v:.4f}" if v == v else "-"),
-        "seconds": runs["train_seconds"].map(lambda v: f"{v:.0f}" if v == v else "-"),
+        "loss": runs["loss"].map(lambda v: f"{v:.4f}" if pd.notna(v) else "-"),
+        "seconds": runs["train_seconds"].map(lambda v: f"{v:.0f}" if pd.notna(v) else "-"),
     })
     print(table.to_string(index=False))
     for _, row in runs[runs["error"].notna()].iterrows():
