@@ -131,7 +131,8 @@ def compute_optimal(law: Law, budget: float, per_token: Callable[[float], float]
 
 def isoflop_minima(budget, n, loss) -> list[dict]:
     """Approach 2, first half: per budget with at least 3 sizes, the parabola loss = c0 + c1 x + c2 x^2 in
-    x = log N and its minimum; a budget whose parabola opens downwards (no minimum) is reported without one."""
+    x = log N and its minimum; a budget whose parabola opens downwards, or has its minimum outside the sizes
+    trained there (an extrapolation), is reported without one, and why."""
     budget, n, loss = (np.asarray(v, np.float64) for v in (budget, n, loss))
     out = []
     for c in np.unique(budget):
@@ -139,9 +140,14 @@ def isoflop_minima(budget, n, loss) -> list[dict]:
         if len(np.unique(n[here])) < 3:
             continue
         c2, c1, c0 = np.polyfit(np.log(n[here]), loss[here], 2)
-        row = {"budget": float(c), "parabola": [float(c0), float(c1), float(c2)], "n_opt": None, "loss_opt": None}
-        if c2 > 0:
-            x = -c1 / (2 * c2)
+        row = {"budget": float(c), "parabola": [float(c0), float(c1), float(c2)], "n_opt": None, "loss_opt": None,
+               "why_none": None}
+        x = -c1 / (2 * c2) if c2 > 0 else None
+        if x is None:
+            row["why_none"] = "the parabola opens downwards"
+        elif not n[here].min() <= np.exp(x) <= n[here].max():
+            row["why_none"] = f"the parabola's minimum, N = {np.exp(x):,.0f}, lies outside the sizes trained"
+        else:
             row.update(n_opt=float(np.exp(x)), loss_opt=float(c0 + c1 * x + c2 * x * x))
         out.append(row)
     return out

@@ -92,7 +92,7 @@ def train_runs(runs: list[GridRun], data: PretrainData, executor, *, resume: boo
     if not todo:
         return {}
     for r in todo:
-        print(f"training {r.folder}: N={r.n_params:,}, {r.tokens:,} tokens, {r.steps:,} steps")
+        print(f"to train: {r.folder} (N={r.n_params:,}, {r.tokens:,} tokens, {r.steps:,} steps)")
     shared = None if executor.parallel else data  # a Ray task reads the cached token files itself
     jobs = [Job(run_task, (r.cfg, r.folder, shared, resume, windows, executor.parallel), r.cfg) for r in todo]
     outcomes = executor.run(jobs)

@@ -1,0 +1,63 @@
+"""The scale: section of a `ladder scale` config: every problem named by its field, exit 2 from the command, no
+folder made."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from modelladder.config import validate_scale
+from modelladder.errors import InputError
+from tests.e2e.helpers import ladder
+
+BASE = {
+    "name": "s",
+    "data": {"dataset": "text", "path": "corpus.txt", "split": {"val": 0.2}},
+    "model": {"name": "transformer", "causal": True, "vocab_size": 40, "max_length": 16, "dim": 16, "depth": 1,
+              "heads": 1, "dropout": 0.0, "tokenizer": {"kind": "char"}},
+    "task": {"name": "causal_lm"},
+    "train": {"batch_size": 4, "progress": False},
+}
+
+
+def problems(scale) -> str:
+    with pytest.raises(InputError) as err:
+        validate_scale({**BASE, "scale": scale})
+    return "\n".join(err.value.problems)
+
+
+def test_a_good_section_validates():
+    base, scale = validate_scale({**BASE, "scale": {"sizes": [{"dim": 16, "depth": 1}, {"dim": 32, "depth": 1}],
+                                                     "budgets": ["1e8", 3e8]}})
+    assert base.model.name == "transformer" and scale.budgets == [1e8, 3e8] and scale.head_dim == 16
+
+
+def test_bad_fields_are_named():
+    text = problems({"sizes": [{"dim": 16, "depth": 0}], "budgets": [1e8, -1], "windows": 0, "bootstap": 3})
+    assert "scale.sizes[0].depth must be > 0, got 0" in text
+    assert "scale.budgets[1] must be > 0, got -1" in text
+    assert "scale.windows must be > 0, got 0" in text
+    assert "unknown key scale.bootstap (did you mean 'bootstrap'?)" in text
+
+
+def test_the_grid_must_be_one_of_sizes_or_params():
+    assert "scale.sizes (width/depth pairs) or as scale.params" in problems({"budgets": [1e8, 1e9]})
+    assert "not multiples of scale.head_dim 16" in problems({"sizes": [{"dim": 24, "depth": 1}], "budgets": [1, 2]})
+    assert "scale.budgets lists the same value twice" in problems({"params": [1000], "budgets": [1e8, 1e8]})
+    assert "scale.budgets list should have at least 2 items" in problems({"params": [1000], "budgets": [1e8]})
+
+
+def test_a_missing_section_and_a_bad_base_are_reported_together():
+    with pytest.raises(InputError) as err:
+        validate_scale({**BASE, "train": {"batch_size": 0}})
+    text = "\n".join(err.value.problems)
+    assert "needs a scale section" in text and "train.batch_size must be > 0, got 0" in text
+
+
+def test_the_command_exits_2_naming_the_field(tmp_path):
+    config = tmp_path / "scale.yaml"
+    config.write_text(yaml.safe_dump({**BASE, "scale": {"sizes": [{"dim": 16, "depth": 1}], "budgets": [1e8, 0]}}))
+    done = ladder("scale", config, "--runs-dir", tmp_path / "runs", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "error: scale.budgets[1] must be > 0, got 0" in done.stderr
+    assert not (tmp_path / "runs").exists()
