@@ -61,3 +61,26 @@ def test_the_command_exits_2_naming_the_field(tmp_path):
     assert done.returncode == 2, done.stderr
     assert "error: scale.budgets[1] must be > 0, got 0" in done.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_grid_refuses_a_budget_below_one_batch_and_finds_shapes(tmp_path):
+    from modelladder.verbs.scale_grid import count_params, nearest_shape, plan_grid, sized
+
+    base, scale = validate_scale({**BASE, "scale": {"sizes": [{"dim": 16, "depth": 1}, {"dim": 32, "depth": 2}],
+                                                     "budgets": [1e4, 1e9]}})
+    with pytest.raises(InputError) as err:
+        plan_grid(base, scale, tmp_path)
+    assert "scale.budgets[0] 10000 FLOPs buys 0 tokens for size d16_L1" in err.value.problems[0]
+    assert not any(tmp_path.iterdir())
+    scale.budgets = [1e8, 1e9]
+    runs = plan_grid(base, scale, tmp_path)
+    assert [(r.budget, r.size) for r in runs] == [(1e8, "d16_L1"), (1e8, "d32_L2"), (1e9, "d16_L1"), (1e9, "d32_L2")]
+    run = runs[-1]  # 1e9 FLOPs for 2 blocks of 32 on a 16-token context, batches of 4 x 16 tokens
+    # per block: qkv, proj and the 4x MLP with biases (12 d^2 + 9 d), two LayerNorms (4 d); the final LayerNorm
+    assert run.n_params == 2 * (12 * 32 * 32 + 13 * 32) + 2 * 32
+    assert run.per_token == 6 * run.n_params + 12 * 2 * 32 * 16
+    assert run.steps == round(1e9 / run.per_token / 64) and run.tokens == 64 * run.steps
+    assert run.cfg.train.max_steps == run.steps and run.cfg.model.heads == 2
+    assert run.folder == tmp_path / "scale" / "1e09" / "d32_L2"
+    n_params = count_params(sized(base, 48, 3, 16))[0]
+    assert nearest_shape(base, n_params, 16, aspect=16.0) == (48, 3)
