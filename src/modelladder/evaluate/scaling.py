@@ -111,7 +111,9 @@ def fit_law(n, d, loss, starts: list[np.ndarray] | None = None) -> Law:
 
 
 def law_start(law: Law) -> np.ndarray:
-    return np.array([np.log(law.A), np.log(law.B), np.log(law.E), law.alpha, law.beta])
+    """(log A, log B, log E, alpha, beta): an L-BFGS start (a term that underflowed to 0 starts very small)."""
+    logs = np.log(np.maximum([law.A, law.B, law.E], 1e-300))
+    return np.array([*logs, law.alpha, law.beta])
 
 
 def compute_optimal(law: Law, budget: float, per_token: Callable[[float], float], n_range: tuple[float, float]
