@@ -29,7 +29,7 @@ def _frontier(runs: pd.DataFrame, law: Law | None, minima: list[dict]):
         ax.scatter(group["flops"], group["loss"], s=18, label=f"{size} (N={group['n_params'].iloc[0]:,})")
     best = runs.loc[runs.groupby("budget")["loss"].idxmin()].sort_values("flops")
     ax.plot(best["flops"], best["loss"], color="black", lw=1, label="frontier (best run per budget)")
-    ax.set(xscale="log", yscale="log", xlabel="training FLOPs (6N + 12 L d T per token)", ylabel="held-out loss",
+    ax.set(xscale="log", xlabel="training FLOPs (6N + 12 L d T per token)", ylabel="held-out loss",
            title="loss vs compute")
     ax.legend(fontsize="x-small")
     return fig
