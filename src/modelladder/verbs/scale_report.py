@@ -34,11 +34,12 @@ def print_scale(root: Path, runs: pd.DataFrame, result: dict) -> None:
     for name, fmt in (("E", ".4f"), ("alpha", ".3f"), ("beta", ".3f"), ("A", ".4g"), ("B", ".4g")):
         print(f"  {name:5} = {law[name]:{fmt}}{_interval(result, name, fmt)}")
     two = result["approach2"]
+    print("approach 2: a parabola of the loss in log N per budget")
     for m in two["minima"]:
         found = f"N_opt = {m['n_opt']:,.0f}, loss {m['loss_opt']:.4f}" if m["n_opt"] is not None else m["why_none"]
-        print(f"  IsoFLOP C = {m['budget']:.3g}: {found}")
+        print(f"  C = {m['budget']:.3g}: {found}")
     if two["a"] is not None:
-        print(f"approach 2: N_opt ~ C^{two['a']:.3f}{_interval(result, 'a', '.3f')}, "
+        print(f"  N_opt ~ C^{two['a']:.3f}{_interval(result, 'a', '.3f')}, "
               f"D_opt ~ C^{two['b']:.3f}{_interval(result, 'b', '.3f')}")
     print("compute-optimal (approach 3):")
     for opt in result["optimal"]:
