@@ -37,6 +37,7 @@ from modelladder.verbs.pretrain import PretrainData, prepare_data, pretrain_run
 from modelladder.verbs.resilience import one_line, record_failure
 from modelladder.verbs.scale_grid import GridRun, nearest_shape, plan_grid, plan_run
 
+FEW_STEPS = 200  # a run this short is named in a warning (the law is fitted on every run all the same)
 FLOP_COUNT = {"formula": "6 N + 12 L d T per token (nanoGPT's estimate_mfu count)",
               "N": "non-embedding parameters: all but the token embedding, which the tied LM head reuses",
               "L d T": "blocks x width x context: attention's scores and weighted sums"}
@@ -129,6 +130,12 @@ def fit(runs: pd.DataFrame, scale: ScaleSection, seed: int, predict: float | Non
     if len(done) < 2 * len(scaling.LAW_PARAMS):
         warnings.append(f"{len(done)} finished runs for the law's {len(scaling.LAW_PARAMS)} parameters: the fit is "
                         "loosely determined (use 4 budgets x 4 sizes or more)")
+    short = done[done["steps"] < FEW_STEPS]
+    if len(short):
+        names = ", ".join(f"{b:.3g}/{size}" for b, size in zip(short["budget"], short["size"], strict=True))
+        warnings.append(f"{len(short)} runs trained fewer than {FEW_STEPS} steps ({names}): short runs are mostly "
+                        "warmup and the unigram plateau, where the law may not hold; a larger budget or smaller "
+                        "sizes give them more steps")
     if len(done) < 3:
         return {"law": None, "warnings": [*warnings, "fewer than 3 finished runs: no fit"]}
     n, d, loss, budget = (done[k].to_numpy(float) for k in ("n_params", "tokens", "loss", "budget"))
