@@ -84,3 +84,18 @@ def test_the_grid_refuses_a_budget_below_one_batch_and_finds_shapes(tmp_path):
     assert run.folder == tmp_path / "scale" / "1e09" / "d32_L2"
     n_params = count_params(sized(base, 48, 3, 16))[0]
     assert nearest_shape(base, n_params, 16, aspect=16.0) == (48, 3)
+
+
+def test_resume_may_extend_the_grid_but_not_change_its_runs(tmp_path):
+    from modelladder.verbs.scale import check_resumable
+
+    base, scale = validate_scale({**BASE, "scale": {"params": [1000, 4000], "budgets": [1e8, 1e9], "windows": 4}})
+    config = {**base.model_dump(mode="json", by_alias=True), "scale": scale.model_dump()}
+    check_resumable(tmp_path, config)  # no scale.yaml yet: nothing to compare
+    (tmp_path / "scale.yaml").write_text(yaml.safe_dump(config))
+    grown = {**config, "scale": {**config["scale"], "budgets": [1e8, 1e9, 1e10], "bootstrap": 10}}
+    check_resumable(tmp_path, grown)
+    changed = {**config, "train": {**config["train"], "batch_size": 8}, "scale": {**config["scale"], "windows": 8}}
+    with pytest.raises(InputError) as err:
+        check_resumable(tmp_path, changed)
+    assert "--resume: train, scale.windows differ from the runs' config" in err.value.problems[0]

@@ -180,6 +180,24 @@ def verify(base: RunConfig, scale: ScaleSection, root: Path, result: dict, runs:
     return out
 
 
+RUN_FIELDS = ("head_dim", "windows")  # the scale fields a finished run depends on besides its size and budget
+
+
+def check_resumable(root: Path, config: dict) -> None:
+    """--resume may extend the grid (sizes, budgets or bootstrap changed: the finished runs are kept), but not
+    change what a finished run was: the base run config, scale.head_dim or scale.windows."""
+    path = root / "scale.yaml"
+    if not path.is_file():
+        return
+    before = yaml.safe_load(path.read_text())
+    changed = sorted(k for k in set(before) | set(config) if k != "scale" and before.get(k) != config.get(k))
+    changed += [f"scale.{k}" for k in RUN_FIELDS if before.get("scale", {}).get(k) != config["scale"][k]]
+    if changed:
+        raise InputError(f"--resume: {', '.join(changed)} differ from the runs' config in {path}; only scale.sizes, "
+                         "scale.params, scale.budgets and scale.bootstrap may change on --resume. Start afresh with "
+                         "--overwrite or another --name")
+
+
 def parse_flops(text: str | None) -> float | None:
     if text is None:
         return None
@@ -206,14 +224,12 @@ def main(args) -> int:
     executor = executor_from(args)
     root = run_path(args.runs_dir, args.name or base.name or Path(args.config).stem)
     grid = plan_grid(base, scale, root)  # a budget too small for a size fails here, before any folder
-    config_text = yaml.safe_dump({**base.model_dump(mode="json", by_alias=True), "scale": scale.model_dump()},
-                                 sort_keys=False)
-    if args.resume and (root / "scale.yaml").is_file() and (root / "scale.yaml").read_text() != config_text:
-        raise InputError(f"--resume: {root / 'scale.yaml'} holds another config than {args.config}; resume with "
-                         "the same config, or start afresh with --overwrite or another --name")
+    config = {**base.model_dump(mode="json", by_alias=True), "scale": scale.model_dump()}
+    if args.resume:
+        check_resumable(root, config)
     data, root = claim(root, overwrite=args.overwrite, resume=args.resume,
                        load=lambda: scale_data(base, scale.windows))
-    write_text(root / "scale.yaml", config_text)
+    write_text(root / "scale.yaml", yaml.safe_dump(config, sort_keys=False))
     with executor:
         errors = train_runs(grid, data, executor, resume=args.resume, windows=scale.windows)
         runs = collect(grid, errors)
