@@ -99,3 +99,22 @@ def test_resume_may_extend_the_grid_but_not_change_its_runs(tmp_path):
     with pytest.raises(InputError) as err:
         check_resumable(tmp_path, changed)
     assert "--resume: train, scale.windows differ from the runs' config" in err.value.problems[0]
+
+
+def test_the_recurrent_family_counts_6n_per_token(tmp_path):
+    from modelladder.verbs.scale import check_family
+    from modelladder.verbs.scale_grid import plan_grid
+
+    rnn = {"name": "rnn", "cell": "lstm", "vocab_size": 40, "max_length": 16, "embed_dim": 8, "hidden": 8,
+           "tokenizer": {"kind": "char"}}
+    base, scale = validate_scale({**BASE, "model": rnn, "scale": {"sizes": [{"dim": 16, "depth": 1},
+                                                                           {"dim": 32, "depth": 2}],
+                                                                 "budgets": [1e8, 1e9]}})
+    check_family(base)
+    run = plan_grid(base, scale, tmp_path)[-1]
+    assert (run.cfg.model.hidden, run.cfg.model.embed_dim, run.cfg.model.layers) == (32, 32, 2)
+    lstm = 4 * (32 * 32 + 32 * 32 + 2 * 32)  # per layer: input and recurrent weights, two biases, 4 gates
+    assert run.n_params == 2 * lstm + 32 * 40 + 40  # and the output projection; the embedding is left out
+    assert run.per_token == 6 * run.n_params and run.row()["heads"] is None
+    with pytest.raises(InputError, match="model.name transformer or rnn, got task.name 'causal_lm' and model.name"):
+        check_family(validate_scale({**BASE, "model": {"name": "mlp"}, "scale": {"params": [10], "budgets": [1, 2]}})[0])

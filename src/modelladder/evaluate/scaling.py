@@ -32,9 +32,10 @@ STARTS = 8  # L-BFGS runs, from the grid points with the lowest objective
 LAW_PARAMS = ("E", "A", "B", "alpha", "beta")
 
 
-def flops_per_token(n_params: float, layers: int, dim: int, context: int) -> float:
-    """Training FLOPs per token: 6 N (N non-embedding parameters) + 12 L d T for attention (nanoGPT)."""
-    return 6.0 * n_params + 12.0 * layers * dim * context
+def flops_per_token(n_params: float, layers: int, dim: int, context: int, *, attention: bool = True) -> float:
+    """Training FLOPs per token: 6 N (N non-embedding parameters), + 12 L d T for attention (nanoGPT) when the
+    model has it (a recurrent network's N covers its whole step)."""
+    return 6.0 * n_params + (12.0 * layers * dim * context if attention else 0.0)
 
 
 @dataclass

@@ -38,16 +38,21 @@ from modelladder.verbs.resilience import one_line, record_failure
 from modelladder.verbs.scale_grid import GridRun, nearest_shape, plan_grid, plan_run
 
 FEW_STEPS = 200  # a run this short is named in a warning (the law is fitted on every run all the same)
-FLOP_COUNT = {"formula": "6 N + 12 L d T per token (nanoGPT's estimate_mfu count)",
-              "N": "non-embedding parameters: all but the token embedding, which the tied LM head reuses",
-              "L d T": "blocks x width x context: attention's scores and weighted sums"}
+FLOP_COUNTS = {
+    "transformer": {"formula": "6 N + 12 L d T per token (nanoGPT's estimate_mfu count)",
+                    "N": "non-embedding parameters: all but the token embedding, which the tied LM head reuses",
+                    "L d T": "blocks x width x context: attention's scores and weighted sums"},
+    "rnn": {"formula": "6 N per token",
+            "N": "non-embedding parameters: the recurrent layers and the output projection (the token embedding "
+                 "is a lookup)"},
+}
 
 
 def check_family(base: RunConfig) -> None:
-    """The law's FLOP count is the causal Transformer's (the LSTM LM is not a family of ladder scale yet)."""
-    if base.task.name != "causal_lm" or base.model.name != "transformer":
-        raise InputError(f"ladder scale trains the causal_lm transformer family: task.name causal_lm and model.name "
-                         f"transformer, got task.name '{base.task.name}' and model.name '{base.model.name}'")
+    """A family whose FLOPs per token ladder scale counts: the causal Transformer or the recurrent LM."""
+    if base.task.name != "causal_lm" or base.model.name not in FLOP_COUNTS:
+        raise InputError(f"ladder scale trains a causal_lm family: task.name causal_lm and model.name transformer or "
+                         f"rnn, got task.name '{base.task.name}' and model.name '{base.model.name}'")
     if base.data.split.val <= 0:
         raise InputError("ladder scale scores every run on held-out windows: data.split.val must be > 0, got 0")
 
@@ -233,7 +238,7 @@ def main(args) -> int:
     with executor:
         errors = train_runs(grid, data, executor, resume=args.resume, windows=scale.windows)
         runs = collect(grid, errors)
-        result = {"flops_per_token": FLOP_COUNT, "runs": json.loads(runs.to_json(orient="records")),
+        result = {"family": base.model.name, "flops_per_token": FLOP_COUNTS[base.model.name], "runs": json.loads(runs.to_json(orient="records")),
                   **fit(runs, scale, base.seed, predict)}
         if args.verify and result["law"] is not None:
             result["verify"] = verify(base, scale, root, result, runs, data, executor, resume=args.resume)

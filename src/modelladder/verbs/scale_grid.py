@@ -1,8 +1,8 @@
 """The IsoFLOP grid of `ladder scale` (verbs/scale.py): each (budget, size) made a pretrain run config, its
 parameter count, FLOPs per token, steps and tokens; and the width/depth nearest a parameter count.
 
-Budgets are training FLOPs counted as flops_per_token x tokens (evaluate/scaling.py: 6 N + 12 L d T, N the
-non-embedding parameters of the built model); a run's tokens are the budget's, rounded to whole batches of
+Budgets are training FLOPs counted as flops_per_token x tokens (evaluate/scaling.py: 6 N + 12 L d T for the
+Transformer, 6 N for the recurrent family, N the non-embedding parameters of the built model); a run's tokens are the budget's, rounded to whole batches of
 train.batch_size x model.max_length tokens, and its cosine schedule ends with its last step.
 """
 
@@ -50,7 +50,7 @@ class GridRun:
 
     def row(self) -> dict:
         return {"budget": self.budget, "size": self.size, "dim": self.dim, "depth": self.depth,
-                "heads": self.cfg.model.heads, "n_params": self.n_params, "n_params_total": self.n_total,
+                "heads": self.cfg.model.heads if self.cfg.model.name == "transformer" else None, "n_params": self.n_params, "n_params_total": self.n_total,
                 "flops_per_token": self.per_token, "steps": self.steps, "tokens": self.tokens, "flops": self.flops,
                 "folder": str(self.folder)}
 
@@ -63,10 +63,24 @@ def budget_name(budget: float) -> str:
     return f"{budget:.3g}".replace("+", "")  # 3e11, 1.5e12: a folder name
 
 
+# a size's width and depth as each family's model fields: the Transformer's heads keep scale.head_dim; the
+# recurrent network's embedding is as wide as its state
+FAMILIES = {
+    "transformer": lambda dim, depth, head_dim: {"dim": dim, "depth": depth, "heads": max(1, dim // head_dim)},
+    "rnn": lambda dim, depth, head_dim: {"hidden": dim, "embed_dim": dim, "layers": depth},
+}
+
+
+def base_shape(base: RunConfig) -> tuple[int, int]:
+    """The base run's own (width, depth)."""
+    model = base.model
+    return (model.dim, model.depth) if base.model.name == "transformer" else (model.hidden, model.layers)
+
+
 def sized(base: RunConfig, dim: int, depth: int, head_dim: int, **train) -> RunConfig:
-    """`base` with model.dim, depth and heads = dim / head_dim (and train fields), validated."""
+    """`base` at width `dim` and depth `depth` (its family's fields, FAMILIES) with `train` fields, validated."""
     raw = base.model_dump(mode="json", by_alias=True)
-    raw = deep_merge(raw, {"model": {"dim": dim, "depth": depth, "heads": max(1, dim // head_dim)}, "train": train})
+    raw = deep_merge(raw, {"model": FAMILIES[base.model.name](dim, depth, head_dim), "train": train})
     return validate_run(raw, prefix=f"size {size_name(dim, depth)}: ")
 
 
@@ -89,7 +103,7 @@ def plan_run(base: RunConfig, dim: int, depth: int, budget: float, head_dim: int
     """The run of size (dim, depth) at `budget` FLOPs; `what` names the budget's setting in an error."""
     shape = sized(base, dim, depth, head_dim)
     n_params, n_total = count_params(shape)
-    per_token = flops_per_token(n_params, depth, dim, base.model.max_length)
+    per_token = flops_per_token(n_params, depth, dim, base.model.max_length, attention=base.model.name == "transformer")
     batch_tokens = base.train.batch_size * base.model.max_length
     steps = round(budget / per_token / batch_tokens)
     if steps < 1:
@@ -118,7 +132,7 @@ def nearest_shape(base: RunConfig, n_params: float, head_dim: int, aspect: float
     """The (dim, depth) whose non-embedding parameters are nearest `n_params` (in log), dims multiples of
     head_dim, ties broken by dim / depth nearest `aspect` (default: the base model's). Counts come from a model
     that is quadratic in dim and linear in depth, fitted exactly on six small shapes."""
-    aspect = aspect or base.model.dim / base.model.depth
+    aspect = aspect or base_shape(base)[0] / base_shape(base)[1]
     coef = _param_model(base, head_dim)
     dims = np.arange(1, MAX_HEADS + 1) * head_dim
     best, score = None, math.inf
