@@ -1,7 +1,7 @@
 """`ladder scale CONFIG [--predict FLOPS] [--verify] [--executor serial|ray] [--resume]`: measured scaling laws.
 
-The config is a `ladder pretrain` config of the causal_lm Transformer (the family's base run: corpus, tokenizer,
-context, optimizer) plus a `scale:` section (config.py ScaleSection): sizes (width/depth pairs, or parameter
+The config is a `ladder pretrain` config of a causal_lm family, the Transformer or the recurrent LM (the family's
+base run: corpus, tokenizer, context, optimizer) plus a `scale:` section (config.py ScaleSection): sizes (width/depth pairs, or parameter
 counts) and compute budgets in FLOPs. Every size is trained at every budget (an IsoFLOP grid,
 verbs/scale_grid.py), each an ordinary pretrain run folder RUN/scale/<budget>/<size>/ (config, checkpoints,
 metrics, summary.json with its cost), all scored on the same held-out windows (the corpus's held-out text, cut
@@ -15,7 +15,8 @@ its bootstrap interval. `--verify`: trains the width/depth nearest that N for th
 RUN/verify/<budget>/<size>/ and reports the relative error of the law's prediction for the run it trained.
 
 Runs are independent: serial here by default, Ray tasks with --executor ray (verbs/executor.py). --resume keeps
-the finished runs (their summary.json), continues the others from their last checkpoint and refits.
+the finished runs (their summary.json), continues the others from their last checkpoint and refits; it may extend
+the grid with sizes or budgets (check_resumable).
 """
 
 from __future__ import annotations
