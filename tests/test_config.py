@@ -7,7 +7,7 @@ import yaml
 from pydantic import ValidationError
 
 from modelladder.config import (RunConfig, apply_overrides, load_ladder_config, load_run_config, read_yaml,
-                                rung_configs, to_yaml, validate_ladder, validate_run)
+                                rung_configs, to_yaml, validate_ladder, validate_run, validate_scale)
 from modelladder.errors import InputError
 
 MLP = {"name": "mlp", "hidden": [128]}
@@ -173,5 +173,5 @@ def test_shipped_ladders_validate():
 
     for path in [default_ladder(), *Path(__file__).resolve().parents[1].glob("configs/**/*.yaml")]:
         raw = read_yaml(path)
-        (validate_ladder if "rungs" in raw else validate_run)(raw)
+        (validate_ladder if "rungs" in raw else validate_scale if "scale" in raw else validate_run)(raw)
     assert load_ladder_config(default_ladder()).name == "digits"

@@ -1,4 +1,5 @@
-"""Typed configuration: RunConfig for one training run, LadderConfig for a ladder of rungs.
+"""Typed configuration: RunConfig for one training run, LadderConfig for a ladder of rungs, a run config with a
+ScaleSection for `ladder scale`.
 
 YAML keys and `--set a.b=c` overrides map one-to-one to these fields. Every problem in a config is
 reported at once, each naming the dotted field, the bad value and what is allowed.
@@ -450,6 +451,38 @@ class LadderConfig(Strict):
         return [{"name": r, "model": {"name": r}} if isinstance(r, str) else r for r in rungs]
 
 
+class ScaleSize(Strict):
+    """One model size of `ladder scale`: model.dim and model.depth (model.heads = dim / scale.head_dim)."""
+
+    dim: int = Field(gt=0)
+    depth: int = Field(gt=0)
+
+
+class ScaleSection(Strict):
+    """`ladder scale`'s IsoFLOP grid (verbs/scale.py): every size trained at every compute budget."""
+
+    sizes: list[ScaleSize] = []  # width/depth pairs; or give params
+    params: list[Annotated[int, Field(gt=0)]] = []  # non-embedding parameter counts, each the nearest width/depth
+    head_dim: int = Field(16, gt=0)  # model.heads = dim / head_dim, so every width keeps the same head size
+    budgets: list[Annotated[float, Field(gt=0)]] = Field(min_length=2)  # training FLOPs of each run (6N + 12 L d T)
+    windows: int | None = Field(None, gt=0)  # score every run on the first this many held-out windows (default all)
+    bootstrap: int = Field(200, ge=0)  # resamplings of the runs for the 95% intervals (0: none)
+
+    @model_validator(mode="after")
+    def _one_grid(self):
+        if bool(self.sizes) == bool(self.params):
+            raise ValueError("give the sizes as scale.sizes (width/depth pairs) or as scale.params (parameter "
+                             "counts), one of the two")
+        odd = [s.dim for s in self.sizes if s.dim % self.head_dim]
+        if odd:
+            raise ValueError(f"scale.sizes dims {odd} are not multiples of scale.head_dim {self.head_dim}")
+        pairs = [(s.dim, s.depth) for s in self.sizes]
+        for name, items in (("sizes", pairs), ("params", self.params), ("budgets", self.budgets)):
+            if len(set(items)) < len(items):
+                raise ValueError(f"scale.{name} lists the same value twice: {items}")
+        return self
+
+
 def parse_duration(text: str | float) -> float:
     """Seconds from '600', '90s', '10m', '1.5h' (or a number); a ValueError naming the allowed forms."""
     if isinstance(text, int | float) and not isinstance(text, bool):
@@ -487,7 +520,7 @@ def _fields_at(model_cls, loc: tuple, raw: dict) -> list[str]:
 def format_errors(err: ValidationError, model_cls, raw: dict, prefix: str = "") -> list[str]:
     problems = []
     for e in err.errors():
-        field = prefix + _dotted(e["loc"])
+        field = (prefix + _dotted(e["loc"])).rstrip(".")  # a model-level error: the prefix itself
         kind, value = e["type"], e.get("input")
         if kind == "extra_forbidden":
             hint = did_you_mean(str(e["loc"][-1]), _fields_at(model_cls, e["loc"], raw))
@@ -619,6 +652,32 @@ def stage_configs(ladder: LadderConfig) -> list[RunConfig]:
     if problems:
         raise InputError(problems)
     return runs
+
+
+def validate_scale(raw: dict) -> tuple[RunConfig, ScaleSection]:
+    """A `ladder scale` config: a pretrain run config (the family's base run) plus its `scale:` section; every
+    problem of both reported at once."""
+    section = raw.get("scale")
+    problems, scale, base = [], None, None
+    if not isinstance(section, dict):
+        problems.append("scale: a `ladder scale` config needs a scale section (sizes or params, budgets), got "
+                        f"{section!r}")
+    else:
+        try:
+            scale = ScaleSection.model_validate(section)
+        except ValidationError as err:
+            problems += format_errors(err, ScaleSection, section, prefix="scale.")
+    try:
+        base = validate_run({k: v for k, v in raw.items() if k != "scale"})
+    except InputError as err:
+        problems += err.problems
+    if problems:
+        raise InputError(problems)
+    return base, scale
+
+
+def load_scale_config(path: str | Path, overrides: list[str] = ()) -> tuple[RunConfig, ScaleSection]:
+    return validate_scale(load_raw(path, overrides))
 
 
 def read_yaml(path: str | Path) -> dict:

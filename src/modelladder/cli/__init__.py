@@ -111,6 +111,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
     p.set_defaults(func=verb("pretrain:main"))
 
+    p = verbs.add_parser("scale", help="measured scaling laws: a language model trained at several sizes per compute "
+                                       "budget, L(N, D) fitted, the compute-optimal run predicted")
+    _add_config_args(p, help="a pretrain YAML config with a scale: section (sizes, budgets)")
+    _add_runs_args(p)
+    p.add_argument("--name", help="scale folder name (default: config name or file stem)")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the finished runs, continue the others from their checkpoints, fit again")
+    p.add_argument("--predict", metavar="FLOPS",
+                   help="the compute-optimal N, D and loss the fitted law predicts at this budget, e.g. 4e13")
+    p.add_argument("--verify", action="store_true",
+                   help="with --predict: train the size nearest the predicted N at that budget, report the error")
+    _add_executor_args(p)
+    p.set_defaults(func=verb("scale:main"))
+
     p = verbs.add_parser("finetune", help="train a classifier that starts from a `ladder pretrain` run")
     p.add_argument("pretrained", type=Path, help="run folder of `ladder pretrain`")
     _add_config_args(p, optional=True)
