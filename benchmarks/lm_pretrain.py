@@ -247,6 +247,8 @@ def main(argv: list[str]) -> int:
                         help="a tenth of the steps, every 8th held-out window: checks that it runs")
     parser.add_argument("--rounds", type=int, default=1, help="alternating runs of each (medians are reported)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-record", action="store_true",
+                        help="print the result without appending it to results/lm_pretrain.jsonl (noisy machines)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     cfg = load_run_config(RECIPE)
@@ -269,7 +271,7 @@ def main(argv: list[str]) -> int:
                   ours=median(ours, "seconds"), theirs=median(theirs, "seconds"),
                   quality_metric="val_loss on the fixed held-out windows",
                   ours_quality=median(ours, "val_loss"), theirs_quality=median(theirs, "val_loss"),
-                  command=command, write=not args.quick, ours_steps=ours_steps, theirs_steps=theirs_iters,
+                  command=command, write=not (args.quick or args.no_record), ours_steps=ours_steps, theirs_steps=theirs_iters,
                   ours_gflops=round(median(ours, "gflops"), 1), theirs_gflops=round(median(theirs, "gflops"), 1))
     print(f"ours {line['ours']:.1f} s, val loss {line['ours_quality']:.4f}, {line['ours_gflops']} GFLOP/s | "
           f"nanogpt-baby {line['theirs']:.1f} s, val loss {line['theirs_quality']:.4f}, {line['theirs_gflops']} GFLOP/s "

@@ -25,14 +25,18 @@ NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)  # Keller's quintic: the largest slo
 
 
 def orthogonalize(g: Tensor, steps: int = 5, eps: float = 1e-7) -> Tensor:
-    """Roughly U V^T of g = U S V^T by `steps` Newton-Schulz iterations (singular values land in ~[0.7, 1.2])."""
+    """Roughly U V^T of each matrix g = U S V^T (the last two dimensions; leading ones are a batch) by `steps`
+    Newton-Schulz iterations (singular values land in ~[0.7, 1.2])."""
     a, b, c = NS_COEFFICIENTS
-    x = g.T if g.shape[0] > g.shape[1] else g  # the Gram matrix of the shorter side is the cheaper one
-    x = x / x.norm().clamp(min=eps)  # spectral norm <= Frobenius norm <= 1
+    tall = g.shape[-2] > g.shape[-1]
+    x = g.mT if tall else g  # the Gram matrix of the shorter side is the cheaper one
+    x = x / x.norm(dim=(-2, -1), keepdim=True).clamp(min=eps)  # spectral norm <= Frobenius norm <= 1
+    batched = x.dim() == 3
+    mm = torch.baddbmm if batched else torch.addmm
     for _ in range(steps):
-        gram = x @ x.T
-        x = torch.addmm(x, torch.addmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
-    return x.T if g.shape[0] > g.shape[1] else x
+        gram = x @ x.mT
+        x = mm(x, mm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
+    return x.mT if tall else x
 
 
 def hidden_matrices(model: nn.Module) -> set[Tensor]:
@@ -80,7 +84,10 @@ class MuonAdamW(torch.optim.Optimizer):
         return loss
 
     def _muon(self, group: dict) -> None:
+        """Momentum, then the orthogonalised step; matrices of one shape go through Newton-Schulz together
+        (batched matmuls: a few larger kernels instead of many small ones)."""
         lr, decay, momentum = group["lr"], group["weight_decay"], group["momentum"]
+        by_shape: dict[tuple[int, ...], list[tuple[Tensor, Tensor]]] = {}
         for p in group["params"]:
             if p.grad is None:
                 continue
@@ -90,10 +97,14 @@ class MuonAdamW(torch.optim.Optimizer):
             buf = state["momentum_buffer"]
             buf.mul_(momentum).add_(p.grad)
             g = p.grad.add(buf, alpha=momentum) if group["nesterov"] else buf
-            update = orthogonalize(g, group["ns_steps"])
+            by_shape.setdefault(tuple(p.shape), []).append((p, g))
+        for shape, pairs in by_shape.items():
+            updates = orthogonalize(torch.stack([g for _, g in pairs]), group["ns_steps"])
+            scale = max(1.0, shape[0] / shape[1]) ** 0.5
+            params = [p for p, _ in pairs]
             if decay:
-                p.mul_(1 - lr * decay)
-            p.add_(update, alpha=-lr * max(1.0, p.shape[0] / p.shape[1]) ** 0.5)
+                torch._foreach_mul_(params, 1 - lr * decay)
+            torch._foreach_add_(params, list(updates.unbind(0)), alpha=-lr * scale)
 
     def _adamw(self, group: dict) -> None:
         params = [p for p in group["params"] if p.grad is not None]
