@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from modelladder.config import OptimizerConfig, ScheduleConfig
+from modelladder.errors import InputError
 from modelladder.train.muon import MuonAdamW, split_groups
 
 # PyTorch OneCycleLR's defaults: start at max_lr / 25, end at max_lr / 25 / 1e4
@@ -38,6 +39,9 @@ def build_optimizer(model: nn.Module, cfg: OptimizerConfig, lr_scales: dict[str,
     if cfg.name == "adamw":
         return torch.optim.AdamW(params, betas=cfg.betas, eps=cfg.eps, fused=True, **common)
     if cfg.name == "muon":
+        if _sharded(model):
+            raise InputError("train.optimizer.name 'muon' orthogonalises whole weight matrices, which FSDP shards: "
+                             "use train.distributed.strategy ddp, or another optimizer")
         return MuonAdamW(split_groups(model, params, cfg.muon_lr, cfg.lr), momentum=cfg.muon_momentum,
                          ns_steps=cfg.ns_steps, betas=cfg.betas, eps=cfg.eps, **common)
     return torch.optim.RMSprop(params, momentum=cfg.momentum, eps=cfg.eps, foreach=True, **common)
