@@ -226,6 +226,13 @@ class TrainConfig(Strict):
     distributed: DistributedConfig = DistributedConfig()  # with --nproc N / torchrun
 
     @model_validator(mode="after")
+    def _muon_needs_whole_matrices(self):
+        if self.optimizer.name == "muon" and self.distributed.strategy == "fsdp":
+            raise ValueError("train.optimizer.name 'muon' orthogonalises whole weight matrices, which FSDP shards: "
+                             "use train.distributed.strategy 'ddp' or another optimizer")
+        return self
+
+    @model_validator(mode="after")
     def _privacy_alone(self):
         """DP-SGD's guarantee holds only if nothing but the clipped, noised per-example gradients moves the weights."""
         if self.privacy is None:

@@ -11,7 +11,7 @@ import torch
 from pydantic import ValidationError
 from torch import nn
 
-from modelladder.config import OptimizerConfig, ScheduleConfig
+from modelladder.config import OptimizerConfig, ScheduleConfig, TrainConfig
 from modelladder.models.fused import RMSNorm, relu_squared
 from modelladder.models.transformer import Rotary
 from modelladder.train.muon import hidden_matrices, orthogonalize
@@ -112,3 +112,8 @@ def test_wsd_is_flat_then_falls_linearly_to_the_floor():
 def test_muon_settings_are_checked(bad):
     with pytest.raises(ValidationError):
         OptimizerConfig(**bad)
+
+
+def test_muon_is_refused_with_fsdp():
+    with pytest.raises(ValidationError, match="FSDP shards"):
+        TrainConfig(optimizer={"name": "muon"}, distributed={"strategy": "fsdp"})
