@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from torch import nn
 
 from modelladder.config import OptimizerConfig, ScheduleConfig, TrainConfig
-from modelladder.models.fused import RMSNorm, relu_squared
+from modelladder.models.fused import RMSNorm, relu_squared, rotate
 from modelladder.models.transformer import Rotary
 from modelladder.train.muon import hidden_matrices, orthogonalize
 from modelladder.train.optim import build_optimizer, lr_multiplier
@@ -45,6 +45,9 @@ def test_rotary_in_one_call_is_the_rotate_half_rotation():
     expected = x * angles.cos() + torch.cat((-second, first), dim=-1) * angles.sin()
     torch.testing.assert_close(rotary(x, 0), expected)
     torch.testing.assert_close(rotary(x[..., 4:7, :], 4), expected[..., 4:7, :])
+    grad_x = x.double().requires_grad_()  # the training path (hand-written backward) on a strided view
+    cos, sin = rotary.cos.double(), rotary.sin.double()
+    assert torch.autograd.gradcheck(lambda t: rotate(t, cos, sin), (grad_x[:, :, :, :4],))
 
 
 def test_newton_schulz_makes_the_singular_values_near_one():

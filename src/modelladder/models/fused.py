@@ -1,5 +1,5 @@
-"""ReLU² and RMSNorm with hand-written backward passes: the same math as F.relu(h).square() and nn.RMSNorm,
-in fewer elementwise kernels while training.
+"""ReLU², RMSNorm and the rotary rotation with hand-written backward passes: the same math as
+F.relu(h).square(), nn.RMSNorm and x * cos + roll(x) * sin, in fewer elementwise kernels while training.
 
 On CPU a small model's step is bound by its elementwise ops, not only its matmuls: autograd's ReLU² is
 relu, pow and their backwards (4 passes over the MLP's 4 x dim activations), nn.RMSNorm is composite (six
@@ -66,3 +66,25 @@ class RMSNorm(nn.RMSNorm):
             return super().forward(x)
         eps = self.eps if self.eps is not None else torch.finfo(x.dtype).eps
         return _RMSNorm.apply(x, self.weight, eps)
+
+
+class _Rotate(torch.autograd.Function):
+    """x * cos + roll(x, half) * sin. Rolling by half the last dimension is its own inverse, so the backward
+    pass is the same expression with the roll moved after the multiplication: g * cos + roll(g * sin, half)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+        ctx.save_for_backward(cos, sin)
+        return torch.addcmul(x * cos, x.roll(x.shape[-1] // 2, dims=-1), sin)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        cos, sin = ctx.saved_tensors
+        return torch.addcmul((grad * sin).roll(grad.shape[-1] // 2, dims=-1), grad, cos), None, None
+
+
+def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """The rotary rotation x * cos + roll(x, head_dim / 2) * sin (the sign folded into `sin`)."""
+    if _training_on_cpu(x):
+        return _Rotate.apply(x, cos, sin)
+    return x * cos + x.roll(x.shape[-1] // 2, dims=-1) * sin

@@ -33,7 +33,7 @@ from modelladder.data.tokenize import (
 )
 from modelladder.errors import InputError
 from modelladder.models.base import NETWORK_SPACE, Network
-from modelladder.models.fused import RMSNorm, relu_squared
+from modelladder.models.fused import RMSNorm, relu_squared, rotate
 from modelladder.schema import Strict
 
 
@@ -102,7 +102,7 @@ class Rotary(nn.Module):
         """x (..., L, head_dim) at positions start .. start + L - 1."""
         length = x.shape[-2]
         cos, sin = self.cos[start : start + length], self.sin[start : start + length]
-        return x * cos + x.roll(x.shape[-1] // 2, dims=-1) * sin
+        return rotate(x, cos, sin)
 
 
 class SelfAttention(nn.Module):
