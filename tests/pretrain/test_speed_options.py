@@ -47,7 +47,7 @@ def test_rotary_in_one_call_is_the_rotate_half_rotation():
     torch.testing.assert_close(rotary(x[..., 4:7, :], 4), expected[..., 4:7, :])
     grad_x = x.double().requires_grad_()  # the training path (hand-written backward) on a strided view
     cos, sin = rotary.cos.double(), rotary.sin.double()
-    assert torch.autograd.gradcheck(lambda t: rotate(t, cos, sin), (grad_x[:, :, :, :4],))
+    assert torch.autograd.gradcheck(lambda t: rotate(t, cos, sin), (grad_x[:, :, :1],))
 
 
 def test_newton_schulz_makes_the_singular_values_near_one():
