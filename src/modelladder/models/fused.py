@@ -4,7 +4,8 @@ F.relu(h).square(), nn.RMSNorm and x * cos + roll(x) * sin, in fewer elementwise
 On CPU a small model's step is bound by its elementwise ops, not only its matmuls: autograd's ReLU² is
 relu, pow and their backwards (4 passes over the MLP's 4 x dim activations), nn.RMSNorm is composite (six
 ops forward, more backward). Measured on the baby GPT's shapes (12 x 64 x 512 and x 128, one thread,
-forward + backward): ReLU² ~2x faster (as fast as GELU), RMSNorm ~20% faster. Without gradients (evaluation,
+forward + backward): ReLU² ~2x faster (as fast as GELU), RMSNorm ~20% faster (about equal at two threads,
+where RMSNorm still costs ~3x LayerNorm). Without gradients (evaluation,
 generation, ONNX export) and off the CPU both are the plain torch expressions, so exported graphs hold only
 standard ops and CUDA keeps torch's fused kernels.
 """

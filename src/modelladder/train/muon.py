@@ -11,10 +11,10 @@ and it updates the other parameters (embeddings, norms, biases, an output head) 
 same step, so the loop, the schedule (each group's lr_scale) and checkpoints see one optimizer.
 
 Cost: per m x n matrix (m <= n) and iteration, 4 m^2 n + 2 m^3 FLOPs; for nanoGPT's baby GPT (4 blocks
-of 128) ~2.3 GFLOP per step, over half of a batch-12 step's own FLOPs: measured on one thread, a step
-with Muon took ~1.3x an AdamW step, and Muon still won by needing ~35% fewer steps for the same
-held-out loss (configs/pretrain/shakespeare_char.yaml, docs/benchmarks.md). Three iterations instead of
-five lost more in loss than they saved in time there.
+of 128) ~2.3 GFLOP per step, over half of a batch-12 step's own FLOPs: it added ~20 ms to a ~45 ms
+step at two threads, and Muon still won by needing ~40% fewer steps for the same held-out loss
+(configs/pretrain/shakespeare_char.yaml, docs/benchmarks.md). Three or four iterations instead of five
+lost more in loss than they saved in time there.
 """
 
 from __future__ import annotations
