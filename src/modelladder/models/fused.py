@@ -6,7 +6,7 @@ relu, pow and their backwards (4 passes over the MLP's 4 x dim activations), nn.
 ops forward, more backward). Measured on the baby GPT's shapes (12 x 64 x 512 and x 128, one thread,
 forward + backward): ReLU² ~2x faster (as fast as GELU), RMSNorm ~20% faster (about equal at two threads,
 where RMSNorm still costs ~3x LayerNorm). Without gradients (evaluation,
-generation, ONNX export) and off the CPU both are the plain torch expressions, so exported graphs hold only
+generation, ONNX export) and off the CPU all three are the plain torch expressions, so exported graphs hold only
 standard ops and CUDA keeps torch's fused kernels.
 """
 
