@@ -84,7 +84,7 @@ def test_unknown_names_get_did_you_mean():
     (problem,) = problems_of({"model": MLP, "data": {"dataset": "minst"}})
     assert "data.dataset must be one of" in problem and "(did you mean 'mnist'?)" in problem
     (problem,) = problems_of({"model": MLP, "train": {"optimizer": {"name": "adamm"}}})
-    assert problem.startswith("train.optimizer.name must be 'sgd', 'adam', 'adamw' or 'rmsprop', got 'adamm'")
+    assert problem.startswith("train.optimizer.name must be 'sgd', 'adam', 'adamw', 'rmsprop' or 'muon', got 'adamm'")
     assert problem.endswith("(did you mean 'adam'?)")
 
 

@@ -148,7 +148,8 @@ class TaskConfig(Strict):
 
 
 class OptimizerConfig(Strict):
-    name: Literal["sgd", "adam", "adamw", "rmsprop"] = "adamw"
+    # muon: Muon on the hidden weight matrices, AdamW (lr, betas, eps) on the rest (train/muon.py)
+    name: Literal["sgd", "adam", "adamw", "rmsprop", "muon"] = "adamw"
     # with the cosine default below, the tutorial MNIST MLP reaches 97.4-97.6% in 2 epochs (1e-3: ~96.9%)
     lr: float = Field(3e-3, gt=0)
     momentum: float = Field(0.0, ge=0, lt=1)
@@ -156,6 +157,9 @@ class OptimizerConfig(Strict):
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = Field(1e-8, gt=0)
     weight_decay: float = Field(0.0, ge=0)
+    muon_lr: float = Field(0.02, gt=0)  # 'muon': the hidden matrices' learning rate (lr is the AdamW part's)
+    muon_momentum: float = Field(0.95, ge=0, lt=1)  # 'muon': its (Nesterov) momentum
+    ns_steps: int = Field(5, ge=1, le=20)  # 'muon': Newton-Schulz iterations per step
 
     @model_validator(mode="after")
     def _nesterov_needs_momentum(self):
@@ -165,12 +169,14 @@ class OptimizerConfig(Strict):
 
 
 class ScheduleConfig(Strict):
-    name: Literal["constant", "step", "cosine", "linear", "onecycle"] = "cosine"
+    # wsd: warmup, stable at the peak, then a linear decay to min_lr_ratio over the last decay_fraction of the steps
+    name: Literal["constant", "step", "cosine", "linear", "onecycle", "wsd"] = "cosine"
     warmup_steps: int = Field(0, ge=0)  # linear warmup before any schedule
     step_size: int = Field(1, gt=0)  # 'step': epochs between decays
     gamma: float = Field(0.1, gt=0, le=1)  # 'step': decay factor
-    min_lr_ratio: float = Field(0.0, ge=0, le=1)  # 'cosine' / 'linear': final lr as a fraction
+    min_lr_ratio: float = Field(0.0, ge=0, le=1)  # 'cosine' / 'linear' / 'wsd': final lr as a fraction
     pct_start: float = Field(0.3, gt=0, lt=1)  # 'onecycle': fraction of steps spent rising
+    decay_fraction: float = Field(0.3, gt=0, le=1)  # 'wsd': fraction of the steps after warmup spent decaying
 
 
 class EarlyStoppingConfig(Strict):
@@ -219,6 +225,13 @@ class TrainConfig(Strict):
     loggers: list[Literal["tensorboard"]] = []  # extra experiment trackers fed by the loop
     privacy: PrivacyConfig | None = None  # differentially private training (neural rungs)
     distributed: DistributedConfig = DistributedConfig()  # with --nproc N / torchrun
+
+    @model_validator(mode="after")
+    def _muon_needs_whole_matrices(self):
+        if self.optimizer.name == "muon" and self.distributed.strategy == "fsdp":
+            raise ValueError("train.optimizer.name 'muon' orthogonalises whole weight matrices, which FSDP shards: "
+                             "use train.distributed.strategy 'ddp' or another optimizer")
+        return self
 
     @model_validator(mode="after")
     def _privacy_alone(self):

@@ -33,6 +33,7 @@ from modelladder.data.tokenize import (
 )
 from modelladder.errors import InputError
 from modelladder.models.base import NETWORK_SPACE, Network
+from modelladder.models.fused import RMSNorm, relu_squared, rotate
 from modelladder.schema import Strict
 
 
@@ -67,6 +68,8 @@ class TransformerConfig(BackboneChecks):
     norm: Literal["layer", "rms"] = "layer"  # LayerNorm or RMSNorm, before each block's branches and at the end
     activation: Literal["gelu", "relu2"] = "gelu"  # the MLP's: GELU, or ReLU squared (Primer)
     bias: bool = True  # biases in the Linear layers and LayerNorms
+    zero_init: bool = False  # residual projections (attention and MLP outputs) start at zero (modded-nanoGPT)
+    tie_head: bool = True  # language model: the output projection is the token embedding (false: its own Linear)
     tokenizer: TokenizerConfig = Field(TokenizerConfig(kind="bpe"), validate_default=True)  # checked against vocab_size
 
 
@@ -80,21 +83,26 @@ class TransformerConfig(BackboneChecks):
 
 class Rotary(nn.Module):
     """Rotary position embedding: each head's queries and keys are rotated by an angle proportional to
-    their position, so attention scores depend on how far apart two tokens are."""
+    their position, so attention scores depend on how far apart two tokens are.
+
+    Channel i is paired with channel i + head_dim / 2 (rotate-half, as GPT-NeoX and Llama). The rotation is
+    x * cos + roll(x, head_dim / 2) * sin with the sign of the first half folded into the sine table: three
+    elementwise ops, applied to the queries and keys together (one call, not two)."""
 
     def __init__(self, head_dim: int, max_length: int, base: float = 10_000.0):
         super().__init__()
         frequencies = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
-        angles = torch.outer(torch.arange(max_length, dtype=torch.float64), frequencies).repeat(1, 2)
+        angles = torch.outer(torch.arange(max_length, dtype=torch.float64), frequencies)
+        sin = angles.sin()
         # not persistent: they are a function of the config, not weights
-        self.register_buffer("cos", angles.cos().float(), persistent=False)
-        self.register_buffer("sin", angles.sin().float(), persistent=False)
+        self.register_buffer("cos", angles.cos().repeat(1, 2).float(), persistent=False)
+        self.register_buffer("sin", torch.cat((-sin, sin), dim=1).float(), persistent=False)
 
     def forward(self, x: Tensor, start: int) -> Tensor:
-        """x (B, heads, L, head_dim) at positions start .. start + L - 1."""
-        cos, sin = self.cos[start : start + x.shape[2]], self.sin[start : start + x.shape[2]]
-        first, second = x.chunk(2, dim=-1)
-        return x * cos + torch.cat((-second, first), dim=-1) * sin
+        """x (..., L, head_dim) at positions start .. start + L - 1."""
+        length = x.shape[-2]
+        cos, sin = self.cos[start : start + length], self.sin[start : start + length]
+        return rotate(x, cos, sin)
 
 
 class SelfAttention(nn.Module):
@@ -108,10 +116,11 @@ class SelfAttention(nn.Module):
     def forward(self, x: Tensor, attn_mask: Tensor | None, is_causal: bool, rotary: Rotary | None = None,
                 cache: KVCache | None = None, layer: int = 0) -> Tensor:
         batch, length, dim = x.shape
-        q, k, v = self.qkv(x).view(batch, length, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
-        if rotary is not None:
-            start = 0 if cache is None else cache.length
-            q, k = rotary(q, start), rotary(k, start)
+        qkv = self.qkv(x).view(batch, length, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
+        if rotary is not None:  # queries and keys rotated in one call: (2, B, heads, L, head_dim)
+            (q, k), v = rotary(qkv[:2], 0 if cache is None else cache.length), qkv[2]
+        else:
+            q, k, v = qkv
         if cache is not None:
             k, v = cache.store(layer, k, v)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal,
@@ -129,12 +138,12 @@ class MLP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.fc(x)
-        h = F.gelu(h) if self.activation == "gelu" else F.relu(h).square()
+        h = F.gelu(h) if self.activation == "gelu" else relu_squared(h)
         return self.dropout(self.proj(h))
 
 
 def make_norm(kind: str, dim: int, bias: bool = True) -> nn.Module:
-    return nn.RMSNorm(dim) if kind == "rms" else nn.LayerNorm(dim, bias=bias)
+    return RMSNorm(dim) if kind == "rms" else nn.LayerNorm(dim, bias=bias)
 
 
 class Block(nn.Module):
@@ -154,8 +163,9 @@ class Block(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
-def init_weights(module: nn.Module, depth: int) -> None:
-    """GPT-2's initialisation for every Linear and Embedding inside `module`."""
+def init_weights(module: nn.Module, depth: int, zero_proj: bool = False) -> None:
+    """GPT-2's initialisation for every Linear and Embedding inside `module`; with `zero_proj` the residual
+    projections start at zero, so every block starts as the identity."""
     for sub in module.modules():
         if isinstance(sub, (nn.Linear, nn.Embedding)):
             nn.init.normal_(sub.weight, std=0.02)
@@ -163,7 +173,7 @@ def init_weights(module: nn.Module, depth: int) -> None:
             nn.init.zeros_(sub.bias)
     for name, p in module.named_parameters():
         if name.endswith("proj.weight"):  # residual branches: keeps the stream's variance flat with depth
-            nn.init.normal_(p, std=0.02 / math.sqrt(2 * depth))
+            nn.init.zeros_(p) if zero_proj else nn.init.normal_(p, std=0.02 / math.sqrt(2 * depth))
 
 
 class TransformerBackbone(nn.Module):
@@ -171,7 +181,7 @@ class TransformerBackbone(nn.Module):
 
     def __init__(self, vocab: int, dim: int, depth: int, heads: int, max_length: int, dropout: float,
                  causal: bool = False, *, positions: str = "learned", norm: str = "layer",
-                 activation: str = "gelu", bias: bool = True):
+                 activation: str = "gelu", bias: bool = True, zero_init: bool = False):
         super().__init__()
         self.max_length, self.causal, self.heads = max_length, causal, heads
         self.tokens = nn.Embedding(vocab, dim)
@@ -180,12 +190,13 @@ class TransformerBackbone(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(Block(dim, heads, dropout, norm, activation, bias) for _ in range(depth))
         self.norm = make_norm(norm, dim, bias)
-        init_weights(self, depth)
+        init_weights(self, depth, zero_init)
 
     @classmethod
     def from_config(cls, cfg: TransformerConfig) -> TransformerBackbone:
         return cls(cfg.vocab_size, cfg.dim, cfg.depth, cfg.heads, cfg.max_length, cfg.dropout, cfg.causal,
-                   positions=cfg.positions, norm=cfg.norm, activation=cfg.activation, bias=cfg.bias)
+                   positions=cfg.positions, norm=cfg.norm, activation=cfg.activation, bias=cfg.bias,
+                   zero_init=cfg.zero_init)
 
     def attention_mask(self, mask: Tensor | None, length: int, start: int = 0) -> tuple[Tensor | None, bool]:
         """(attn_mask, is_causal) for scaled_dot_product_attention: queries see real keys (earlier ones if
@@ -309,20 +320,26 @@ class LanguageModel(nn.Module):
 
     With cfg.causal it is a GPT-style decoder (logits at position i predict token i + 1: task causal_lm);
     without, a BERT-style encoder whose logits at masked positions predict the hidden tokens (masked_lm).
-    Its only weights are the backbone's (`backbone.*`), the names the classifier's backbone has.
+    Its weights are the backbone's (`backbone.*`, the names the classifier's backbone has) and, with
+    tie_head false, the output projection's (`head.weight`), which a fine-tuned classifier does not take.
     """
 
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
         self.backbone = TransformerBackbone.from_config(cfg)
         self.max_length = cfg.max_length  # the context
+        # untied (cfg.tie_head false): an output projection of its own, `head.weight`, initialised as the embedding
+        self.head = None if cfg.tie_head else nn.Linear(cfg.dim, cfg.vocab_size, bias=False)
+        if self.head is not None:
+            nn.init.normal_(self.head.weight, std=0.02)
 
     def forward(self, ids: Tensor, cache: KVCache | None = None) -> Tensor:
         return self.logits(self.backbone(ids, cache=cache))
 
     def logits(self, hidden: Tensor) -> Tensor:
-        """Hidden states (..., dim) -> logits over the vocabulary (..., vocab), through the tied embedding."""
-        return F.linear(hidden, self.backbone.tokens.weight)
+        """Hidden states (..., dim) -> logits over the vocabulary (..., vocab), through the tied embedding
+        or the head."""
+        return F.linear(hidden, self.backbone.tokens.weight if self.head is None else self.head.weight)
 
     def new_cache(self, batch: int = 1) -> KVCache:
         return KVCache(self.backbone, batch)

@@ -11,6 +11,8 @@ import torch
 from torch import Tensor, nn
 
 from modelladder.config import OptimizerConfig, ScheduleConfig
+from modelladder.errors import InputError
+from modelladder.train.muon import MuonAdamW, split_groups
 
 # PyTorch OneCycleLR's defaults: start at max_lr / 25, end at max_lr / 25 / 1e4
 ONECYCLE_START = 1 / 25
@@ -36,6 +38,12 @@ def build_optimizer(model: nn.Module, cfg: OptimizerConfig, lr_scales: dict[str,
         return torch.optim.Adam(params, betas=cfg.betas, eps=cfg.eps, fused=True, **common)
     if cfg.name == "adamw":
         return torch.optim.AdamW(params, betas=cfg.betas, eps=cfg.eps, fused=True, **common)
+    if cfg.name == "muon":
+        if _sharded(model):
+            raise InputError("train.optimizer.name 'muon' orthogonalises whole weight matrices, which FSDP shards: "
+                             "use train.distributed.strategy ddp, or another optimizer")
+        return MuonAdamW(split_groups(model, params, cfg.muon_lr, cfg.lr), momentum=cfg.muon_momentum,
+                         ns_steps=cfg.ns_steps, betas=cfg.betas, eps=cfg.eps, **common)
     return torch.optim.RMSprop(params, momentum=cfg.momentum, eps=cfg.eps, foreach=True, **common)
 
 
@@ -75,7 +83,8 @@ def lr_multiplier(cfg: ScheduleConfig, step: int, total_steps: int, steps_per_ep
 
     Linear warmup over the first `warmup_steps` (as nanoGPT: (step + 1) / (warmup + 1)), then the
     schedule over the remaining steps. 'step' decays by `gamma` every `step_size` epochs; 'cosine'
-    and 'linear' go down to `min_lr_ratio`; 'onecycle' follows PyTorch's OneCycleLR (cosine up over
+    and 'linear' go down to `min_lr_ratio`, 'wsd' stays at 1 and falls linearly to it over the last
+    `decay_fraction` of the steps; 'onecycle' follows PyTorch's OneCycleLR (cosine up over
     `pct_start` of the steps, cosine down after).
     """
     if step < cfg.warmup_steps:
@@ -90,6 +99,9 @@ def lr_multiplier(cfg: ScheduleConfig, step: int, total_steps: int, steps_per_ep
         return _cosine_between(1.0, cfg.min_lr_ratio, t / n)
     if cfg.name == "linear":
         return 1.0 - (1.0 - cfg.min_lr_ratio) * min(t / n, 1.0)
+    if cfg.name == "wsd":  # stable, then linear down over the last decay_fraction of the n steps
+        decay = cfg.decay_fraction * n
+        return 1.0 - (1.0 - cfg.min_lr_ratio) * min(max(t - (n - decay), 0.0) / decay, 1.0)
     return _onecycle(t, n, cfg.pct_start)
 
 
