@@ -50,6 +50,7 @@ BACKENDS = {  # --backends name -> the name of our side and `ladder serve`'s fla
     "onnxruntime": ("ours-onnxruntime", ["--backend", "onnxruntime"]),
     "onnxruntime-int8": ("ours-onnxruntime-int8", ["--backend", "onnxruntime", "--quantize", "int8"]),
 }
+WORKLOADS_DATA = {"minilm": "sst2", "cnn": "mnist"}  # the dataset each workload's run trains on
 WORKLOADS = {  # what each side serves: the run's description and the training examples by default / with --quick
     "minilm": ("hf MiniLM-L6 (full fine-tune, max_length 64) on SST-2 sentences", 6000, 600),
     "cnn": ("cnn [32, 64] on MNIST 28x28", 10_000, 1000),
@@ -209,17 +210,18 @@ def train(model: str, folder: Path, limit: int) -> Path:
     from modelladder.runs import prepare
     from modelladder.verbs.train import train_run
 
+    data = WORKLOADS_DATA[model]
     if model == "cnn":
-        data, spec = "mnist", CNN
+        spec = CNN
         train_cfg = {"epochs": 1, "batch_size": 64}
     else:  # the sst2 ladder's minilm recipe, on fewer sentences
-        data, spec = "sst2", MINILM
+        spec = MINILM
         train_cfg = {"epochs": 1, "batch_size": 32, "optimizer": {"name": "adamw", "lr": 5e-5},
                      "schedule": {"name": "linear", "warmup_steps": max(limit // 320, 1)}}
     cfg = validate_run({"name": f"{data}-{model}", "seed": 0, "eval": {"split": "val"},
                         "data": {"dataset": data, "limit": limit, "split": {"val": 0.05}},
                         "model": spec, "train": {**train_cfg, "progress": False}})
-    run_dir = prepare(folder / cfg.name)
+    run_dir = prepare(folder / cfg.name, overwrite=True)  # a --keep-run folder whose training was cut short: again
     began = time.perf_counter()
     result = train_run(cfg, run_dir)
     print(f"trained {run_dir.name} ({WORKLOADS[model][0]}) on {limit} training examples in "
@@ -286,6 +288,9 @@ def main(argv: list[str]) -> int:
                         help=f"our sides, comma-separated, torch first (default: {','.join(BACKENDS)})")
     parser.add_argument("--images", choices=["png", "npy"], default="png",
                         help="cnn: how both sides receive the images: base64 PNG (default) or base64 .npy pixels")
+    parser.add_argument("--keep-run", type=Path, metavar="DIR",
+                        help="train the run into DIR and keep it; a later call with the same DIR and --model serves "
+                             "it again without training (default: a temporary folder)")
     parser.add_argument("--quick", action="store_true", help="3 s per side, 1 round, a smaller run; not recorded")
     parser.add_argument("--peer-server", type=Path, help=argparse.SUPPRESS)  # internal: run the peer's server
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -302,6 +307,13 @@ def main(argv: list[str]) -> int:
         args.seconds, args.rounds = 3.0, 1
     if args.train_limit is None:
         args.train_limit = WORKLOADS[args.model][2 if args.quick else 1]
+    if args.keep_run:  # trained once into this folder, then reused (its cached ONNX graphs too)
+        run_dir = args.keep_run / f"{WORKLOADS_DATA[args.model]}-{args.model}"
+        if not (run_dir / "summary.json").is_file():
+            run_dir = train(args.model, args.keep_run, args.train_limit)
+        else:
+            print(f"serving the run kept in {run_dir} (not trained again)")
+        return compare(run_dir, args)
     with tempfile.TemporaryDirectory() as folder:
         run_dir = train(args.model, Path(folder), args.train_limit)
         return compare(run_dir, args)
