@@ -363,7 +363,7 @@ def report(ours: dict, theirs: dict, batching: dict, args, side: str = "ours", b
 
     from benchmarks.common import record
 
-    how = (f" --model {args.model}" + (f" --images {args.images}" if args.model == "cnn" else "")
+    how = (f" --model {args.model}" + (f" --images {args.images}" if args.images != "png" else "")
            + (" --quick" if args.quick else f" --seconds {args.seconds:g}"))
     backend = backend or {"name": "torch"}
     quantization = backend.get("quantization")
