@@ -100,6 +100,7 @@ class NanoGPT(nn.Module):
         super().__init__()
         self.wte = nn.Embedding(vocab_size, n_embd)
         self.wpe = nn.Embedding(block_size, n_embd)
+        self.drop = nn.Identity()  # the baby GPT's dropout is 0 (nanoGPT's nn.Dropout(0.0)); the GPU recipe's is not
         self.h = nn.ModuleList(NanoBlock(n_embd, n_head, bias) for _ in range(n_layer))
         self.ln_f = LayerNorm(n_embd, bias)
         self.lm_head = nn.Linear(n_embd, vocab_size, bias=False)
@@ -115,7 +116,7 @@ class NanoGPT(nn.Module):
 
     def forward(self, idx, targets=None):
         pos = torch.arange(idx.size(1), dtype=torch.long, device=idx.device)
-        x = self.wte(idx) + self.wpe(pos)
+        x = self.drop(self.wte(idx) + self.wpe(pos))
         for block in self.h:
             x = block(x)
         logits = self.lm_head(self.ln_f(x))

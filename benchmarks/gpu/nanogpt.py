@@ -64,17 +64,7 @@ class DropoutGPT(NanoGPT):
             block.attn, block.mlp = DropoutAttention(n_embd, n_head, bias, dropout), DropoutMLP(n_embd, bias, dropout)
             block.attn.load_state_dict(old_attn.state_dict())
             block.mlp.load_state_dict(old_mlp.state_dict())
-        self.drop = nn.Dropout(dropout)
-
-    def forward(self, idx, targets=None):
-        pos = torch.arange(idx.size(1), dtype=torch.long, device=idx.device)
-        x = self.drop(self.wte(idx) + self.wpe(pos))
-        for block in self.h:
-            x = block(x)
-        logits = self.lm_head(self.ln_f(x))
-        loss = None if targets is None else F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1),
-                                                            ignore_index=-1)
-        return logits, loss
+        self.drop = nn.Dropout(dropout)  # the base forward applies it to the embeddings
 
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,7 +30,7 @@ from modelladder.data.bundle import DataBundle
 from modelladder.data.seq2seq import CORPUS_METRICS, normalize_whitespace
 from modelladder.data.sniff import sniff_format
 from modelladder.data.splits import holdout, train_val
-from modelladder.data.text import as_objects, decode_file
+from modelladder.data.text import as_objects, decode_file, jsonl_objects
 from modelladder.errors import InputError, did_you_mean
 
 if TYPE_CHECKING:
@@ -155,16 +154,8 @@ def read_table(path: Path, *, source: str | None, target: str | None, sep: str |
 def read_jsonl(path: Path, *, source: str | None, target: str | None) -> tuple[list[str], list[str]]:
     """(sources, targets) from a JSON Lines file: one object a line, the source and target strings."""
     sources, targets = [], []
-    for number, line in enumerate(_text(path).split("\n"), 1):
-        if not line.strip():
-            continue
+    for number, record in jsonl_objects(_text(path), path):
         where = f"{path} line {number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise InputError(f"{where} is not valid JSON: {err.msg}") from None
-        if not isinstance(record, dict):
-            raise InputError(f"{where} must be a JSON object, got {type(record).__name__}")
         keys = list(record)
         s = keys[_column("source_column", source, "source", keys, where)]
         t = keys[_column("target_column", target, "target", keys, where)]

@@ -273,11 +273,10 @@ def read_table(path: Path, *, text: str | None, label: str | None, sep: str | No
     return texts, labels
 
 
-def read_jsonl(path: Path, *, text: str | None, label: str | None) -> tuple[list, list]:
-    """(texts, labels) from a JSON Lines file: one object a line; the text a string, the label a
-    string or an integer."""
-    texts, labels = [], []
-    for number, line in enumerate(_read_nonempty(path).split("\n"), 1):
+def jsonl_objects(content: str, path: Path):
+    """(line number, object) for each non-blank line of a JSON Lines file's text; an InputError naming the file
+    and line for a line that is not valid JSON or not an object."""
+    for number, line in enumerate(content.split("\n"), 1):
         if not line.strip():
             continue
         try:
@@ -286,6 +285,14 @@ def read_jsonl(path: Path, *, text: str | None, label: str | None) -> tuple[list
             raise InputError(f"{path} line {number} is not valid JSON: {err.msg}") from None
         if not isinstance(record, dict):
             raise InputError(f"{path} line {number} must be a JSON object, got {type(record).__name__}")
+        yield number, record
+
+
+def read_jsonl(path: Path, *, text: str | None, label: str | None) -> tuple[list, list]:
+    """(texts, labels) from a JSON Lines file: one object a line; the text a string, the label a
+    string or an integer."""
+    texts, labels = [], []
+    for number, record in jsonl_objects(_read_nonempty(path), path):
         keys, where = list(record), f" line {number}"
         text_key = keys[_column("text", text, "text", keys, path, where)]
         label_key = keys[_column("label", label, "label", keys, path, where)]
